@@ -1,0 +1,320 @@
+"""Simulated ``Camera``, ``Arm``, ``Gripper`` and ``Clock`` over one :class:`PyBulletWorld`.
+
+They give exactly what the real hardware gives: frames (RGB, depth with the domain's sensor
+model, intrinsics, timestamp), the gripper pose, motions and the gripper width. The object's
+pose, the true mask and the exact depth are only reachable through :mod:`app.sim.truth`.
+
+Time: physics advances in fixed steps of 1/240 s; one control tick (``Clock.advance``) is one
+camera frame period (``config/hardware.yaml`` ``camera.fps``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.errors import MotionError
+from app.hardware_config import HardwareConfig
+from app.interfaces import Frame, FrameName, Intrinsics, MotionStatus
+from app.sim.domain import Domain
+from app.sim.pybullet_world import TIME_STEP, PyBulletWorld, RawRender
+from app.transforms import Pose, twist_to_pose
+
+MOVE_SLACK_S = 2.0  # s a pose move may take beyond its nominal duration before it fails
+
+
+def _interpolate(a: Pose, b: Pose, lin_step: float, ang_step: float) -> Pose:
+    """Move pose ``a`` towards ``b`` by at most ``lin_step`` metres and ``ang_step`` radians."""
+    d = b.position - a.position
+    dist = float(np.linalg.norm(d))
+    pos = b.position.copy() if dist <= lin_step else a.position + d * (lin_step / dist)
+    r = a.matrix.T @ b.matrix
+    angle = float(np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1)))
+    if angle <= ang_step or angle < 1e-9:
+        return Pose(pos, b.matrix.copy())
+    axis = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]]) / (2 * np.sin(angle))
+    step = twist_to_pose(np.concatenate([np.zeros(3), axis * ang_step]), 1.0)
+    return Pose(pos, a.matrix @ step.matrix)
+
+
+class SimCamera:
+    """Wrist camera: renders the world in the session's domain with its sensor model."""
+
+    def __init__(self, world: PyBulletWorld, arm: SimArm, hw: HardwareConfig, domain: Domain,
+                 rng: np.random.Generator) -> None:
+        self.world, self.arm, self.hw, self.rng = world, arm, hw, rng
+        self._k = hw.intrinsics
+        self.domain = domain
+        self._seq = 0
+        self._cache: tuple[float, Frame, RawRender] | None = None
+        self.apply_domain(domain)
+
+    @property
+    def intrinsics(self) -> Intrinsics:
+        """Intrinsics of the square model-resolution frames."""
+        return self._k
+
+    def apply_domain(self, domain: Domain) -> None:
+        """Set lighting, table, object and gripper looks for ``domain``."""
+        self.domain = domain
+        w = self.world
+        tex = domain.table_texture()
+        tid = w.texture(f"table_{domain.sha256[:12]}", tex) if tex is not None else None
+        w.set_table_look((*domain.table.color, 1.0) if tex is None else (1, 1, 1, 1), tid)
+        w.set_gripper_look((*domain.gripper_color, 1.0))
+        if w.object_id is not None and getattr(w, "object_color", None) is not None:
+            w.set_object_look(domain.object_rgba(w.object_color), None)
+        self._cache = None
+
+    def render_raw(self, domain: Domain | None = None) -> RawRender:
+        """Render the current state in ``domain`` (default: the camera's own), before sensor effects."""
+        if domain is not None and domain is not self.domain:
+            own = self.domain
+            self.apply_domain(domain)
+            try:
+                return self.world.render(self.arm.camera_pose(), self._k, domain.render)
+            finally:
+                self.apply_domain(own)
+        return self.world.render(self.arm.camera_pose(), self._k, self.domain.render)
+
+    def sense(self, raw: RawRender, domain: Domain, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Apply ``domain``'s image and depth models to a raw render: (rgb uint8, depth float32 m)."""
+        rgb = domain.apply_rgb(raw.rgb, rng)
+        depth = domain.apply_depth(raw.depth, raw.rgb, rng)
+        return rgb, depth
+
+    def get_frame(self) -> Frame:
+        """The frame at the current simulated time (rendered once per time)."""
+        t = self.world.sim_time
+        if self._cache is not None and self._cache[0] == t:
+            return self._cache[1]
+        raw = self.render_raw()
+        rgb, depth = self.sense(raw, self.domain, self.rng)
+        self._seq += 1
+        frame = Frame(rgb=rgb, depth=depth, intrinsics=self._k, timestamp=t, seq=self._seq)
+        self._cache = (t, frame, raw)
+        return frame
+
+    def last_raw(self) -> RawRender | None:
+        """The raw render behind the last frame (ground truth: for :mod:`app.sim.truth` only)."""
+        return self._cache[2] if self._cache else None
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class SimArm:
+    """Panda arm: Cartesian pose moves and camera-frame velocity commands through IK and joint
+    position control, advanced one physics step at a time by :class:`SimClock`."""
+
+    def __init__(self, world: PyBulletWorld, hw: HardwareConfig) -> None:
+        self.world, self.hw = world, hw
+        self._mount = hw.mount
+        self._status = MotionStatus.IDLE
+        self._error = ""
+        self._ref: Pose | None = None  # reference the joints track
+        self._goal: Pose | None = None
+        self._deadline = 0.0
+        self._twist: np.ndarray | None = None  # gripper-frame twist for the current period
+        self._twist_until = 0.0
+        self.commands = 0  # number of motion commands accepted (for tests and logs)
+
+    @property
+    def camera_mount(self) -> Pose:
+        """Camera optical frame in the gripper frame."""
+        return self._mount
+
+    def pose(self) -> Pose:
+        """Current gripper pose (base frame), from the joint state by forward kinematics."""
+        return self.world.gripper_pose()
+
+    def camera_pose(self) -> Pose:
+        """Current camera optical frame (base frame)."""
+        return self.pose() @ self._mount
+
+    def teleport(self, target: Pose) -> None:
+        """Put the arm at ``target`` at once (episode set-up and training only, not a motion)."""
+        q = self.world.solve_ik(target)
+        self.world.reset_arm(q)
+        self._ref, self._goal, self._twist = target, None, None
+        self._status = MotionStatus.IDLE
+
+    def move_to(self, target: Pose) -> None:
+        """Start a straight-line move of the gripper to ``target`` (base frame)."""
+        self.commands += 1
+        self._twist = None
+        try:
+            self.world.solve_ik(target)  # refuse unreachable targets before moving at all
+        except MotionError as e:
+            self._status, self._error, self._goal = MotionStatus.FAILED, str(e), None
+            return
+        start = self.pose()
+        d, r = start.distance(target)
+        nominal = max(d / self.hw.max_linear_speed, r / self.hw.max_angular_speed)
+        self._ref, self._goal = start, target
+        self._deadline = self.world.sim_time + nominal + MOVE_SLACK_S
+        self._status, self._error = MotionStatus.MOVING, ""
+
+    def move_relative(self, delta: Pose, frame: FrameName = "gripper") -> None:
+        """Start a move by ``delta`` expressed in the current gripper, camera or base frame."""
+        current = self.pose()
+        if frame == "gripper":
+            target = current @ delta
+        elif frame == "camera":
+            target = current @ self._mount @ delta @ self._mount.inverse()
+        elif frame == "base":
+            target = Pose(current.position + delta.position, delta.matrix @ current.matrix)
+        else:
+            raise ValueError(f"frame must be 'base', 'gripper' or 'camera', got {frame!r}")
+        self.move_to(target)
+
+    def motion_status(self) -> MotionStatus:
+        """Progress of the last pose move."""
+        return self._status
+
+    def motion_error(self) -> str:
+        """Why the last move failed."""
+        return self._error
+
+    def command_velocity(self, twist: np.ndarray, frame: FrameName = "camera") -> None:
+        """Track a twist (m/s, rad/s) in the camera or gripper frame for one control period."""
+        twist = np.asarray(twist, dtype=float).reshape(6)
+        if not np.all(np.isfinite(twist)):
+            self.stop()
+            self._status, self._error = MotionStatus.FAILED, "velocity command is not finite"
+            return
+        self.commands += 1
+        if frame == "camera":  # rotate the twist into the gripper frame (rigid mount)
+            r, t = self._mount.matrix, self._mount.position
+            w = r @ twist[3:]
+            v = r @ twist[:3] - np.cross(w, t)  # gripper origin = camera origin - t: v + w x (-t)
+            twist = np.concatenate([v, w])
+        elif frame != "gripper":
+            raise ValueError(f"velocity frame must be 'camera' or 'gripper', got {frame!r}")
+        if self._ref is None or self._status == MotionStatus.MOVING:
+            self._ref = self.pose()
+        self._goal = None
+        self._twist = twist
+        self._twist_until = self.world.sim_time + self.hw.period - 1e-9
+        self._status = MotionStatus.MOVING
+
+    def stop(self) -> None:
+        """Hold the current pose."""
+        self._goal, self._twist = None, None
+        self._ref = self.pose()
+        self.world.set_joint_targets(self.world.joint_positions())
+        if self._status == MotionStatus.MOVING:
+            self._status = MotionStatus.DONE
+
+    def recover(self) -> None:
+        """Clear a failed motion."""
+        self.stop()
+        self._status, self._error = MotionStatus.IDLE, ""
+
+    def on_physics_step(self) -> None:
+        """Advance the reference by one physics step and track it (called by the clock)."""
+        if self._status != MotionStatus.MOVING or self._ref is None:
+            return
+        w = self.world
+        if self._twist is not None:
+            if w.sim_time >= self._twist_until:
+                self._twist = None
+                self._status = MotionStatus.DONE
+                return
+            self._ref = self._ref @ twist_to_pose(self._twist, TIME_STEP)
+        elif self._goal is not None:
+            self._ref = _interpolate(self._ref, self._goal, self.hw.max_linear_speed * TIME_STEP,
+                                     self.hw.max_angular_speed * TIME_STEP)
+        try:
+            q = w.solve_ik(self._ref)
+        except MotionError as e:
+            self.stop()
+            self._status, self._error = MotionStatus.FAILED, str(e)
+            return
+        w.set_joint_targets(q)
+        if self._goal is not None:
+            d, r = self.pose().distance(self._goal)
+            if d < self.hw.position_tolerance and r < self.hw.angle_tolerance:
+                self._goal = None
+                self._status = MotionStatus.DONE
+            elif w.sim_time > self._deadline:
+                x, y, z = self._goal.position
+                self.stop()
+                self._status = MotionStatus.FAILED
+                self._error = (f"move to ({x:.3f}, {y:.3f}, {z:.3f}) m timed out {d * 100:.1f} cm / "
+                               f"{np.degrees(r):.1f} deg short (blocked by contact?)")
+
+
+class SimGripper:
+    """Panda hand: prismatic fingers under position control with a force limit."""
+
+    SETTLE_SPEED = 0.002  # m/s: fingers slower than this have stopped
+    SETTLE_STEPS = 12  # consecutive slow physics steps (50 ms) that end an open/grasp
+    TIMEOUT_S = 2.0  # s, longest open/grasp
+
+    def __init__(self, world: PyBulletWorld, hw: HardwareConfig) -> None:
+        self.world, self.hw = world, hw
+        self._busy = False
+        self._slow = 0
+        self._started = 0.0
+        self._target = hw.max_width
+        self._grasping = False
+
+    @property
+    def max_width(self) -> float:
+        """Full opening (m)."""
+        return self.hw.max_width
+
+    def open(self) -> None:
+        """Start opening fully."""
+        self._start(self.hw.max_width, 40.0, grasping=False)  # 40 N: opening force is irrelevant
+
+    def grasp(self, width: float, force: float) -> None:
+        """Start closing towards ``width`` (m) with ``force`` (N) per finger."""
+        self._start(max(0.0, width - self.hw.grasp_epsilon), force, grasping=True)
+
+    def _start(self, width: float, force: float, grasping: bool) -> None:
+        self.world.set_finger_target(width, force)
+        self._busy, self._slow, self._started = True, 0, self.world.sim_time
+        self._target, self._grasping = width, grasping
+
+    def busy(self) -> bool:
+        """Whether the fingers are still moving."""
+        return self._busy
+
+    def width(self) -> float:
+        """Current opening (m)."""
+        return self.world.finger_width()
+
+    def is_grasped(self) -> bool:
+        """Closed on something: the fingers stopped short of their target (as libfranka reports)."""
+        return self._grasping and not self._busy and self.width() > self._target + 0.004  # 4 mm: not empty
+
+    def on_physics_step(self) -> None:
+        """Detect when the fingers have settled (called by the clock)."""
+        if not self._busy:
+            return
+        self._slow = self._slow + 1 if self.world.finger_speed() < self.SETTLE_SPEED else 0
+        if self._slow >= self.SETTLE_STEPS or self.world.sim_time - self._started > self.TIMEOUT_S:
+            self._busy = False
+
+
+class SimClock:
+    """Advances the world by one camera frame period in fixed physics steps."""
+
+    def __init__(self, world: PyBulletWorld, arm: SimArm, gripper: SimGripper, period: float) -> None:
+        self.world, self.arm, self.gripper = world, arm, gripper
+        self.substeps = max(1, round(period / TIME_STEP))
+        self.period = self.substeps * TIME_STEP
+        self.ticks = 0
+
+    def advance(self) -> None:
+        """Step physics for one control period."""
+        for _ in range(self.substeps):
+            self.arm.on_physics_step()
+            self.gripper.on_physics_step()
+            self.world.step()
+        self.ticks += 1
+
+    def now(self) -> float:
+        """Simulated seconds since the world was created."""
+        return self.world.sim_time

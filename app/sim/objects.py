@@ -1,0 +1,201 @@
+"""Object sets (``config/objects/*.yaml``) and their good grasps (``config/objects/grasps.yaml``).
+
+An object is described by its shape and physics; its frame is the body frame PyBullet uses
+(the geometric centre for primitives). Good grasps are top-down gripper poses in that frame:
+``[x, y, z, yaw_deg]`` with the finger line at ``yaw`` about the object's z axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from app import CONFIG_DIR
+from app.config import Section, load_yaml, resolve
+from app.errors import ConfigError
+from app.transforms import Pose
+
+SHAPES = ["box", "cylinder", "sphere", "capsule", "ellipsoid", "mesh", "urdf", "soft"]
+_SIZE_LEN = {"box": 3, "cylinder": 2, "sphere": 1, "capsule": 2, "ellipsoid": 3}
+MAX_GRASP_WIDTH = 0.078  # m: the Panda hand opens 8 cm; wider than ~7.8 cm fails (FACTS.md)
+
+
+@dataclass(frozen=True)
+class SoftParams:
+    """Neo-Hookean soft body: ``mu``, ``lam`` (Pa), ``damping``; mesh is a ``.vtk`` tetra mesh."""
+
+    mu: float
+    lam: float
+    damping: float
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """One graspable object.
+
+    Attributes:
+        name: Unique name.
+        shape: One of :data:`SHAPES`.
+        size: Shape parameters in metres (see :meth:`PyBulletWorld.spawn_rigid`); for ``mesh``,
+            ``urdf`` and ``soft`` the full extents (x, y, z) after scaling, used for placement.
+        mass: kg. friction: lateral friction coefficient.
+        color: Sim-domain RGB in [0, 1].
+        asset: Mesh/VTK path (relative to ``config/objects``) or pybullet_data URDF name.
+        scale: Mesh/URDF scale.
+        soft: Soft-body parameters for ``shape: soft``.
+        round: True when the object has no grasp axis (yaw is free).
+        description: What it stands for.
+    """
+
+    name: str
+    shape: str
+    size: tuple[float, ...]
+    mass: float
+    friction: float
+    color: tuple[float, float, float]
+    asset: str = ""
+    scale: float = 1.0
+    soft: SoftParams | None = None
+    round: bool = False
+    description: str = ""
+    grasps: tuple[tuple[float, float, float, float], ...] = field(default=())
+
+    @property
+    def extents(self) -> np.ndarray:
+        """Full extents (x, y, z) of the object at rest, metres."""
+        s = self.size
+        if self.shape == "cylinder":
+            return np.array([2 * s[0], 2 * s[0], s[1]])
+        if self.shape == "sphere":
+            return np.array([2 * s[0]] * 3)
+        if self.shape == "capsule":
+            return np.array([s[1], 2 * s[0], 2 * s[0]])
+        return np.array(s[:3])
+
+    @property
+    def asset_path(self) -> str:
+        """Absolute path of a mesh/VTK asset, or the URDF name for ``urdf``."""
+        if self.shape == "urdf":
+            return self.asset
+        return str(CONFIG_DIR / "objects" / self.asset)
+
+    @property
+    def rest_height(self) -> float:
+        """Height of the object frame above the table when resting on its base (m)."""
+        return float(self.extents[2] / 2)
+
+    def grasp_poses(self, object_pose: Pose) -> list[Pose]:
+        """Good grasps as gripper poses in the base frame, for an object at ``object_pose``."""
+        out = []
+        for x, y, z, yaw in self.grasps:
+            g = object_pose @ Pose.top_down(np.array([x, y, z]), np.radians(yaw))
+            out.append(g)
+        return out
+
+
+@dataclass(frozen=True)
+class ObjectSet:
+    """A named list of objects (``seen``, ``unseen`` or a user file)."""
+
+    name: str
+    path: str
+    objects: tuple[ObjectSpec, ...]
+
+    def get(self, name: str) -> ObjectSpec:
+        """The object called ``name``."""
+        for o in self.objects:
+            if o.name == name:
+                return o
+        raise ConfigError(f"{self.path}: no object named {name!r} (expected one of {self.names})")
+
+    @property
+    def names(self) -> list[str]:
+        """Object names in file order."""
+        return [o.name for o in self.objects]
+
+
+def load_grasps(path: Path | None = None) -> dict[str, list[tuple[float, float, float, float]]]:
+    """Verified good grasps per object name from ``config/objects/grasps.yaml``."""
+    path = path or CONFIG_DIR / "objects" / "grasps.yaml"
+    if not path.exists():
+        return {}
+    root = Section(load_yaml(path), path)
+    out: dict[str, list[tuple[float, float, float, float]]] = {}
+    for name in root.data:
+        sec = root.section(str(name))
+        items = sec.list("grasps")
+        poses = []
+        for i, g in enumerate(items):
+            if not (isinstance(g, list) and len(g) == 4 and all(isinstance(v, (int, float)) for v in g)):
+                raise ConfigError(f"{path}: key '{name}.grasps[{i}]': expected [x, y, z, yaw_deg], found {g!r}")
+            poses.append(tuple(float(v) for v in g))
+        out[str(name)] = poses
+    return out
+
+
+def _parse_object(sec: Section, grasps: dict[str, list[tuple[float, float, float, float]]]) -> ObjectSpec:
+    sec.unknown_keys({"name", "shape", "size", "mass", "friction", "color", "asset", "scale", "soft",
+                      "round", "description", "grasps"})
+    name = sec.string("name")
+    shape = sec.string("shape", choices=SHAPES)
+    n = _SIZE_LEN.get(shape, 3)
+    size = tuple(sec.vector("size", n, lo=0.003, hi=0.3))
+    soft = None
+    if shape == "soft":
+        s = sec.section("soft")
+        soft = SoftParams(s.number("mu", lo=1.0), s.number("lam", lo=1.0), s.number("damping", lo=0.0))
+    asset = sec.string("asset", default="")
+    if shape in ("mesh", "urdf", "soft") and not asset:
+        raise ConfigError(f"{sec.source}: key '{sec.prefix}.asset': expected a file for shape {shape!r}")
+    if shape in ("mesh", "soft") and not (CONFIG_DIR / "objects" / asset).is_file():
+        raise ConfigError(f"{sec.source}: key '{sec.prefix}.asset': file {asset!r} not found in config/objects")
+    own = sec.list("grasps", default=[])
+    spec = ObjectSpec(
+        name=name, shape=shape, size=size,
+        mass=sec.number("mass", lo=0.005, hi=2.0),
+        friction=sec.number("friction", lo=0.05, hi=2.0),
+        color=tuple(sec.vector("color", 3, lo=0, hi=1)),
+        asset=asset, scale=sec.number("scale", default=1.0, lo=0.01, hi=10),
+        soft=soft, round=sec.boolean("round", default=False),
+        description=sec.string("description", default=""),
+        grasps=tuple(tuple(float(v) for v in g) for g in (own or grasps.get(name, []))),
+    )
+    width = float(min(spec.extents[:2]))
+    if width > MAX_GRASP_WIDTH:
+        raise ConfigError(f"{sec.source}: object {name!r}: narrowest side {width * 100:.1f} cm does not fit "
+                          f"the gripper (expected <= {MAX_GRASP_WIDTH * 100:.1f} cm)")
+    return spec
+
+
+def load_object_set(name_or_path: str | Path) -> ObjectSet:
+    """Load an object set by name (``seen``, ``unseen``) or from a YAML path."""
+    path = resolve(name_or_path, "objects")
+    root = Section(load_yaml(path), path)
+    root.unknown_keys({"name", "description", "objects"})
+    items = root.list("objects")
+    if not items:
+        raise ConfigError(f"{path}: key 'objects': expected a non-empty list")
+    grasps = load_grasps()
+    objects = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ConfigError(f"{path}: key 'objects[{i}]': expected a mapping, found {item!r}")
+        objects.append(_parse_object(Section(item, path, f"objects[{i}]"), grasps))
+    names = [o.name for o in objects]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise ConfigError(f"{path}: duplicate object names {sorted(dup)}")
+    return ObjectSet(root.string("name", default=path.stem), str(path), tuple(objects))
+
+
+def load_objects(spec: str) -> list[tuple[ObjectSet, ObjectSpec]]:
+    """Objects from a CLI ``--objects`` value: comma-separated set names or YAML paths."""
+    out = []
+    for part in [s.strip() for s in spec.split(",") if s.strip()]:
+        oset = load_object_set(part)
+        out.extend((oset, o) for o in oset.objects)
+    if not out:
+        raise ConfigError(f"--objects: expected set names or YAML paths, found {spec!r}")
+    return out

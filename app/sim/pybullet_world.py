@@ -1,0 +1,478 @@
+"""The PyBullet world: table, Panda arm with its hand, one object, wrist-camera rendering.
+
+This is the only module that imports ``pybullet``. It speaks in robot terms (joint targets,
+link poses, renders, contacts); the backends in :mod:`app.sim.backends` build the ``Camera`` /
+``Arm`` / ``Gripper`` interfaces on top of it and :mod:`app.sim.truth` the evaluation accessor.
+
+Geometry (base frame, z up, table surface at z = 0, metres): the Panda base stands at the
+origin; the grasp point (link ``panda_grasptarget``) sits 0.105 m beyond the hand flange.
+The arm links behind the wrist camera are not drawn (they can never enter its view, and drawing
+their meshes was ~90 % of the render time); the hand and the fingers are drawn and segmented.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pybullet as p
+import pybullet_data
+
+from app.errors import MotionError, SimulationError
+from app.interfaces import Intrinsics
+from app.transforms import Pose
+
+TIME_STEP = 1.0 / 240.0  # s; exactly 1/240 keeps PyBullet soft bodies stable (FACTS.md)
+ARM_JOINTS = list(range(7))  # revolute joints panda_joint1..7
+FINGER_JOINTS = (9, 10)  # prismatic finger joints, 0..0.04 m each
+HAND_LINK = 8
+GRASP_LINK = 11  # panda_grasptarget, 0.105 m beyond the hand
+GRIPPER_LINKS = (HAND_LINK, 9, 10)  # drawn and labelled "gripper" in masks
+ARM_FORCE = 240.0  # N·m, joint motor force limit (about the Panda's 87 N·m peak x margin for PD)
+# Panda rest posture (rad) used as the IK null-space bias: elbow up, wrist pointing down.
+REST_POSE = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.785]
+# Rotation from the gripper frame (x finger line) to the hand link frame (fingers move along y).
+HAND_FROM_GRIPPER = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+IK_POS_TOL = 0.005  # m, an IK solution farther than this from the target is "unreachable"
+IK_ROT_TOL = np.radians(3.0)  # rad, same for orientation
+
+SEG_BACKGROUND, SEG_OBJECT, SEG_GRIPPER = 0, 1, 2
+
+
+@dataclass
+class RenderSettings:
+    """TinyRenderer lighting for one appearance domain (see ``config/domains``)."""
+
+    light_direction: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    light_color: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    ambient: float = 1.0
+    diffuse: float = 0.0
+    specular: float = 0.0
+    shadows: bool = False
+
+
+@dataclass
+class RawRender:
+    """One rendered view before any sensor model.
+
+    Attributes:
+        rgb: (H, W, 3) uint8.
+        depth: (H, W) float32 exact depth along the optical axis, metres.
+        mask: (H, W) uint8 classes: 0 background, 1 object, 2 gripper.
+    """
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    mask: np.ndarray
+
+
+def gl_view_projection(camera_pose: Pose, k: Intrinsics, near: float, far: float) -> tuple[list[float], list[float]]:
+    """OpenGL view and projection matrices (column-major lists) for an OpenCV-style camera.
+
+    Args:
+        camera_pose: Optical frame in the base frame (z forward, x right, y down in the image).
+        k: Pinhole intrinsics in pixels.
+        near: Near clipping distance (m).
+        far: Far clipping distance (m).
+    """
+    gl_cam = camera_pose.homogeneous @ np.diag([1.0, -1.0, -1.0, 1.0])  # GL looks along -z, y up
+    view = np.linalg.inv(gl_cam)
+    w, h = k.width, k.height
+    proj = np.array([
+        [2 * k.fx / w, 0.0, 1 - 2 * (k.cx + 0.5) / w, 0.0],
+        [0.0, 2 * k.fy / h, 2 * (k.cy + 0.5) / h - 1, 0.0],
+        [0.0, 0.0, -(far + near) / (far - near), -2 * far * near / (far - near)],
+        [0.0, 0.0, -1.0, 0.0],
+    ])
+    return view.T.reshape(-1).tolist(), proj.T.reshape(-1).tolist()
+
+
+class PyBulletWorld:
+    """A PyBullet DIRECT-mode world with a table, the Panda and at most one object.
+
+    Args:
+        deformable: Create a deformable-capable world (needed for soft objects; slower).
+    """
+
+    def __init__(self, deformable: bool = False) -> None:
+        self.client = p.connect(p.DIRECT)
+        self.deformable = deformable
+        self._tmp = tempfile.TemporaryDirectory(prefix="simgrasp_")
+        self.object_id: int | None = None
+        self.object_is_soft = False
+        self._object_rgba: tuple[float, float, float, float] = (1, 1, 1, 1)
+        self._object_texture: int | None = None
+        self._textures: dict[str, int] = {}
+        self.sim_time = 0.0
+        self._build()
+
+    # ------------------------------------------------------------------ world
+    def _build(self) -> None:
+        c = self.client
+        if self.deformable:
+            p.resetSimulation(p.RESET_USE_DEFORMABLE_WORLD, physicsClientId=c)
+        else:
+            p.resetSimulation(physicsClientId=c)
+        p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=c)
+        p.setGravity(0, 0, -9.81, physicsClientId=c)
+        p.setTimeStep(TIME_STEP, physicsClientId=c)
+        # Physical table: a collision-only box whose top face is z = 0.
+        col = p.createCollisionShape(p.GEOM_BOX, halfExtents=[0.6, 0.6, 0.02], physicsClientId=c)
+        self.table_id = p.createMultiBody(0, col, -1, [0.5, 0.0, -0.02], physicsClientId=c)
+        p.changeDynamics(self.table_id, -1, lateralFriction=0.8, physicsClientId=c)
+        # Two visual-only table tops (plain and textured); the domain picks which one is drawn.
+        self.table_visuals: dict[str, int] = {}
+        quad = self._table_quad_mesh()
+        for name in ("plain", "textured"):
+            vis = p.createVisualShape(p.GEOM_MESH, fileName=quad, physicsClientId=c)
+            self.table_visuals[name] = p.createMultiBody(0, -1, vis, [0.5, 0.0, 0.0], physicsClientId=c)
+        self.robot_id = p.loadURDF("franka_panda/panda.urdf", [0, 0, 0], useFixedBase=True,
+                                   flags=p.URDF_USE_SELF_COLLISION_EXCLUDE_PARENT, physicsClientId=c)
+        for link in range(-1, HAND_LINK):  # links behind the wrist camera are never in view
+            p.changeVisualShape(self.robot_id, link, rgbaColor=[0, 0, 0, 0], physicsClientId=c)
+        for j in FINGER_JOINTS:
+            p.changeDynamics(self.robot_id, j, lateralFriction=1.0, spinningFriction=0.01,
+                             frictionAnchor=True, physicsClientId=c)  # FACTS.md: grasps that hold
+        info = [p.getJointInfo(self.robot_id, j, physicsClientId=c) for j in ARM_JOINTS]
+        self.lower = np.array([i[8] for i in info])
+        self.upper = np.array([i[9] for i in info])
+        self.reset_arm(REST_POSE, finger_width=0.08)
+
+    def close(self) -> None:
+        """Disconnect and delete temporary files."""
+        if p.isConnected(self.client):
+            p.disconnect(self.client)
+        self._tmp.cleanup()
+
+    def step(self, n: int = 1) -> None:
+        """Advance physics by ``n`` fixed steps of :data:`TIME_STEP`."""
+        for _ in range(n):
+            p.stepSimulation(physicsClientId=self.client)
+        self.sim_time += n * TIME_STEP
+        if self.object_is_soft:
+            self.check_soft_body()
+
+    # ------------------------------------------------------------------ arm
+    def joint_positions(self) -> np.ndarray:
+        """Arm joint angles (7,), rad."""
+        states = p.getJointStates(self.robot_id, ARM_JOINTS, physicsClientId=self.client)
+        return np.array([s[0] for s in states])
+
+    def reset_arm(self, joints: list[float] | np.ndarray, finger_width: float | None = None) -> None:
+        """Teleport the arm (and fingers) to joint angles; motors hold them there."""
+        for j, q in zip(ARM_JOINTS, joints, strict=True):
+            p.resetJointState(self.robot_id, j, float(q), physicsClientId=self.client)
+        self.set_joint_targets(np.asarray(joints))
+        if finger_width is not None:
+            for j in FINGER_JOINTS:
+                p.resetJointState(self.robot_id, j, finger_width / 2, physicsClientId=self.client)
+            self.set_finger_target(finger_width, force=40.0)
+
+    def set_joint_targets(self, joints: np.ndarray) -> None:
+        """Joint position control targets for the 7 arm joints (rad)."""
+        p.setJointMotorControlArray(self.robot_id, ARM_JOINTS, p.POSITION_CONTROL,
+                                    targetPositions=list(map(float, joints)),
+                                    forces=[ARM_FORCE] * 7, positionGains=[0.3] * 7,
+                                    physicsClientId=self.client)
+
+    def link_pose(self, link: int) -> Pose:
+        """World pose of a link frame (forward kinematics of the current joint state)."""
+        s = p.getLinkState(self.robot_id, link, computeForwardKinematics=True, physicsClientId=self.client)
+        return Pose.from_quat(np.array(s[4]), np.array(s[5]))
+
+    def gripper_pose(self) -> Pose:
+        """Gripper frame (x finger line, z approach) at the grasp point, in the base frame."""
+        hand = self.link_pose(GRASP_LINK)
+        return Pose(hand.position, hand.matrix @ HAND_FROM_GRIPPER)
+
+    def solve_ik(self, target: Pose) -> np.ndarray:
+        """Joint angles (7,) that put the gripper frame at ``target``, within joint limits.
+
+        Raises:
+            MotionError: If no solution within :data:`IK_POS_TOL` / :data:`IK_ROT_TOL` exists.
+        """
+        if not target.is_finite():
+            raise MotionError("unreachable target: pose is not finite")
+        hand_orn = Pose(target.position, target.matrix @ HAND_FROM_GRIPPER.T).quat
+        saved = self.joint_positions()
+        c = self.client
+        q = saved
+        for _ in range(3):  # re-seed from the previous solution: a few rounds converge tightly
+            sol = p.calculateInverseKinematics(
+                self.robot_id, GRASP_LINK, target.position.tolist(), hand_orn.tolist(),
+                lowerLimits=self.lower.tolist(), upperLimits=self.upper.tolist(),
+                jointRanges=(self.upper - self.lower).tolist(), restPoses=list(map(float, q)),
+                maxNumIterations=100, residualThreshold=1e-5, physicsClientId=c)
+            q = np.clip(np.array(sol[:7]), self.lower, self.upper)
+            for j, a in zip(ARM_JOINTS, q, strict=True):
+                p.resetJointState(self.robot_id, j, float(a), physicsClientId=c)
+            d, r = self.gripper_pose().distance(target)
+            if d < IK_POS_TOL / 5 and r < IK_ROT_TOL / 5:
+                break
+        velocities = [s[1] for s in p.getJointStates(self.robot_id, ARM_JOINTS, physicsClientId=c)]
+        for j, a, v in zip(ARM_JOINTS, saved, velocities, strict=True):
+            p.resetJointState(self.robot_id, j, float(a), targetVelocity=v, physicsClientId=c)
+        if d > IK_POS_TOL or r > IK_ROT_TOL:
+            x, y, z = target.position
+            raise MotionError(
+                f"unreachable target ({x:.3f}, {y:.3f}, {z:.3f}) m: best IK solution within joint "
+                f"limits is {d * 100:.1f} cm / {np.degrees(r):.1f} deg away")
+        return q
+
+    # ------------------------------------------------------------------ fingers
+    def finger_width(self) -> float:
+        """Opening between the fingers (m)."""
+        states = p.getJointStates(self.robot_id, FINGER_JOINTS, physicsClientId=self.client)
+        return float(states[0][0] + states[1][0])
+
+    def finger_speed(self) -> float:
+        """Largest finger joint speed (m/s)."""
+        states = p.getJointStates(self.robot_id, FINGER_JOINTS, physicsClientId=self.client)
+        return float(max(abs(states[0][1]), abs(states[1][1])))
+
+    def set_finger_target(self, width: float, force: float) -> None:
+        """Drive both fingers towards a total opening ``width`` (m) with ``force`` (N) each."""
+        half = float(np.clip(width / 2, 0.0, 0.04))
+        p.setJointMotorControlArray(self.robot_id, list(FINGER_JOINTS), p.POSITION_CONTROL,
+                                    targetPositions=[half, half], forces=[force, force],
+                                    positionGains=[0.05, 0.05], physicsClientId=self.client)
+
+    def finger_contacts(self, body: int) -> tuple[bool, bool]:
+        """Whether each finger (left, right) touches ``body``."""
+        return tuple(bool(p.getContactPoints(self.robot_id, body, linkIndexA=j, physicsClientId=self.client))
+                     for j in FINGER_JOINTS)  # type: ignore[return-value]
+
+    def gripper_min_z(self) -> float:
+        """Lowest point of the hand and fingers (m above the table), from their AABBs."""
+        return float(min(p.getAABB(self.robot_id, link, physicsClientId=self.client)[0][2]
+                         for link in GRIPPER_LINKS))
+
+    def gripper_touches_table(self) -> bool:
+        """Whether the hand or a finger is in contact with the table."""
+        return bool(p.getContactPoints(self.robot_id, self.table_id, physicsClientId=self.client))
+
+    # ------------------------------------------------------------------ objects
+    def remove_object(self) -> None:
+        """Remove the current object, if any."""
+        if self.object_id is not None:
+            p.removeBody(self.object_id, physicsClientId=self.client)
+            self.object_id = None
+            self.object_is_soft = False
+
+    def spawn_rigid(self, shape: str, size: list[float], mass: float, friction: float,
+                    rgba: tuple[float, float, float, float], pose: Pose,
+                    mesh_path: str | None = None, urdf: str | None = None, scale: float = 1.0) -> int:
+        """Add a rigid object.
+
+        Args:
+            shape: ``box`` (size = full extents x, y, z), ``cylinder`` (radius, height),
+                ``sphere`` (radius), ``capsule`` (radius, total length along x),
+                ``ellipsoid`` (full extents, a scaled sphere mesh), ``mesh`` (a convex .obj,
+                scaled by ``scale``) or ``urdf`` (a pybullet_data URDF, ``globalScaling=scale``).
+            size: Shape parameters (m), as above.
+            mass: kg. friction: lateral friction coefficient. rgba: colour in [0, 1].
+            pose: Pose of the object frame in the base frame.
+        """
+        self.remove_object()
+        c = self.client
+        pos, orn = pose.position.tolist(), pose.quat.tolist()
+        if shape == "urdf":
+            body = p.loadURDF(urdf, pos, orn, globalScaling=scale, physicsClientId=c)
+            p.changeDynamics(body, -1, mass=mass, physicsClientId=c)
+        else:
+            if shape == "box":
+                kw = {"shapeType": p.GEOM_BOX, "halfExtents": [s / 2 for s in size]}
+                vkw = dict(kw)
+            elif shape == "cylinder":
+                kw = {"shapeType": p.GEOM_CYLINDER, "radius": size[0], "height": size[1]}
+                vkw = {"shapeType": p.GEOM_CYLINDER, "radius": size[0], "length": size[1]}
+            elif shape == "sphere":
+                kw = {"shapeType": p.GEOM_SPHERE, "radius": size[0]}
+                vkw = dict(kw)
+            elif shape == "capsule":  # PyBullet capsules lie along z; we rotate them onto x
+                kw = {"shapeType": p.GEOM_CAPSULE, "radius": size[0], "height": size[1] - 2 * size[0],
+                      "collisionFrameOrientation": p.getQuaternionFromEuler([0, np.pi / 2, 0])}
+                vkw = {"shapeType": p.GEOM_CAPSULE, "radius": size[0], "length": size[1] - 2 * size[0],
+                       "visualFrameOrientation": p.getQuaternionFromEuler([0, np.pi / 2, 0])}
+            elif shape in ("mesh", "ellipsoid"):
+                path = mesh_path if shape == "mesh" else self._unit_sphere_mesh()
+                mscale = [scale] * 3 if shape == "mesh" else [s / 2 for s in size]
+                kw = {"shapeType": p.GEOM_MESH, "fileName": path, "meshScale": mscale}
+                vkw = dict(kw)
+            else:
+                raise ValueError(f"unknown shape {shape!r}")
+            col = p.createCollisionShape(physicsClientId=c, **kw)
+            vis = p.createVisualShape(physicsClientId=c, **vkw)
+            body = p.createMultiBody(mass, col, vis, pos, orn, physicsClientId=c)
+        p.changeDynamics(body, -1, lateralFriction=friction, spinningFriction=0.001,
+                         rollingFriction=0.0001, physicsClientId=c)
+        self.object_id = body
+        self.object_is_soft = False
+        self.set_object_look(rgba, None)
+        return body
+
+    def spawn_soft(self, vtk_path: str, mass: float, friction: float, mu: float, lam: float,
+                   damping: float, rgba: tuple[float, float, float, float], pose: Pose) -> int:
+        """Add a Neo-Hookean soft body from a tetrahedral ``.vtk`` mesh (deformable world only)."""
+        if not self.deformable:
+            raise SimulationError("soft objects need a world created with deformable=True")
+        self.remove_object()
+        body = p.loadSoftBody(vtk_path, basePosition=pose.position.tolist(),
+                              baseOrientation=pose.quat.tolist(), mass=mass, useNeoHookean=1,
+                              NeoHookeanMu=mu, NeoHookeanLambda=lam, NeoHookeanDamping=damping,
+                              useSelfCollision=0, frictionCoeff=friction, collisionMargin=0.002,
+                              physicsClientId=self.client)
+        self.object_id = body
+        self.object_is_soft = True
+        self._rest_extent = self._soft_extent()
+        self.set_object_look(rgba, None)
+        return body
+
+    def _soft_nodes(self) -> np.ndarray:
+        mesh = p.getMeshData(self.object_id, -1, flags=p.MESH_DATA_SIMULATION_MESH, physicsClientId=self.client)
+        return np.array(mesh[1])
+
+    def _soft_extent(self) -> float:
+        nodes = self._soft_nodes()
+        return float(np.max(np.ptp(nodes, axis=0)))
+
+    def check_soft_body(self) -> None:
+        """Fail loudly if the soft body exploded (non-finite or grossly stretched nodes)."""
+        nodes = self._soft_nodes()
+        if not np.all(np.isfinite(nodes)) or float(np.max(np.ptp(nodes, axis=0))) > 3 * self._rest_extent:
+            raise SimulationError("soft body exploded: node positions diverged (reduce stiffness or time step)")
+
+    def _table_quad_mesh(self) -> str:
+        """A 1.2 m square at z = 0 with UVs, so that textures map onto the table top."""
+        path = Path(self._tmp.name) / "table_quad.obj"
+        path.write_text("v -0.6 -0.6 0\nv 0.6 -0.6 0\nv 0.6 0.6 0\nv -0.6 0.6 0\n"
+                        "vt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\nvn 0 0 1\n"
+                        "f 1/1/1 2/2/1 3/3/1\nf 1/1/1 3/3/1 4/4/1\n")
+        return str(path)
+
+    def _unit_sphere_mesh(self) -> str:
+        path = Path(self._tmp.name) / "unit_sphere.obj"
+        if not path.exists():
+            lines = []
+            n_lat, n_lon = 10, 16  # enough facets for a smooth silhouette at 128 px
+            verts = [(0.0, 0.0, 1.0)]
+            for i in range(1, n_lat):
+                th = np.pi * i / n_lat
+                for j in range(n_lon):
+                    ph = 2 * np.pi * j / n_lon
+                    verts.append((np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)))
+            verts.append((0.0, 0.0, -1.0))
+            lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in verts]
+            for j in range(n_lon):
+                lines.append(f"f 1 {2 + (j + 1) % n_lon} {2 + j}")
+            for i in range(n_lat - 2):
+                for j in range(n_lon):
+                    a, b = 2 + i * n_lon + j, 2 + i * n_lon + (j + 1) % n_lon
+                    lines.append(f"f {a} {b} {b + n_lon}")
+                    lines.append(f"f {a} {b + n_lon} {a + n_lon}")
+            last = len(verts)
+            base = 2 + (n_lat - 2) * n_lon
+            for j in range(n_lon):
+                lines.append(f"f {base + j} {base + (j + 1) % n_lon} {last}")
+            path.write_text("\n".join(lines) + "\n")
+        return str(path)
+
+    def object_pose(self) -> Pose:
+        """Ground-truth object pose (base frame); the centroid of the nodes for soft bodies."""
+        if self.object_id is None:
+            raise SimulationError("no object in the world")
+        if self.object_is_soft:
+            nodes = self._soft_nodes()
+            pos, orn = p.getBasePositionAndOrientation(self.object_id, physicsClientId=self.client)
+            return Pose.from_quat(nodes.mean(axis=0), np.array(orn))
+        pos, orn = p.getBasePositionAndOrientation(self.object_id, physicsClientId=self.client)
+        return Pose.from_quat(np.array(pos), np.array(orn))
+
+    def set_object_pose(self, pose: Pose) -> None:
+        """Teleport the rigid object (for evaluation set-ups and fault injection)."""
+        p.resetBasePositionAndOrientation(self.object_id, pose.position.tolist(), pose.quat.tolist(),
+                                          physicsClientId=self.client)
+
+    def object_aabb(self) -> tuple[np.ndarray, np.ndarray]:
+        """Axis-aligned bounding box (min, max) of the object in the base frame."""
+        lo, hi = p.getAABB(self.object_id, physicsClientId=self.client)
+        return np.array(lo), np.array(hi)
+
+    def object_speed(self) -> float:
+        """Linear speed of the object (m/s)."""
+        v, _ = p.getBaseVelocity(self.object_id, physicsClientId=self.client)
+        return float(np.linalg.norm(v))
+
+    def push_object(self, impulse: np.ndarray) -> None:
+        """Apply an external force (N) for one step at the object's centre (fault injection)."""
+        pos = self.object_pose().position
+        p.applyExternalForce(self.object_id, -1, list(map(float, impulse)), pos.tolist(), p.WORLD_FRAME,
+                             physicsClientId=self.client)
+
+    # ------------------------------------------------------------------ looks
+    def texture(self, key: str, image: np.ndarray) -> int:
+        """Load (once) an RGB uint8 image as a texture and return its id."""
+        if key not in self._textures:
+            path = os.path.join(self._tmp.name, f"{key}.png")
+            import cv2  # local: only needed when a domain uses textures
+
+            cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            self._textures[key] = p.loadTexture(path, physicsClientId=self.client)
+        return self._textures[key]
+
+    def set_table_look(self, rgba: tuple[float, float, float, float], texture: int | None) -> None:
+        """Show the plain or the textured table top with colour ``rgba``."""
+        c = self.client
+        show, hide = ("textured", "plain") if texture is not None else ("plain", "textured")
+        if texture is None:  # TinyRenderer draws boxes with a checker texture unless given one
+            texture = self.texture("plain_white", np.full((4, 4, 3), 255, np.uint8))
+        p.changeVisualShape(self.table_visuals[show], -1, textureUniqueId=texture, rgbaColor=list(rgba),
+                            physicsClientId=c)
+        p.changeVisualShape(self.table_visuals[hide], -1, rgbaColor=[0, 0, 0, 0], physicsClientId=c)
+
+    def set_object_look(self, rgba: tuple[float, float, float, float], texture: int | None) -> None:
+        """Colour (and optionally texture) of the object."""
+        if self.object_id is None:
+            return
+        kw = {"rgbaColor": list(rgba)}
+        if texture is not None:
+            kw["textureUniqueId"] = texture
+        p.changeVisualShape(self.object_id, -1, physicsClientId=self.client, **kw)
+
+    def set_gripper_look(self, rgba: tuple[float, float, float, float]) -> None:
+        """Colour of the hand and fingers."""
+        for link in GRIPPER_LINKS:
+            p.changeVisualShape(self.robot_id, link, rgbaColor=list(rgba), physicsClientId=self.client)
+
+    def render(self, camera_pose: Pose, k: Intrinsics, settings: RenderSettings,
+               near: float = 0.01, far: float = 3.0) -> RawRender:
+        """Render RGB, exact depth and the class mask from ``camera_pose`` (TinyRenderer).
+
+        Args:
+            camera_pose: Optical frame in the base frame.
+            k: Intrinsics (any principal point; square or not).
+            settings: Lighting of the domain.
+            near: Near clip (m); far: far clip (m).
+        """
+        view, proj = gl_view_projection(camera_pose, k, near, far)
+        _, _, rgba, zbuf, seg = p.getCameraImage(
+            k.width, k.height, view, proj, renderer=p.ER_TINY_RENDERER,
+            shadow=int(settings.shadows), lightDirection=list(settings.light_direction),
+            lightColor=list(settings.light_color), lightAmbientCoeff=settings.ambient,
+            lightDiffuseCoeff=settings.diffuse, lightSpecularCoeff=settings.specular,
+            flags=p.ER_SEGMENTATION_MASK_OBJECT_AND_LINKINDEX, physicsClientId=self.client)
+        rgb = np.asarray(rgba, dtype=np.uint8).reshape(k.height, k.width, 4)[:, :, :3].copy()
+        zb = np.asarray(zbuf, dtype=np.float64).reshape(k.height, k.width)
+        depth = (far * near / (far - (far - near) * zb)).astype(np.float32)
+        depth[zb >= 1.0] = 0.0  # nothing drawn: no reading
+        seg = np.asarray(seg, dtype=np.int64).reshape(k.height, k.width)
+        body = np.where(seg >= 0, seg & 0xFFFFFF, -1)
+        link = np.where(seg >= 0, (seg >> 24) - 1, -2)
+        mask = np.zeros((k.height, k.width), np.uint8)
+        if self.object_id is not None:
+            mask[body == self.object_id] = SEG_OBJECT
+        mask[(body == self.robot_id) & np.isin(link, GRIPPER_LINKS)] = SEG_GRIPPER
+        return RawRender(rgb, depth, mask)
