@@ -94,6 +94,10 @@ class SimCamera:
         self._cache = (t, frame, raw)
         return frame
 
+    def invalidate(self) -> None:
+        """Forget the cached frame (after a teleport, when the view changed without time passing)."""
+        self._cache = None
+
     def last_raw(self) -> RawRender | None:
         """The raw render behind the last frame (ground truth: for :mod:`app.sim.truth` only)."""
         return self._cache[2] if self._cache else None

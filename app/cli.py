@@ -1,0 +1,98 @@
+"""Command-line interface: ``python -m app`` (or the ``simgrasp`` console script).
+
+Exit codes: 0 every episode grasped (subcommands: completed), 1 a grasp failed, 2 a usage,
+configuration or input error (one line on stderr), 3 hardware unreachable, 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from app.errors import AppError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HARDWARE, EXIT_INTERRUPT = 0, 1, 2, 3, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise AppError(f"{self.prog}: {message}")
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    """The flags every command accepts, with the same meaning everywhere."""
+    p.add_argument("--backend", choices=["sim", "real"], default="sim", help="embedded simulator or the real robot")
+    p.add_argument("--object", default=None, help="object name (default: the set's first)")
+    p.add_argument("--objects", default="seen", help="comma-separated object set names or YAML paths")
+    p.add_argument("--domain", default="real", help="appearance domain name or YAML path (sim backend)")
+    p.add_argument("--seed", type=int, default=0, help="seed of placements and sensor noise")
+    p.add_argument("--episodes", type=int, default=1, help="episodes to run")
+    p.add_argument("--log-dir", default="runs", help="directory under which run directories are made")
+    p.add_argument("--config", default=None, help="hardware config YAML (default config/hardware.yaml)")
+    p.add_argument("--record", action="store_true", help="save images of each tick in the run directory")
+    p.add_argument("--robot-host", default="172.16.0.2", help="Panda controller address (real backend)")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from app.bench import run_bench
+
+    return run_bench(args)
+
+
+def _cmd_grasps(args: argparse.Namespace) -> int:
+    from app.sim.grasp_tool import main as grasp_main
+
+    return grasp_main(args.rest)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from app.run import run_episodes
+
+    return run_episodes(args)
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
+    "bench": ("time rendering, environment steps and the VS pipeline", _cmd_bench),
+    "grasps": ("propose and physics-verify good grasps; oracle rates", _cmd_grasps),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser: the main job (flags only) and the subcommands."""
+    parser = _Parser(prog="python -m app", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tree", default="drl_gan_vs", help="behaviour tree to run (config/trees)")
+    parser.add_argument("--show-tree", nargs="?", const="-", default=None, metavar="FILE",
+                        help="print the tree (and write FILE.dot/.svg/.png if given) and exit")
+    add_common(parser)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    for name, (help_text, _) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text)
+        add_common(sp)
+        if name == "bench":
+            sp.add_argument("what", choices=["sim", "pipeline"], help="what to time")
+            sp.add_argument("--json", action="store_true", help="print one JSON object")
+            sp.add_argument("--n", type=int, default=50, help="samples per measurement")
+        if name == "grasps":
+            sp.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the grasp tool")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            return _cmd_run(args)
+        return COMMANDS[args.command][1](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPT
+    except AppError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code

@@ -1,0 +1,89 @@
+"""Appearance domains: the gap is real (paired renders differ as intended) and files validate."""
+
+import numpy as np
+import pytest
+
+from app.errors import ConfigError
+from app.sim.domain import load_domain
+
+
+@pytest.fixture(scope="module")
+def paired(real_session, seen):
+    """The same scene rendered in both domains (sugar box at a fixed placement)."""
+    s = real_session
+    s.reset(seen.get("sugar_box"), 1)
+    rng = np.random.default_rng(0)
+    sim = s.truth.render(load_domain("sim"), rng)
+    real = s.truth.render(load_domain("real"), rng)
+    return sim, real
+
+
+def test_sim_depth_is_exact(paired) -> None:
+    (rgb, depth, mask), _ = paired
+    exact = paired[0][1]
+    assert depth.dtype == np.float32
+    assert (depth == 0).mean() == 0.0  # every pixel sees the table, the object or the gripper
+    # the table is flat: its depth varies smoothly, no noise
+    table = depth[mask == 0]
+    assert np.all(np.abs(table - exact[mask == 0]) == 0)
+
+
+def test_real_depth_has_holes_noise_and_units(paired) -> None:
+    (_, sim_d, mask), (_, real_d, _) = paired
+    holes = real_d == 0
+    assert 0.01 < holes.mean() < 0.5  # missing readings, but most pixels read
+    # fingers are closer than 0.2 m: no reading there in the real domain
+    assert np.all(real_d[(sim_d > 0) & (sim_d < 0.2)] == 0)
+    both = (real_d > 0) & (sim_d > 0)
+    err = np.abs(real_d[both] - sim_d[both])
+    assert err.mean() > 2e-4  # noisy
+    assert np.median(err) < 0.01  # but still the same scene
+    units = real_d[both] / 0.000125
+    assert np.allclose(units, np.round(units), atol=1e-2)  # quantised to the SR300 unit
+    # holes at depth edges: the object's outline loses readings more than the flat table
+    obj = mask == 1
+    import cv2
+    edge = cv2.morphologyEx(obj.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    assert holes[edge].mean() > 3 * holes[mask == 0].mean()
+
+
+def test_colour_statistics_shift(paired) -> None:
+    (sim_rgb, _, mask), (real_rgb, _, _) = paired
+    s = sim_rgb.reshape(-1, 3).astype(float).mean(axis=0)
+    r = real_rgb.reshape(-1, 3).astype(float).mean(axis=0)
+    assert np.abs(s - r).max() > 10  # colour cast
+    # warm white balance: red over blue ratio higher in the real look
+    assert r[0] / max(r[2], 1) > s[0] / max(s[2], 1) + 0.1
+    assert real_rgb[mask == 0].std(axis=0).mean() > sim_rgb[mask == 0].std(axis=0).mean()  # texture + noise
+
+
+def test_same_state_two_looks_same_mask(real_session) -> None:
+    rng = np.random.default_rng(1)
+    _, _, m1 = real_session.truth.render(load_domain("sim"), rng)
+    _, _, m2 = real_session.truth.render(load_domain("real"), rng)
+    assert np.array_equal(m1, m2)
+
+
+def test_domain_hash_and_path(tmp_path) -> None:
+    real = load_domain("real")
+    assert len(real.sha256) == 64
+    copy = tmp_path / "lab.yaml"
+    copy.write_text(open(real.path).read())
+    assert load_domain(str(copy)).sha256 == real.sha256
+
+
+@pytest.mark.parametrize("old,new,key", [
+    ("shadows: true", "shadows: maybe", "render.shadows"),
+    ("gamma: 1.25", "gamma: -1", "image.gamma"),
+    ("model: sr300", "model: kinect", "depth.model"),
+    ("valid_range: [0.2, 1.5]", "valid_range: [1.5, 0.2]", "depth.valid_range"),
+    ("noise_std: 4.0", "noise_stdev: 4.0", "image.noise_stdev"),
+])
+def test_malformed_domain_names_key(tmp_path, old, new, key) -> None:
+    text = open(load_domain("real").path).read()
+    assert old in text
+    f = tmp_path / "bad.yaml"
+    f.write_text(text.replace(old, new))
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as e:
+        load_domain(str(f))
+    assert "\n" not in str(e.value)
