@@ -14,7 +14,7 @@ from app.interfaces import Robot
 from app.sim.backends import SimArm, SimCamera, SimClock, SimGripper
 from app.sim.domain import Domain, load_domain
 from app.sim.objects import ObjectSpec
-from app.sim.pybullet_world import PyBulletWorld
+from app.sim.pybullet_world import REST_POSE, PyBulletWorld
 from app.sim.truth import GroundTruth
 from app.transforms import Pose, rot_z
 
@@ -79,6 +79,9 @@ class SimSession:
             raise SimulationError(f"object {spec.name!r} is soft: create the session with deformable=True")
         if not isinstance(placement, Pose):
             placement = self.sample_placement(spec, np.random.default_rng(placement or 0))
+        # Back to the rest posture first: IK seeds from the current joints, so without this the
+        # arm's redundant joints drift episode after episode until the start pose is unreachable.
+        self.world.reset_arm(REST_POSE, finger_width=self.hw.max_width)
         self.arm.teleport(self.hw.start_pose())
         self.world.reset_arm(self.world.joint_positions(), finger_width=self.hw.max_width)
         self.gripper.open()

@@ -1,0 +1,69 @@
+"""Structured logs: one JSON-lines file per run (structlog), plus a short console summary.
+
+A run directory holds ``ticks.jsonl`` (one record per tick and an ``episode_end`` record),
+``episode.json`` (the outcome, written last) and, while the episode runs, ``RUNNING`` (so an
+interrupted run is never mistaken for a result).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import structlog
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-friendly copy of numpy scalars/arrays and dataclass-like objects."""
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _to_plain(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    return _plain(event)
+
+
+class RunLog:
+    """A JSON-lines structlog logger bound to one file, closed with the run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: TextIO = path.open("a", encoding="utf-8", buffering=1)
+        self.log = structlog.wrap_logger(
+            structlog.WriteLogger(self._file),
+            processors=[structlog.processors.add_log_level, _to_plain,
+                        structlog.processors.JSONRenderer(default=str)],
+        )
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        if not self._file.closed:
+            self._file.flush()
+            self._file.close()
+
+
+def make_run_dir(log_dir: str | Path, tree: str, obj: str, seed: int, episode: int) -> Path:
+    """A new run directory ``LOG_DIR/TREE__OBJECT__sSEED_eEP__TIME``."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    d = Path(log_dir) / f"{tree}__{obj}__s{seed}_e{episode}__{stamp}"
+    d.mkdir(parents=True, exist_ok=False)
+    (d / "RUNNING").write_text("episode in progress; absent once episode.json is written\n")
+    return d
+
+
+def finish_run_dir(run_dir: Path, summary: dict[str, Any]) -> None:
+    """Write ``episode.json`` atomically, then remove the RUNNING marker."""
+    tmp = run_dir / "episode.json.tmp"
+    tmp.write_text(json.dumps(_plain(summary), indent=2))
+    tmp.replace(run_dir / "episode.json")
+    (run_dir / "RUNNING").unlink(missing_ok=True)

@@ -1,0 +1,98 @@
+"""The learned models at run time: G_Y->X (adapt), D_X / D_Y (segment) and the pose policy.
+
+Weights ship under ``models/weights/`` as plain tensor ``state_dict`` s, loaded with
+``torch.load(..., weights_only=True)`` into networks rebuilt from their stored config
+(:mod:`models.checkpoint`, :mod:`models.policy_net`). Torch threads are set once here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app import ROOT
+from app.errors import CheckpointError
+from app.interfaces import Frame
+from models.preprocess import from_tensor, policy_observation, to_tensor
+
+WEIGHTS_DIR = ROOT / "models" / "weights"
+GAN_FILE = "cyclegan.pt"
+POLICY_FILE = "policy.pt"
+
+
+@dataclass
+class Perception:
+    """The model bundle every tree's leaves receive in ``setup(models=...)``.
+
+    One generator pass per frame: :meth:`adapt` caches its result by frame sequence number, so
+    adapt → segment → policy on the same frame costs one G, one D and one policy pass.
+    """
+
+    gan: torch.nn.Module
+    policy_net: torch.nn.Module
+    obs_size: int
+    timings_ms: dict[str, list[float]] = field(default_factory=lambda: {"generator": [], "segmentation": [], "policy": []})
+    _cache: tuple[int, Frame, torch.Tensor] | None = None
+
+    def adapt(self, frame: Frame) -> Frame:
+        """Real-looking frame → sim-looking frame (G_Y->X), depth in metres again."""
+        if self._cache is not None and self._cache[0] == frame.seq:
+            return self._cache[1]
+        t0 = time.perf_counter()
+        x = to_tensor(frame.rgb, frame.depth, self.gan.depth_range)
+        sim = self.gan.adapt(x)
+        rgb, depth = from_tensor(sim, self.gan.depth_range)
+        self.timings_ms["generator"].append((time.perf_counter() - t0) * 1000)
+        out = frame.with_images(rgb, depth)
+        self._cache = (frame.seq, out, sim)
+        return out
+
+    def _tensor(self, frame: Frame) -> torch.Tensor:
+        if self._cache is not None and self._cache[1] is frame:
+            return self._cache[2]
+        return to_tensor(frame.rgb, frame.depth, self.gan.depth_range)
+
+    def segment(self, frame: Frame) -> np.ndarray:
+        """D_X's class mask of a sim-looking (adapted) frame."""
+        t0 = time.perf_counter()
+        mask = self.gan.segment(self._tensor(frame)).to(torch.uint8).numpy()
+        self.timings_ms["segmentation"].append((time.perf_counter() - t0) * 1000)
+        return mask
+
+    def segment_raw(self, frame: Frame) -> np.ndarray:
+        """D_Y's class mask of a raw real-looking frame (the alternative)."""
+        x = to_tensor(frame.rgb, frame.depth, self.gan.depth_range)
+        return self.gan.segment_real(x).to(torch.uint8).numpy()
+
+    @torch.no_grad()
+    def policy(self, frame: Frame) -> np.ndarray:
+        """Deterministic pose action in [-1, 1]^4."""
+        t0 = time.perf_counter()
+        obs = torch.from_numpy(policy_observation(frame.rgb, frame.depth, self.obs_size))[None]
+        a = self.policy_net(obs)[0].numpy()
+        self.timings_ms["policy"].append((time.perf_counter() - t0) * 1000)
+        return a
+
+
+def load_perception(weights_dir: str | Path | None = None, threads: int = 2) -> Perception:
+    """Load the shipped (or given) weights.
+
+    Raises:
+        CheckpointError: One line naming the missing, corrupt or mismatched file.
+    """
+    from models.checkpoint import load_inference
+    from models.policy_net import load_policy
+
+    torch.set_num_threads(threads)
+    d = Path(weights_dir) if weights_dir else WEIGHTS_DIR
+    for name in (GAN_FILE, POLICY_FILE):
+        if not (d / name).is_file():
+            raise CheckpointError(f"{d / name}: missing (expected the shipped weights; train them with "
+                                  f"`python -m app train {'gan' if name == GAN_FILE else 'ppo'}`)")
+    gan = load_inference(d / GAN_FILE)
+    policy, meta = load_policy(d / POLICY_FILE)
+    return Perception(gan=gan, policy_net=policy, obs_size=int(meta["obs_size"]))

@@ -1,0 +1,143 @@
+"""The main job: ``python -m app --tree NAME`` runs episodes of a tree and prints a summary.
+
+Simulator (default): real-looking domain, a seen object, seed 0, one episode. Exit 0 when every
+episode grasped, 1 when any failed. Ground truth is locked for every tree but ``oracle`` and is
+read only by the scoring here, after the tree has finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+
+from app.errors import ConfigError
+from app.hardware_config import load_hardware
+from app.logs import RunLog, finish_run_dir, make_run_dir
+from app.runner import EpisodeResult, run_episode
+from app.trees import TreeConfig, build_tree, load_tree_config, render_tree
+
+
+def pick_objects(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """(set name, ObjectSpec) pairs selected by ``--objects`` and ``--object``."""
+    from app.sim.objects import load_objects
+
+    pairs = load_objects(args.objects)
+    if args.object:
+        chosen = [(s.name, o) for s, o in pairs if o.name == args.object]
+        if not chosen:
+            raise ConfigError(f"--object: no object {args.object!r} in {args.objects!r} "
+                              f"(expected one of {[o.name for _, o in pairs]})")
+        return chosen
+    return [(pairs[0][0].name, pairs[0][1])]
+
+
+def run_sim_episode(cfg: TreeConfig, spec: Any, seed: int, domain: str, models: Any, log_dir: str | Path,
+                    record: bool = False, hardware: str | None = None, session: Any = None) -> dict[str, Any]:
+    """One simulated episode of ``cfg`` on ``spec``; returns its summary record.
+
+    The object placement depends only on ``seed`` (every tree sees the same placements).
+    """
+    from app.sim.session import SimSession
+
+    hw = load_hardware(hardware)
+    own = session is None
+    s = session or SimSession(hw, domain=domain, seed=seed, deformable=spec.shape == "soft")
+    run_dir = make_run_dir(log_dir, cfg.name, spec.name, seed, 0)
+    log = RunLog(run_dir / "ticks.jsonl")
+    try:
+        rest = s.reset(spec, seed)
+        log.log.info("episode_start", tree=cfg.name, object=spec.name, seed=seed, domain=s.domain.name,
+                     domain_sha256=s.domain.sha256, backend="sim")
+        oracle = cfg.builder == "oracle"
+        root = build_tree(cfg, hw, truth=s.truth if oracle else None)
+        s.truth.locked = not oracle
+        try:
+            res = run_episode(root, s.robot, models, cfg.max_ticks, log,
+                              record_dir=run_dir / "images" if record else None)
+        finally:
+            s.truth.locked = False
+        # Scoring (ground truth, after the tree): held >= 10 cm above the rest height by both fingers.
+        lifted = s.truth.object_lifted(rest.position[2], min_lift=0.9 * cfg.lift_height) if cfg.lift_height else False
+        record_ = {"tree": cfg.name, "object": spec.name, "seed": seed, "success": bool(res.success and lifted),
+                   "tree_outcome": res.outcome, "physics_lifted": bool(lifted), **asdict(res),
+                   "run_dir": str(run_dir), "domain_sha256": s.domain.sha256}
+        if res.success and not lifted:
+            record_["failed_node"], record_["reason"] = "Lift And Verify", "scoring: object not held 10 cm up"
+        log.log.info("scored", success=record_["success"], physics_lifted=bool(lifted))
+        finish_run_dir(run_dir, record_)
+        return record_
+    finally:
+        log.close()
+        if own:
+            s.close()
+
+
+def run_episodes(args: argparse.Namespace) -> int:
+    """Entry point of the main job."""
+    cfg = load_tree_config(args.tree)
+    hw = load_hardware(args.config)
+    if args.show_tree is not None:
+        truth = object() if cfg.builder == "oracle" else None
+        print(render_tree(build_tree(cfg, hw, truth=truth), args.show_tree))
+        return 0
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes: expected >= 1, found {args.episodes}")
+    if args.backend == "real":
+        return _run_real(args, cfg, hw)
+    models = None
+    if cfg.uses_models:
+        from app.perception import load_perception
+
+        models = load_perception()
+    objects = pick_objects(args)
+    failures = 0
+    for ep in range(args.episodes):
+        set_name, spec = objects[ep % len(objects)]
+        seed = args.seed + ep
+        r = run_sim_episode(cfg, spec, seed, args.domain, models, args.log_dir, args.record, args.config)
+        failures += not r["success"]
+        _print_summary(r, set_name)
+    return 0 if failures == 0 else 1
+
+
+def _print_summary(r: dict[str, Any], set_name: str) -> None:
+    outcome = "GRASPED" if r["success"] else "FAILED"
+    why = "" if r["success"] else f" at '{r['failed_node']}': {r['reason']}"
+    print(f"{outcome}{why}\n  tree {r['tree']}, object {r['object']} ({set_name}), seed {r['seed']}\n"
+          f"  pose steps {r['pose_steps']}, VS iterations {r['vs_iterations']} "
+          f"(fallbacks {r['vs_fallbacks']}), ticks {r['ticks']}, sim {r['sim_time']:.1f} s, "
+          f"wall {r['wall_time']:.1f} s\n  run directory {r['run_dir']}")
+    sys.stdout.flush()
+
+
+def _run_real(args: argparse.Namespace, cfg: TreeConfig, hw: Any) -> int:
+    """Run on the RealSense + panda_py backends (same trees)."""
+    if cfg.builder == "oracle":
+        raise ConfigError(f"{cfg.path}: the oracle tree needs simulator ground truth (use --backend sim)")
+    from app.hardware.real_session import RealSession
+    from app.perception import load_perception
+
+    models = load_perception() if cfg.uses_models else None
+    failures = 0
+    with RealSession(hw, args.robot_host) as session:
+        for ep in range(args.episodes):
+            run_dir = make_run_dir(args.log_dir, cfg.name, "real", args.seed, ep)
+            log = RunLog(run_dir / "ticks.jsonl")
+            try:
+                log.log.info("episode_start", tree=cfg.name, backend="real")
+                res: EpisodeResult = run_episode(build_tree(cfg, hw), session.robot, models, cfg.max_ticks, log,
+                                                 record_dir=run_dir / "images" if args.record else None)
+                rec = {"tree": cfg.name, "object": "real", "seed": args.seed, "success": res.success,
+                       **asdict(res), "run_dir": str(run_dir)}
+                finish_run_dir(run_dir, rec)
+            finally:
+                log.close()
+            failures += not res.success
+            _print_summary(rec, "real")
+    return 0 if failures == 0 else 1
+
+

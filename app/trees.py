@@ -1,0 +1,147 @@
+"""Behaviour trees, built by functions from shared subtree factories and ``config/trees/*.yaml``.
+
+``grasp`` trees: [Open Gripper] → [DRL Pose Steps] → [Visual Servoing] → [Close Gripper] →
+[Lift And Verify]; which parts exist and every parameter come from the tree's YAML, so a new
+variant needs no code. ``oracle`` trees take the pose from simulator ground truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import py_trees
+
+from app import CONFIG_DIR
+from app.config import Section, load_yaml, resolve
+from app.controllers.vs import VSParams, load_vs_params
+from app.errors import ConfigError
+from app.hardware_config import HardwareConfig
+from app.sim.pose_env import EnvConfig, load_env_config
+from behaviours.motion import (CloseGripper, Descend, DescendByDepth, LiftAndVerify, OpenGripper,
+                               OraclePose, PoseStep)
+from behaviours.perception import AcquireFrame, AdaptToSim, ExtractFeatures, ObjectNearBorder, SegmentObject
+from behaviours.servo import FullVSStep, LinearConverged, LinearVSStep, UntilConverged
+
+
+@dataclass(frozen=True)
+class TreeConfig:
+    """A tree variant (``config/trees/NAME.yaml``)."""
+
+    name: str
+    path: str
+    description: str
+    builder: str  # "grasp" or "oracle"
+    adapt: bool
+    pose_steps: int
+    last_step_z: str  # "agent" or "zero"
+    visual_servoing: bool
+    vs: VSParams
+    lift_height: float
+    hold_ticks: int
+    max_ticks: int
+    standoff: float
+
+    @property
+    def uses_models(self) -> bool:
+        """Whether the tree needs the learned models."""
+        return self.builder == "grasp" and (self.pose_steps > 0 or self.visual_servoing)
+
+
+def load_tree_config(name_or_path: str) -> TreeConfig:
+    """Load a tree variant by name or path."""
+    path = resolve(name_or_path, "trees")
+    root = Section(load_yaml(path), path)
+    root.unknown_keys({"name", "description", "builder", "adapt", "pose_steps", "last_step_z",
+                       "visual_servoing", "vs", "lift_height", "hold_ticks", "max_ticks", "standoff"})
+    builder = root.string("builder", choices=["grasp", "oracle"])
+    vs_file = root.string("vs", default="vs.yaml")
+    vs_path = Path(vs_file) if "/" in vs_file else CONFIG_DIR / vs_file
+    if not vs_path.is_file():
+        raise ConfigError(f"{path}: key 'vs': file {vs_file!r} not found")
+    grasp = builder == "grasp"
+    cfg = TreeConfig(
+        name=root.string("name", default=path.stem), path=str(path),
+        description=root.string("description", default=""), builder=builder,
+        adapt=root.boolean("adapt") if grasp else False,
+        pose_steps=root.integer("pose_steps", lo=0, hi=10) if grasp else 0,
+        last_step_z=root.string("last_step_z", choices=["agent", "zero"]) if grasp else "zero",
+        visual_servoing=root.boolean("visual_servoing") if grasp else False,
+        vs=load_vs_params(vs_path),
+        lift_height=root.number("lift_height", lo=0.0, hi=0.3),
+        hold_ticks=root.integer("hold_ticks", lo=0, hi=10_000),
+        max_ticks=root.integer("max_ticks", lo=1, hi=1_000_000),
+        standoff=root.number("standoff", default=0.10, lo=0.0, hi=0.4),
+    )
+    if grasp and cfg.pose_steps == 0 and not cfg.visual_servoing:
+        raise ConfigError(f"{path}: a grasp tree needs pose_steps > 0 or visual_servoing: true")
+    return cfg
+
+
+def pose_steps_subtree(cfg: TreeConfig, env: EnvConfig) -> py_trees.behaviour.Behaviour:
+    """DRL pose steps: each is acquire → adapt → policy → move (memory: one pass per step)."""
+    steps = []
+    for k in range(1, cfg.pose_steps + 1):
+        steps.append(py_trees.composites.Sequence(f"Pose Step {k}", memory=True, children=[
+            AcquireFrame(), AdaptToSim(enabled=cfg.adapt),
+            PoseStep(k, cfg.pose_steps, env.step_z, env.max_xy, env.max_yaw, env.z_range, cfg.last_step_z,
+                     name=f"Move By Policy {k}")]))
+    return py_trees.composites.Sequence("DRL Pose Steps", memory=True, children=steps)
+
+
+def vs_subtree(params: VSParams, adapt: bool, finger_depth: float) -> py_trees.behaviour.Behaviour:
+    """Visual servoing: per tick acquire → adapt → segment → features → choose mode → command;
+    linear VS until converged, then full VS unless the object is near the border (fallback to
+    linear); repeat until full VS converges; then descend by depth."""
+    full = py_trees.composites.Sequence("Full VS", memory=False, children=[
+        LinearConverged(),
+        py_trees.decorators.Inverter("Away From Border?", ObjectNearBorder()),
+        FullVSStep(params)])
+    choose = py_trees.composites.Selector("Choose VS Mode", memory=False, children=[full, LinearVSStep(params)])
+    iteration = py_trees.composites.Sequence("VS Iteration", memory=False, children=[
+        AcquireFrame(), AdaptToSim(enabled=adapt), SegmentObject(adapted=True),
+        ExtractFeatures(params.features), choose])
+    return py_trees.composites.Sequence("Visual Servoing", memory=True, children=[
+        UntilConverged(iteration, params.max_iterations),
+        DescendByDepth(params.depth, finger_depth)])
+
+
+def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
+               env: EnvConfig | None = None) -> py_trees.behaviour.Behaviour:
+    """The root behaviour of a tree variant.
+
+    Args:
+        cfg: The variant.
+        hw: Hardware geometry (grasp force, finger depth).
+        truth: Simulator ground truth; required by (and only given to) the oracle builder.
+        env: Pose-step scaling (default ``config/env.yaml``, as in training).
+    """
+    children: list[py_trees.behaviour.Behaviour] = [OpenGripper()]
+    if cfg.builder == "oracle":
+        if truth is None:
+            raise ConfigError(f"{cfg.path}: the oracle tree needs simulator ground truth (--backend sim)")
+        children += [OraclePose(truth, cfg.standoff), Descend(cfg.standoff)]
+    else:
+        env = env or load_env_config()
+        if cfg.pose_steps:
+            children.append(pose_steps_subtree(cfg, env))
+        if cfg.visual_servoing:
+            children.append(vs_subtree(cfg.vs, cfg.adapt, hw.finger_depth))
+    children += [CloseGripper(hw.grasp_force),
+                 LiftAndVerify(cfg.lift_height, cfg.hold_ticks)]
+    return py_trees.composites.Sequence(f"Grasp ({cfg.name})", memory=True, children=children)
+
+
+def render_tree(root: py_trees.behaviour.Behaviour, target: str | None = None) -> str:
+    """Unicode render of the tree; with ``target`` (path without extension) also dot/svg/png."""
+    text = py_trees.display.unicode_tree(root)
+    if target and target != "-":
+        p = Path(target)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            py_trees.display.render_dot_tree(root, name=p.name, target_directory=str(p.parent))
+        except (OSError, FileNotFoundError):  # no graphviz binary: write the dot file only
+            (p.parent / f"{p.name}.dot").write_text(py_trees.display.dot_tree(root).to_string())
+    return text
+
+

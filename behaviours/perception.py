@@ -1,0 +1,139 @@
+"""Perception leaves: acquire a frame, adapt it to the sim look, segment, extract features.
+
+Each tick of an iteration starts with "Acquire Frame" (gather), then the deciding leaves only
+read the blackboard.
+"""
+
+from __future__ import annotations
+
+import time
+
+import py_trees
+from py_trees.common import Status
+
+from app.controllers.features import FeatureParams, extract_features
+from app.errors import AppError
+from behaviours.base import Leaf
+
+
+class AcquireFrame(Leaf):
+    """Take the newest camera frame and put it on the blackboard."""
+
+    def __init__(self, name: str = "Acquire Frame") -> None:
+        super().__init__(name, writes=("frame",))
+        self.latency_ms = 0.0
+
+    def update(self) -> Status:
+        """Read the camera (one frame period at most on the real camera)."""
+        t0 = time.perf_counter()
+        try:
+            frame = self.robot.camera.get_frame()
+        except AppError as e:
+            return self.fail(f"camera: {e}")
+        self.bb.frame = frame
+        self.latency_ms = (time.perf_counter() - t0) * 1000
+        self.feedback_message = f"frame {frame.seq} at {frame.timestamp:.3f} s"
+        return Status.SUCCESS
+
+
+class AdaptToSim(Leaf):
+    """Translate the real-looking frame into the sim look with the generator G_Y->X.
+
+    Args:
+        enabled: False passes the raw frame through (the ``drl_vs`` ablation).
+    """
+
+    def __init__(self, name: str = "Adapt To Sim", enabled: bool = True) -> None:
+        super().__init__(name, reads=("frame",), writes=("model_frame",))
+        self.enabled = enabled
+        self.latency_ms = 0.0
+
+    def update(self) -> Status:
+        """Run the generator on the blackboard frame."""
+        frame = self.bb.frame
+        t0 = time.perf_counter()
+        self.bb.model_frame = self.models.adapt(frame) if self.enabled else frame
+        self.latency_ms = (time.perf_counter() - t0) * 1000
+        self.feedback_message = "adapted" if self.enabled else "raw (no adaptation)"
+        return Status.SUCCESS
+
+
+class SegmentObject(Leaf):
+    """Segment the model frame: D_X on the adapted image (or D_Y on the raw image)."""
+
+    def __init__(self, name: str = "Segment Object", adapted: bool = True) -> None:
+        super().__init__(name, reads=("model_frame",), writes=("mask",))
+        self.adapted = adapted
+        self.latency_ms = 0.0
+
+    def update(self) -> Status:
+        """Write the class mask."""
+        t0 = time.perf_counter()
+        frame = self.bb.model_frame
+        mask = self.models.segment(frame) if self.adapted else self.models.segment_raw(frame)
+        self.bb.mask = mask
+        self.latency_ms = (time.perf_counter() - t0) * 1000
+        self.feedback_message = f"{int((mask == 1).sum())} object px"
+        return Status.SUCCESS
+
+
+class ExtractFeatures(Leaf):
+    """Clean the mask, track the object blob, compute centroid and orientation.
+
+    Fails (with the reason) when no blob is found or the tracked blob is lost.
+    """
+
+    def __init__(self, params: FeatureParams, name: str = "Extract Features") -> None:
+        super().__init__(name, reads=("mask", "model_frame", "features"), writes=("features",))
+        self.params = params
+        self.latency_ms = 0.0
+
+    def update(self) -> Status:
+        """Track the blob from the previous features (if any)."""
+        t0 = time.perf_counter()
+        prev = self.read("features")
+        f = extract_features(self.bb.mask, self.bb.model_frame.intrinsics, self.params, prev)
+        self.latency_ms = (time.perf_counter() - t0) * 1000
+        if not f.ok:
+            return self.fail(f.reason)
+        self.bb.features = f
+        self.feedback_message = (f"x_g {f.x_g:+.3f} y_g {f.y_g:+.3f} alpha "
+                                 f"{'%+.1f deg' % (f.alpha * 57.2958) if f.use_alpha else 'ignored'}")
+        return Status.SUCCESS
+
+
+class ObjectNearBorder(Leaf):
+    """Condition "Object Near Border?": the blob's box is within the border margin."""
+
+    def __init__(self, name: str = "Object Near Border?") -> None:
+        super().__init__(name, reads=("features",))
+
+    def update(self) -> Status:
+        """SUCCESS when near the border."""
+        f = self.bb.features
+        near = bool(f.near_border)
+        self.feedback_message = f"bbox {f.bbox}: {'near' if near else 'away from'} the border"
+        return Status.SUCCESS if near else Status.FAILURE
+
+
+class ObjectVisible(Leaf):
+    """Condition "Object Visible?": the mask holds an object blob."""
+
+    def __init__(self, params: FeatureParams, name: str = "Object Visible?") -> None:
+        super().__init__(name, reads=("mask",))
+        self.params = params
+
+    def update(self) -> Status:
+        """SUCCESS when at least ``min_blob_area_px`` object pixels are present."""
+        n = int((self.bb.mask == 1).sum())
+        self.feedback_message = f"{n} object px"
+        return Status.SUCCESS if n >= self.params.min_blob_area_px else Status.FAILURE
+
+
+def perceive(name: str, adapt: bool, params: FeatureParams | None = None) -> py_trees.composites.Sequence:
+    """Acquire → adapt → segment (→ features): the perception subtree used by every tree."""
+    children: list[py_trees.behaviour.Behaviour] = [
+        AcquireFrame(), AdaptToSim(enabled=adapt), SegmentObject(adapted=True)]
+    if params is not None:
+        children.append(ExtractFeatures(params))
+    return py_trees.composites.Sequence(name, memory=False, children=children)

@@ -1,0 +1,140 @@
+"""Visual-servoing leaves and the loop decorator; the switching itself is in the tree
+(:func:`app.trees.vs_subtree`): Linear VS Step ⇄ Full VS Step, with the border fallback.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import py_trees
+from py_trees.common import Status
+
+from app.controllers.depth import object_distance
+from app.controllers.vs import VSParams, compute_targets, vs_step
+from behaviours.base import Leaf
+
+
+class _VSStep(Leaf):
+    """One VS iteration in ``mode``: error, gain, twist, command for one control period."""
+
+    mode = "linear"
+
+    def __init__(self, params: VSParams, name: str) -> None:
+        super().__init__(name, reads=("features", "frame", "z_g", "vs_iterations", "vs_mode", "vs_fallbacks"),
+                         writes=("vs_error", "vs_gain", "vs_twist", "vs_mode", "vs_iterations", "z_g",
+                                 "linear_converged", "vs_converged", "vs_fallbacks"))
+        self.params = params
+
+    def _distance(self) -> float | None:
+        f = self.bb.features
+        est = object_distance(self.bb.frame.depth, f.mask, self.params.depth)
+        if est.z is not None:
+            self.bb.z_g = est.z
+            return est.z
+        return self.read("z_g")  # keep the last good reading through a hole
+
+    def update(self) -> Status:
+        """Compute and send the twist; SUCCESS after commanding (one iteration per tick)."""
+        z = self._distance()
+        if z is None:
+            self.robot.arm.stop()
+            return self.fail("no valid depth over the object blob")
+        previous_mode = self.read("vs_mode")
+        if previous_mode == "full" and self.mode == "linear":
+            self.bb.vs_fallbacks = self.read("vs_fallbacks", 0) + 1
+        self.bb.vs_mode = self.mode
+        targets = compute_targets(z, self.robot.arm.camera_mount, self.params.fixed_y_target)
+        cmd = vs_step(self.bb.features, targets, z, self.mode, self.params)  # type: ignore[arg-type]
+        self.bb.vs_iterations = self.read("vs_iterations", 0) + 1
+        self.bb.vs_error = cmd.error.tolist()
+        self.bb.vs_gain = cmd.gain
+        self.bb.vs_twist = cmd.twist.tolist()
+        self.on_result(cmd.converged)
+        if cmd.converged and self.mode == "full":
+            self.robot.arm.stop()
+        else:
+            self.robot.arm.command_velocity(cmd.twist, "camera")
+        self.feedback_message = (f"{self.mode}: e ({cmd.error[0] * 100:+.1f} cm, {cmd.error[1] * 100:+.1f} cm, "
+                                 f"{np.degrees(cmd.error[2]):+.1f} deg) gain {cmd.gain:.2f}"
+                                 + (" converged" if cmd.converged else ""))
+        return Status.SUCCESS
+
+    def on_result(self, converged: bool) -> None:  # pragma: no cover - overridden
+        """Record convergence on the blackboard."""
+
+
+class LinearVSStep(_VSStep):
+    """Linear VS (x, y only); latches "linear converged" when within tolerance."""
+
+    mode = "linear"
+
+    def __init__(self, params: VSParams, name: str = "Linear VS Step") -> None:
+        super().__init__(params, name)
+
+    def on_result(self, converged: bool) -> None:
+        """Latch linear convergence."""
+        self.bb.linear_converged = converged
+        self.bb.vs_converged = False
+
+
+class FullVSStep(_VSStep):
+    """Full VS (x, y and the orientation); sets "VS converged" when within tolerance."""
+
+    mode = "full"
+
+    def __init__(self, params: VSParams, name: str = "Full VS Step") -> None:
+        super().__init__(params, name)
+
+    def on_result(self, converged: bool) -> None:
+        """Record full convergence."""
+        self.bb.vs_converged = converged
+
+
+class LinearConverged(Leaf):
+    """Condition "Linear VS Converged?" (the latch set by the linear step)."""
+
+    def __init__(self, name: str = "Linear VS Converged?") -> None:
+        super().__init__(name, reads=("linear_converged",))
+
+    def update(self) -> Status:
+        """SUCCESS when latched."""
+        return Status.SUCCESS if self.read("linear_converged", False) else Status.FAILURE
+
+
+class UntilConverged(py_trees.decorators.Decorator):
+    """Tick the VS iteration once per tick until full VS converges.
+
+    RUNNING while iterating; SUCCESS once "vs_converged" is set; FAILURE when the iteration
+    fails (its reason is kept) or after ``max_iterations`` ticks.
+    """
+
+    def __init__(self, child: py_trees.behaviour.Behaviour, max_iterations: int,
+                 name: str = "Until VS Converged") -> None:
+        super().__init__(name=name, child=child)
+        self.max_iterations = max_iterations
+        self.bb = self.attach_blackboard_client(name=name)
+        for key in ("vs_converged", "linear_converged", "vs_iterations", "vs_mode", "vs_fallbacks", "features", "z_g"):
+            self.bb.register_key(key, access=py_trees.common.Access.WRITE)
+
+    def initialise(self) -> None:
+        """Reset the VS state on the blackboard."""
+        self.bb.vs_converged = False
+        self.bb.linear_converged = False
+        self.bb.vs_iterations = 0
+        self.bb.vs_fallbacks = 0
+        self.bb.vs_mode = None
+        self.bb.features = None
+        self._ticks = 0
+
+    def update(self) -> Status:
+        """Map the child's status to the loop's."""
+        self._ticks += 1
+        if self.decorated.status == Status.FAILURE:
+            self.feedback_message = f"iteration failed: {self.decorated.feedback_message or 'see children'}"
+            return Status.FAILURE
+        if self.bb.vs_converged:
+            self.feedback_message = f"converged after {self._ticks} iterations"
+            return Status.SUCCESS
+        if self._ticks >= self.max_iterations:
+            self.feedback_message = f"not converged after {self.max_iterations} iterations"
+            return Status.FAILURE
+        return Status.RUNNING

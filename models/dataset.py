@@ -1,0 +1,199 @@
+"""The CycleGAN dataset on disk: format, writer helpers and reader.
+
+Layout of a dataset directory::
+
+    DIR/index.json
+    DIR/sim/00000_rgb.png     8-bit RGB
+    DIR/sim/00000_depth.png   16-bit single channel, depth / 0.000125 m (SR300 units), 0 = missing
+    DIR/sim/00000_mask.png    8-bit single channel, classes 0 background, 1 object, 2 gripper
+    DIR/real/00000_rgb.png    (real samples have no mask file)
+    DIR/real/00000_depth.png
+
+``index.json``::
+
+    {"format": "simgrasp-gan-dataset", "version": 1, "depth_unit_m": 0.000125,
+     "height": 128, "width": 128, "classes": ["background", "object", "gripper"],
+     "domains": {"sim": [{"id": "00000", ...}, ...], "real": [{"id": "00000", ...}, ...]},
+     "info": {...}}
+
+Each sample entry needs only ``id`` (a string of digits); generators may add plain fields
+(object, seed, pose). ``info`` is free-form (seeds, domain hashes, command line). Depth beyond
+the 16-bit range (8.19 m) or non-finite is stored as 0 (missing).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from app.errors import InputError
+from app.types import RGB, Depth, Mask
+
+DATASET_FORMAT = "simgrasp-gan-dataset"
+DATASET_VERSION = 1
+DEPTH_UNIT_M = 0.000125  # SR300 depth unit (librealsense)
+UINT16_MAX = 65535
+CLASSES = ["background", "object", "gripper"]
+DOMAINS = ("sim", "real")
+
+
+def encode_depth_png(depth: Depth, unit: float = DEPTH_UNIT_M) -> np.ndarray:
+    """Metres → uint16 sensor units (0 = missing; out of range or non-finite → 0)."""
+    d = np.asarray(depth, dtype=np.float64)
+    units = np.round(np.where(np.isfinite(d), d, 0.0) / unit)
+    units[(units < 0) | (units > UINT16_MAX)] = 0
+    return units.astype(np.uint16)
+
+
+def decode_depth_png(units: np.ndarray, unit: float = DEPTH_UNIT_M) -> Depth:
+    """uint16 sensor units → float32 metres (0 stays 0)."""
+    return (units.astype(np.float64) * unit).astype(np.float32)
+
+
+def sample_id(index: int) -> str:
+    """Zero-padded file stem of sample ``index`` (``7`` → ``"00007"``)."""
+    return f"{index:05d}"
+
+
+def write_sample(root: str | Path, domain: str, sid: str, rgb: RGB, depth: Depth,
+                 mask: Mask | None = None) -> None:
+    """Write one sample's PNG files (``mask`` required for ``sim``, refused for ``real``).
+
+    Raises:
+        InputError: Wrong domain, shapes or dtypes, or a failed write.
+    """
+    if domain not in DOMAINS:
+        raise InputError(f"dataset: expected domain in {list(DOMAINS)}, found {domain!r}")
+    if (mask is None) != (domain == "real"):
+        raise InputError(f"dataset: {domain} samples {'need' if domain == 'sim' else 'have no'} a mask")
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or depth.shape != rgb.shape[:2]:
+        raise InputError(f"dataset: expected (H, W, 3) uint8 rgb and (H, W) depth, "
+                         f"found {rgb.shape} {rgb.dtype} and {depth.shape}")
+    d = Path(root) / domain
+    d.mkdir(parents=True, exist_ok=True)
+    files: list[tuple[str, np.ndarray]] = [
+        (f"{sid}_rgb.png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)),
+        (f"{sid}_depth.png", encode_depth_png(depth))]
+    if mask is not None:
+        if mask.shape != rgb.shape[:2] or mask.dtype != np.uint8:
+            raise InputError(f"dataset: expected {rgb.shape[:2]} uint8 mask, found {mask.shape} {mask.dtype}")
+        files.append((f"{sid}_mask.png", mask))
+    for name, img in files:
+        if not cv2.imwrite(str(d / name), img):
+            raise InputError(f"{d / name}: could not write the image")
+
+
+def write_index(root: str | Path, samples: Mapping[str, Sequence[Mapping[str, Any]]],
+                height: int, width: int, info: Mapping[str, Any] | None = None) -> Path:
+    """Write ``index.json`` (atomically) listing the samples of each domain."""
+    root = Path(root)
+    index = {"format": DATASET_FORMAT, "version": DATASET_VERSION, "depth_unit_m": DEPTH_UNIT_M,
+             "height": height, "width": width, "classes": CLASSES,
+             "domains": {dom: [dict(s) for s in samples.get(dom, [])] for dom in DOMAINS},
+             "info": dict(info or {})}
+    path = root / "index.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(index, indent=1), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def read_index(root: str | Path) -> dict[str, Any]:
+    """Read and check ``index.json``.
+
+    Raises:
+        InputError: Missing, malformed or of another format.
+    """
+    path = Path(root) / "index.json"
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: cannot read a dataset index ({e.__class__.__name__}: {e})") from e
+    if not isinstance(index, dict) or index.get("format") != DATASET_FORMAT:
+        found = index.get("format") if isinstance(index, dict) else type(index).__name__
+        raise InputError(f"{path}: expected format {DATASET_FORMAT!r}, found {found!r}")
+    if index.get("version") != DATASET_VERSION:
+        raise InputError(f"{path}: expected version {DATASET_VERSION}, found {index.get('version')!r}")
+    domains = index.get("domains")
+    if not isinstance(domains, dict) or any(not isinstance(domains.get(d), list) for d in DOMAINS):
+        raise InputError(f"{path}: expected 'domains' with lists 'sim' and 'real'")
+    return index
+
+
+def _read_png(path: Path, flags: int) -> np.ndarray:
+    img = cv2.imread(str(path), flags)
+    if img is None:
+        raise InputError(f"{path}: missing or unreadable image")
+    return img
+
+
+def read_sample(root: str | Path, domain: str, sid: str, unit: float = DEPTH_UNIT_M) -> tuple[RGB, Depth, Mask | None]:
+    """Read one sample: ``(rgb (H, W, 3) uint8, depth (H, W) float32 m, mask or None)``.
+
+    Raises:
+        InputError: A missing, unreadable or mis-typed file.
+    """
+    d = Path(root) / domain
+    rgb = cv2.cvtColor(_read_png(d / f"{sid}_rgb.png", cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    raw = _read_png(d / f"{sid}_depth.png", cv2.IMREAD_UNCHANGED)
+    if raw.dtype != np.uint16 or raw.shape != rgb.shape[:2]:
+        raise InputError(f"{d / f'{sid}_depth.png'}: expected {rgb.shape[:2]} uint16, found {raw.shape} {raw.dtype}")
+    mask = None
+    if domain == "sim":
+        mask = _read_png(d / f"{sid}_mask.png", cv2.IMREAD_UNCHANGED)
+        if mask.dtype != np.uint8 or mask.shape != rgb.shape[:2]:
+            raise InputError(f"{d / f'{sid}_mask.png'}: expected {rgb.shape[:2]} uint8, found {mask.shape} {mask.dtype}")
+    return rgb, decode_depth_png(raw, unit), mask
+
+
+@dataclass
+class DomainImages:
+    """All images of one domain, in memory.
+
+    Attributes:
+        rgb: (N, H, W, 3) uint8.
+        depth: (N, H, W) float32 metres, 0 = missing.
+        mask: (N, H, W) uint8 classes for ``sim``; None for ``real``.
+        ids: Sample ids, in order.
+    """
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    mask: np.ndarray | None
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def load_domain(root: str | Path, domain: str, limit: int | None = None) -> DomainImages:
+    """Read every (or the first ``limit``) sample of one domain.
+
+    Raises:
+        InputError: Bad index, no samples, a bad file, or an image of another size.
+    """
+    index = read_index(root)
+    entries = index["domains"][domain][:limit] if limit else index["domains"][domain]
+    if not entries:
+        raise InputError(f"{Path(root) / 'index.json'}: expected {domain} samples, found none")
+    h, w = int(index["height"]), int(index["width"])
+    unit = float(index.get("depth_unit_m", DEPTH_UNIT_M))
+    rgbs, depths, masks, ids = [], [], [], []
+    for e in entries:
+        sid = str(e["id"])
+        rgb, depth, mask = read_sample(root, domain, sid, unit)
+        if rgb.shape[:2] != (h, w):
+            raise InputError(f"{Path(root) / domain / f'{sid}_rgb.png'}: expected {h}x{w}, found "
+                             f"{rgb.shape[0]}x{rgb.shape[1]}")
+        rgbs.append(rgb)
+        depths.append(depth)
+        ids.append(sid)
+        if mask is not None:
+            masks.append(mask)
+    return DomainImages(np.stack(rgbs), np.stack(depths), np.stack(masks) if masks else None, ids)
