@@ -7,6 +7,7 @@ the simulator, the next camera frame on the real robot).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,8 @@ def _changed(a: Any, b: Any) -> bool:
 
 
 def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, max_ticks: int,
-                log: RunLog | None = None, record_dir: Path | None = None) -> EpisodeResult:
+                log: RunLog | None = None, record_dir: Path | None = None,
+                on_tick: Callable[[int], None] | None = None) -> EpisodeResult:
     """Set up and tick ``root`` until it ends; return the outcome.
 
     Args:
@@ -98,6 +100,8 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
         max_ticks: Tick cap (episode time cap = max_ticks x period).
         log: Where tick records go (None: nowhere).
         record_dir: If set, raw/adapted/mask images are saved there at key ticks.
+        on_tick: Called with the tick number after each tick, before the clock advances
+            (disturbances and fault injection hook in here).
     """
     py_trees.blackboard.Blackboard.clear()
     tree = py_trees.trees.BehaviourTree(root)
@@ -151,6 +155,8 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
                 node, reason = _leaf_failure(root)
                 result = EpisodeResult("failure", failed_node=node, reason=reason)
                 break
+            if on_tick is not None:
+                on_tick(tick)
             robot.clock.advance()
         else:
             running = [n for n in root.iterate() if n.status == Status.RUNNING and not n.children]

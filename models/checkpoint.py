@@ -52,7 +52,7 @@ def check_plain(obj: Any, where: str = "metadata") -> None:
     Raises:
         TypeError: Naming the offending entry (a programming error, not a user one).
     """
-    if isinstance(obj, _PLAIN | torch.Tensor):
+    if isinstance(obj, (*_PLAIN, torch.Tensor)):
         return
     if isinstance(obj, list | tuple):
         for i, v in enumerate(obj):

@@ -197,3 +197,63 @@ def load_domain(root: str | Path, domain: str, limit: int | None = None) -> Doma
         if mask is not None:
             masks.append(mask)
     return DomainImages(np.stack(rgbs), np.stack(depths), np.stack(masks) if masks else None, ids)
+
+
+def synthetic_frame(rng: np.random.Generator, size: int, real: bool) -> tuple[RGB, Depth, Mask]:
+    """A toy wrist-camera frame: flat table, one coloured box, two gripper fingers.
+
+    ``real=True`` adds a warm cast, a brightness gradient, colour noise and SR300-like depth
+    (noise and holes along the object's edges) — a small, cheap reality gap for tests.
+
+    Returns:
+        (size, size, 3) uint8 RGB, (size, size) float32 depth in metres, (size, size) uint8 mask.
+    """
+    table_depth, object_height, finger_depth = 0.45, 0.05, 0.25  # m: start pose above a 5 cm object
+    rgb = np.full((size, size, 3), 209, np.uint8)  # 0.82 · 255: the sim table grey
+    depth = np.full((size, size), table_depth, np.float32)
+    mask = np.zeros((size, size), np.uint8)
+    h, w = rng.integers(size // 8, size // 3, 2)
+    top, left = rng.integers(size // 8, size - size // 8 - h), rng.integers(size // 6, size - size // 6 - w)
+    rgb[top:top + h, left:left + w] = rng.integers(20, 235, 3)
+    depth[top:top + h, left:left + w] = table_depth - object_height
+    mask[top:top + h, left:left + w] = 1
+    finger = size // 10  # fingertips show at the left and right image edges
+    for cols in (slice(0, finger), slice(size - finger, size)):
+        rgb[size // 3: 2 * size // 3, cols] = 90
+        depth[size // 3: 2 * size // 3, cols] = finger_depth
+        mask[size // 3: 2 * size // 3, cols] = 2
+    if real:
+        gradient = np.linspace(0.8, 1.05, size, dtype=np.float32)[None, :, None]  # oblique light
+        warm = np.array([1.1, 1.0, 0.84], np.float32)  # white balance as in config/domains/real.yaml
+        noisy = rgb.astype(np.float32) * gradient * warm + rng.normal(0.0, 4.0, rgb.shape)
+        rgb = np.clip(noisy, 0, 255).astype(np.uint8)
+        depth = depth + rng.normal(0.0, 0.002, depth.shape).astype(np.float32)  # 2 mm sensor noise
+        edges = cv2.dilate(cv2.Canny(mask * 100, 50, 150), np.ones((3, 3), np.uint8)) > 0
+        depth[edges & (rng.random(depth.shape) < 0.7)] = 0.0  # most edge pixels read nothing
+        depth = (np.round(depth / DEPTH_UNIT_M) * DEPTH_UNIT_M).astype(np.float32)
+    return rgb, depth.astype(np.float32), mask
+
+
+def write_synthetic_dataset(root: str | Path, n: int = 8, size: int = 128, seed: int = 0) -> Path:
+    """Write a tiny dataset of :func:`synthetic_frame` images (tests and demos).
+
+    Args:
+        root: Output directory.
+        n: Samples per domain.
+        size: Image side in pixels.
+        seed: Random seed (sim and real use independent streams).
+
+    Returns:
+        The path of ``index.json``.
+    """
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for k, domain in enumerate(DOMAINS):
+        rng = np.random.default_rng([seed, k])
+        samples[domain] = []
+        for i in range(n):
+            rgb, depth, mask = synthetic_frame(rng, size, real=domain == "real")
+            sid = sample_id(i)
+            write_sample(root, domain, sid, rgb, depth, mask if domain == "sim" else None)
+            samples[domain].append({"id": sid})
+    return write_index(root, samples, size, size, {"generator": "models.dataset.write_synthetic_dataset",
+                                                   "seed": seed})

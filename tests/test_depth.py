@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.controllers.depth import (DepthParams, background_distance, descent_distance,
-                                   object_distance)
+from app.controllers.depth import (
+    DepthParams,
+    background_distance,
+    descent_distance,
+    object_distance,
+)
 from app.errors import InputError
 from app.transforms import Pose, rot_x, rot_z
 

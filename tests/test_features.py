@@ -6,8 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from app.controllers.features import (BlobFeatures, FeatureParams, clean_mask, extract_features,
-                                      moments_features, near_border)
+from app.controllers.features import (
+    BlobFeatures,
+    FeatureParams,
+    clean_mask,
+    extract_features,
+    moments_features,
+    near_border,
+)
 from app.errors import InputError
 from app.interfaces import Intrinsics
 

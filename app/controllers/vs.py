@@ -28,8 +28,10 @@ give ``d(x - x*)/dt = +lambda (x - x*)`` (divergence; ``tests/test_vs.py`` shows
 omega = -lambda theta u, Chaumette & Hutchinson 2006) with c*R_c = R_z(theta) and
 c*t_c ~ -(t_x, t_y, 0): the camera must move *by* +t to bring the object onto its target, and
 the paper's ``t`` is that displacement, not the current camera position in the desired frame
-that PBVS negates. Its rotation matrix is exactly PBVS's R^T; only the translational sign was
-lost (most likely a frame that differs from the optical frame by 180 degrees about z).
+that PBVS negates. Its rotation matrix is exactly PBVS's R^T; only the translational sign
+differs (it would match for velocities expressed in a frame turned by 180 degrees about z from
+the optical frame, which the paper does not state). The closed-loop tests converge from 5 cm
+and 45 degrees offsets with this sign.
 
 **Gain.** ``lambda(e) = (l0 - linf) exp(-l0' e / (l0 - linf)) + linf`` (ViSP's adaptive gain)
 with ``l0 = 0.7`` at convergence and ``linf = 0.3`` far from it, in 1/s, and ``e`` the infinity
@@ -81,7 +83,7 @@ class VSParams:
     gain_slope: float = 4.0  # 1/s per m: the gain is ~0.54 at a 5 cm error
     position_tolerance: float = 0.003  # m, ~1.5 px at 0.25 m in a 128 px image
     angle_tolerance: float = float(np.radians(2.0))  # rad
-    max_iterations: int = 600  # ticks, 20 s at 30 fps
+    max_iterations: int = 900  # ticks, 30 s at 30 fps
     max_linear_speed: float = 0.05  # m/s
     max_angular_speed: float = float(np.radians(30.0))  # rad/s
     fixed_y_target: float | None = None  # None: y*_g from the geometry
@@ -121,7 +123,7 @@ class VSCommand:
     gain: float
     converged: bool
     saturated: bool
-    mode: str
+    mode: VSMode
 
 
 def compute_targets(z_g: float, mount: Pose, fixed_y_target: float | None = None) -> VSTargets:

@@ -134,13 +134,17 @@ class RealSenseCamera:
             what = f"RealSense {width}x{height} depth+colour streams at {rate} fps"
         pipeline = rs.pipeline()
         try:
+            if playback is not None and not real_time:
+                # Switch the playback device off real time *before* streaming starts: resolving
+                # creates the device that start() then reuses. Switched after start(), the
+                # frames read meanwhile are lost (a short recording loses most of them).
+                resolved = config.resolve(rs.pipeline_wrapper(pipeline))
+                resolved.get_device().as_playback().set_real_time(False)
             profile = pipeline.start(config)
         except RuntimeError as e:
             raise HardwareUnavailable(f"cannot start {what}: {_one_line(e)}") from e
         device = profile.get_device()
         self._playback = device.as_playback() if playback is not None else None
-        if self._playback is not None:
-            self._playback.set_real_time(real_time)
         try:
             depth_scale = float(device.first_depth_sensor().get_depth_scale())
             colour = profile.get_stream(rs.stream.color).as_video_stream_profile()

@@ -1,0 +1,132 @@
+"""Trees: structure, and ticked with the simulator, the status sequence of their key nodes.
+
+Episodes here use :class:`tests.fakes.truth_models.TruthModels` (perfect segmentation,
+scripted policy) so that they test the tree logic, not the trained weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import py_trees
+import pytest
+
+from app.hardware_config import load_hardware
+from app.runner import run_episode
+from app.trees import build_tree, load_tree_config, render_tree
+from app.transforms import Pose, rot_z
+from tests.fakes.truth_models import TruthModels
+
+pytestmark = pytest.mark.slow
+
+
+def _names(root: py_trees.behaviour.Behaviour) -> list[str]:
+    return [n.name for n in root.iterate()]
+
+
+def test_trees_built_from_config() -> None:
+    hw = load_hardware()
+    method = build_tree(load_tree_config("drl_gan_vs"), hw)
+    names = _names(method)
+    for key in ("Open Gripper", "Move By Policy 1", "Move By Policy 3", "Linear VS Step", "Full VS Step",
+                "Object Near Border?", "Descend By Depth", "Close Gripper", "Lift And Verify"):
+        assert key in names
+    drl_gan = _names(build_tree(load_tree_config("drl_gan"), hw))
+    assert "Move By Policy 3" in drl_gan and "Linear VS Step" not in drl_gan
+    vs_only = _names(build_tree(load_tree_config("vs_only"), hw))
+    assert "Move By Policy 1" not in vs_only
+    # the VS subtree is one factory: identical in the method and in vs_only
+    sub = lambda ns: ns[ns.index("Visual Servoing"):ns.index("Descend By Depth") + 1]  # noqa: E731
+    assert sub(names) == sub(vs_only)
+    text = render_tree(method)
+    assert "Choose VS Mode" in text and "Full VS Step" in text
+
+
+def test_oracle_tree_needs_truth() -> None:
+    from app.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ground truth"):
+        build_tree(load_tree_config("oracle"), load_hardware())
+
+
+def test_user_defined_variant(tmp_path) -> None:
+    text = open(load_tree_config("drl_gan_vs").path).read().replace("pose_steps: 3", "pose_steps: 2")
+    f = tmp_path / "two_steps.yaml"
+    f.write_text(text.replace("name: drl_gan_vs", "name: two_steps"))
+    names = _names(build_tree(load_tree_config(str(f)), load_hardware()))
+    assert "Move By Policy 2" in names and "Move By Policy 3" not in names
+
+
+def _trace(root: py_trees.behaviour.Behaviour, keys: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(n.name, n.status.value) for n in root.iterate() if n.name in keys]
+
+
+def test_vs_only_grasps_with_status_sequence(real_session, seen) -> None:
+    s = real_session
+    rest = s.reset(seen.get("sugar_box"), 11)
+    cfg = load_tree_config("vs_only")
+    root = build_tree(cfg, load_hardware())
+    keys = ("Linear VS Step", "Full VS Step", "Until VS Converged", "Descend By Depth", "Close Gripper")
+    trace: list[list[tuple[str, str]]] = []
+    res = run_episode(root, s.robot, TruthModels(s), cfg.max_ticks,
+                      on_tick=lambda t: trace.append(_trace(root, keys)))
+    # Expected: Linear VS Step SUCCESS (several ticks) -> Full VS Step SUCCESS (several ticks)
+    # -> Until VS Converged SUCCESS -> Descend By Depth RUNNING.. SUCCESS -> Close Gripper SUCCESS.
+    assert res.success, (res.failed_node, res.reason)
+    flat = [dict(t) for t in trace]
+    first_linear = next(i for i, t in enumerate(flat) if t["Linear VS Step"] == "SUCCESS")
+    first_full = next(i for i, t in enumerate(flat) if t["Full VS Step"] == "SUCCESS")
+    converged = next(i for i, t in enumerate(flat) if t["Until VS Converged"] == "SUCCESS")
+    descended = next(i for i, t in enumerate(flat) if t["Descend By Depth"] == "SUCCESS")
+    closed = next(i for i, t in enumerate(flat) if t["Close Gripper"] == "SUCCESS")
+    assert first_linear < first_full < converged < descended < closed
+    assert res.vs_iterations > 10 and res.vs_mode_switches >= 1
+    assert s.truth.object_lifted(rest.position[2], 0.09)
+
+
+def test_border_fallback_switches_back_to_linear(real_session, seen, tmp_path) -> None:
+    """Push the object near the image border once full VS runs: the tree falls back to linear
+    VS (visible as a failing "Away From Border?"), re-converges, and still grasps."""
+    s = real_session
+    s.reset(seen.get("sugar_box"), 12)
+    vs = tmp_path / "vs.yaml"  # a wide border margin (30 px) keeps the push short
+    vs.write_text(open("config/vs.yaml").read().replace("border_margin_px: 4", "border_margin_px: 30"))
+    tree = tmp_path / "tree.yaml"
+    tree.write_text(open(load_tree_config("vs_only").path).read().replace("vs: vs.yaml", f"vs: {vs}"))
+    cfg = load_tree_config(str(tree))
+    root = build_tree(cfg, load_hardware())
+    pushed = {"active": False, "done": False, "border_ticks": 0}
+
+    def disturb(tick: int) -> None:
+        names = dict(_trace(root, ("Full VS Step", "Away From Border?")))
+        if names["Away From Border?"] == "FAILURE":
+            pushed["border_ticks"] += 1
+            pushed["active"], pushed["done"] = False, True
+        if not pushed["done"] and names["Full VS Step"] == "SUCCESS":
+            pushed["active"] = True
+        if pushed["active"]:  # slide the object 8 mm per tick towards the image's left edge
+            s.truth.locked = False
+            obj = s.truth.object_pose()
+            step = -0.008 * s.arm.camera_pose().matrix[:, 0] * np.array([1, 1, 0])
+            s.world.set_object_pose(Pose(obj.position + step, obj.matrix))
+
+    res = run_episode(root, s.robot, TruthModels(s), cfg.max_ticks, on_tick=disturb)
+    assert pushed["done"], res
+    assert pushed["border_ticks"] >= 1, res
+    assert res.vs_fallbacks >= 1
+    assert res.success, (res.failed_node, res.reason)
+
+
+def test_lost_blob_fails_with_reason(real_session, seen) -> None:
+    s = real_session
+    s.reset(seen.get("sugar_box"), 13)
+    cfg = load_tree_config("vs_only")
+    root = build_tree(cfg, load_hardware())
+
+    def vanish(tick: int) -> None:
+        if tick == 5:  # the object leaves the scene: the tracked blob is lost
+            s.world.set_object_pose(Pose(np.array([2.0, 2.0, 0.02]), rot_z(0.0)))
+
+    res = run_episode(root, s.robot, TruthModels(s), cfg.max_ticks, on_tick=vanish)
+    assert not res.success
+    assert res.failed_node == "Extract Features"
+    assert "no object" in res.reason
