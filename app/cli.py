@@ -49,6 +49,30 @@ def _cmd_grasps(args: argparse.Namespace) -> int:
     return grasp_main(args.rest)
 
 
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    from app.dataset_builder import run_dataset
+
+    return run_dataset(args)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from app.errors import ConfigError
+
+    if args.what == "gan":
+        from models.train_gan import train_gan
+
+        if not args.data:
+            raise ConfigError("train gan: --data DIR is required (build it with `python -m app dataset`)")
+        train_gan(args.recipe or "cyclegan", args.data, args.out or "runs/train_gan", resume=args.resume,
+                  epochs_override=args.epochs, limit=args.limit)
+        return 0
+    from models.train_ppo import train_ppo
+
+    train_ppo(args.recipe or "config/models/ppo.yaml", args.out or "runs/train_ppo", seed=args.seed,
+              resume=args.resume, total_override=args.steps)
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from app.run import run_episodes
 
@@ -58,6 +82,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "bench": ("time rendering, environment steps and the VS pipeline", _cmd_bench),
     "grasps": ("propose and physics-verify good grasps; oracle rates", _cmd_grasps),
+    "dataset": ("build the CycleGAN dataset (sim or real backend)", _cmd_dataset),
+    "train": ("train the CycleGAN (gan) or the PPO pose agent (ppo)", _cmd_train),
 }
 
 
@@ -77,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("what", choices=["sim", "pipeline"], help="what to time")
             sp.add_argument("--json", action="store_true", help="print one JSON object")
             sp.add_argument("--n", type=int, default=50, help="samples per measurement")
+        if name == "dataset":
+            sp.add_argument("--out", required=True, help="dataset directory (validation set in OUT/val)")
+            sp.add_argument("--n", type=int, default=655, help="images per domain (the paper: 655)")
+        if name == "train":
+            sp.add_argument("what", choices=["gan", "ppo"], help="which model")
+            sp.add_argument("--recipe", default=None, help="recipe YAML (default config/models/cyclegan.yaml or ppo.yaml)")
+            sp.add_argument("--data", default=None, help="dataset directory (gan)")
+            sp.add_argument("--out", default=None, help="run directory (checkpoints, logs, curves)")
+            sp.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+            sp.add_argument("--epochs", type=int, default=None, help="total epochs instead of the recipe's (gan)")
+            sp.add_argument("--limit", type=int, default=None, help="use only the first N images per domain (gan)")
+            sp.add_argument("--steps", type=int, default=None, help="total environment steps instead of the recipe's (ppo)")
         if name == "grasps":
             sp.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the grasp tool")
     return parser

@@ -42,8 +42,21 @@ _MAX_SHOWN = 160  # characters of an underlying error message kept in the one-li
 
 def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split())
+    if not text:
+        return f"{e.__class__.__name__} (empty or truncated file)"
     text = text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
     return f"{e.__class__.__name__}: {text}"
+
+
+def _load_failure(e: BaseException) -> str:
+    """The useful part of ``torch.load``'s error (its weights-only message is a page long)."""
+    marker = "WeightsUnpickler error:"
+    text = str(e)
+    if marker in text:
+        detail = " ".join(text.split(marker, 1)[1].split())
+        detail = detail.split(". ")[0].split(" Check the documentation")[0].rstrip(".")
+        return f"content that weights_only refuses ({detail[:_MAX_SHOWN]})"
+    return _one_line(e)
 
 
 def check_plain(obj: Any, where: str = "metadata") -> None:
@@ -100,7 +113,7 @@ def load_file(path: str | Path, fmt: str, version: int = FORMAT_VERSION) -> dict
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt, truncated or unsafe files
         raise CheckpointError(f"{path}: cannot load as plain tensors (expected a {fmt} checkpoint), "
-                              f"found {_one_line(e)}") from e
+                              f"found {_load_failure(e)}") from e
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise CheckpointError(f"{path}: expected format {fmt!r}, found {found!r}")

@@ -71,7 +71,7 @@ def write_sample(root: str | Path, domain: str, sid: str, rgb: RGB, depth: Depth
     if domain not in DOMAINS:
         raise InputError(f"dataset: expected domain in {list(DOMAINS)}, found {domain!r}")
     if (mask is None) != (domain == "real"):
-        raise InputError(f"dataset: {domain} samples {'need' if domain == 'sim' else 'have no'} a mask")
+        raise InputError(f"dataset: {'sim samples need a mask' if domain == 'sim' else 'real samples take no mask'}")
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or depth.shape != rgb.shape[:2]:
         raise InputError(f"dataset: expected (H, W, 3) uint8 rgb and (H, W) depth, "
                          f"found {rgb.shape} {rgb.dtype} and {depth.shape}")

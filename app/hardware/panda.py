@@ -39,6 +39,7 @@ from app.transforms import Pose, twist_to_pose
 HAND_FROM_GRIPPER = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
 DEFAULT_SPEED_FACTOR = 0.2  # fraction of panda_py's velocity limits for pose moves (its default)
 STOP_JOIN_S = 2.0  # s to wait for an interrupted move or grasp to return
+STOP_RETRY_S = 0.01  # s between repeated stop requests to a move that has not returned
 # The velocity reference leads the measured pose by about one period of motion; if it leads by
 # more than this the arm is blocked (or was pushed): re-anchor instead of winding up force.
 MAX_REF_LEAD_M = 0.02  # m
@@ -50,6 +51,13 @@ MAX_GRASP_FORCE = 140.0  # N, the Franka hand's maximum (70 N continuous)
 def _one_line(error: BaseException) -> str:
     """An exception's message folded onto one line (libfranka messages may span several)."""
     return " ".join(str(error).split()) or type(error).__name__
+
+
+def _describe(error: BaseException) -> str:
+    """One line for an error from a worker thread: libfranka's own (RuntimeError) by its
+    message, anything else (a bug) with its type."""
+    text = _one_line(error)
+    return text if isinstance(error, RuntimeError) else f"{type(error).__name__}: {text}"
 
 
 def import_panda_py(panda_module: ModuleType | Any | None = None) -> Any:
@@ -111,7 +119,7 @@ class PandaArm:
         self._pp = import_panda_py(panda_module)
         try:
             self._panda = self._pp.Panda(host)
-        except Exception as e:  # libfranka's NetworkException / IncompatibleVersionException
+        except RuntimeError as e:  # libfranka's exceptions all reach Python as RuntimeError
             raise HardwareUnavailable(f"cannot reach the robot at {host}: {_one_line(e)}") from e
         self.host, self.hw, self.speed_factor = host, hw, speed_factor
         self._mount = hw.mount
@@ -139,7 +147,7 @@ class PandaArm:
         """
         try:
             o_t_ee = np.asarray(self._panda.get_pose(), dtype=float)
-        except Exception as e:
+        except RuntimeError as e:
             raise HardwareError(f"cannot read the robot pose: {_one_line(e)}") from e
         return hand_to_gripper(Pose.from_matrix(o_t_ee))
 
@@ -180,12 +188,15 @@ class PandaArm:
         """Worker thread: run panda_py's blocking move and record how it ended."""
         x, y, z = target.position
         where = f"move to ({x:.3f}, {y:.3f}, {z:.3f}) m"
+        if self._stop_requested:  # stopped before the move began
+            self._set(MotionStatus.DONE, "")
+            return
         try:
             reached = bool(self._panda.move_to_pose(hand.position, hand.quat,
                                                     speed_factor=self.speed_factor))
             self._panda.raise_error()  # a reflex ends the move early and is stored, not raised
-        except Exception as e:
-            self._set(MotionStatus.FAILED, f"{where} failed: {_one_line(e)}")
+        except Exception as e:  # anything: an uncaught error would leave the status MOVING
+            self._set(MotionStatus.FAILED, f"{where} failed: {_describe(e)}")
             return
         if reached or self._stop_requested:
             self._set(MotionStatus.DONE, "")
@@ -221,7 +232,7 @@ class PandaArm:
             try:
                 controller = self._pp.controllers.CartesianImpedance()  # panda_py's default gains
                 self._panda.start_controller(controller)
-            except Exception as e:
+            except RuntimeError as e:
                 self._set(MotionStatus.FAILED, f"cannot start velocity control: {_one_line(e)}")
                 return
             self._controller = controller
@@ -242,7 +253,7 @@ class PandaArm:
         hand = gripper_to_hand(self._ref)
         try:
             self._controller.set_control(hand.position, hand.quat)
-        except Exception as e:
+        except RuntimeError as e:
             self._fail_controller(f"velocity control failed: {_one_line(e)}")
             return
         self._twist_until = time.monotonic() + self.hw.period
@@ -252,7 +263,7 @@ class PandaArm:
         """Surface a control-thread error of the running controller; False if there was one."""
         try:
             self._panda.raise_error()
-        except Exception as e:
+        except RuntimeError as e:
             self._fail_controller(f"velocity control stopped: {_one_line(e)}")
             return False
         return True
@@ -290,13 +301,22 @@ class PandaArm:
         self._stop_requested = True
         try:
             self._panda.stop_controller()
-        except Exception as e:
+        except RuntimeError as e:
             self._set(MotionStatus.FAILED, f"cannot stop the arm: {_one_line(e)}")
             return False
         finally:
             self._controller, self._ref = None, None
         if worker is not None:
-            worker.join(STOP_JOIN_S)
+            # A stop that lands before the worker's move has started its controller is a no-op
+            # in panda_py, and the move would then run: repeat it until the worker returns.
+            deadline = time.monotonic() + STOP_JOIN_S
+            worker.join(STOP_RETRY_S)
+            while worker.is_alive() and time.monotonic() < deadline:
+                try:
+                    self._panda.stop_controller()
+                except RuntimeError:
+                    pass  # the first stop's error, if any, was reported above
+                worker.join(STOP_RETRY_S)
             if worker.is_alive():
                 self._set(MotionStatus.FAILED, f"the arm did not stop within {STOP_JOIN_S:.0f} s")
                 return False
@@ -314,11 +334,11 @@ class PandaArm:
         self._halt()
         try:
             self._panda.raise_error()  # discard the error already reported as FAILED
-        except Exception:  # already reported through motion_error()
+        except RuntimeError:  # already reported through motion_error()
             pass
         try:
             self._panda.recover()
-        except Exception as e:
+        except RuntimeError as e:
             raise HardwareError(f"cannot recover the robot at {self.host}: {_one_line(e)}") from e
         self._set(MotionStatus.IDLE, "")
 
@@ -345,7 +365,7 @@ class PandaGripper:
         pp = import_panda_py(panda_module)
         try:
             self._gripper = pp.libfranka.Gripper(host)
-        except Exception as e:
+        except RuntimeError as e:
             raise HardwareUnavailable(f"cannot reach the gripper at {host}: {_one_line(e)}") from e
         self.host, self.hw, self.speed = host, hw, speed
         self._worker: threading.Thread | None = None
@@ -386,7 +406,7 @@ class PandaGripper:
         if self.busy():
             try:
                 self._gripper.stop()
-            except Exception as e:
+            except RuntimeError as e:
                 self._error = f"cannot stop the gripper: {_one_line(e)}"
             assert self._worker is not None
             self._worker.join(STOP_JOIN_S)
@@ -395,8 +415,8 @@ class PandaGripper:
         def run() -> None:
             try:
                 result, error = bool(command()), ""
-            except Exception as e:  # libfranka's CommandException (e.g. aborted), NetworkException
-                result, error = False, f"gripper {what} failed: {_one_line(e)}"
+            except Exception as e:  # anything: an uncaught error would leave busy() misleading
+                result, error = False, f"gripper {what} failed: {_describe(e)}"
             if self._worker is threading.current_thread():  # not superseded by a newer command
                 self._result, self._error = result, error
 
@@ -418,7 +438,7 @@ class PandaGripper:
     def _state(self) -> Any:
         try:
             return self._gripper.read_once()
-        except Exception as e:
+        except RuntimeError as e:
             raise HardwareError(f"cannot read the gripper state: {_one_line(e)}") from e
 
     def width(self) -> float:

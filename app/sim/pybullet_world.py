@@ -120,16 +120,14 @@ class PyBulletWorld:
         p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=c)
         p.setGravity(0, 0, -9.81, physicsClientId=c)
         p.setTimeStep(TIME_STEP, physicsClientId=c)
-        # Physical table: a collision-only box whose top face is z = 0.
+        # The table: a collision box whose top face is z = 0, drawn as a tessellated textured
+        # quad on that face. (A body without a visual shape is drawn by TinyRenderer with its
+        # collision shape, which z-fought with a separate visual quad.)
         col = p.createCollisionShape(p.GEOM_BOX, halfExtents=[0.6, 0.6, 0.02], physicsClientId=c)
-        self.table_id = p.createMultiBody(0, col, -1, [0.5, 0.0, -0.02], physicsClientId=c)
+        vis = p.createVisualShape(p.GEOM_MESH, fileName=self._table_quad_mesh(), visualFramePosition=[0, 0, 0.02],
+                                  physicsClientId=c)
+        self.table_id = p.createMultiBody(0, col, vis, [0.5, 0.0, -0.02], physicsClientId=c)
         p.changeDynamics(self.table_id, -1, lateralFriction=0.8, physicsClientId=c)
-        # Two visual-only table tops (plain and textured); the domain picks which one is drawn.
-        self.table_visuals: dict[str, int] = {}
-        quad = self._table_quad_mesh()
-        for name in ("plain", "textured"):
-            vis = p.createVisualShape(p.GEOM_MESH, fileName=quad, physicsClientId=c)
-            self.table_visuals[name] = p.createMultiBody(0, -1, vis, [0.5, 0.0, 0.0], physicsClientId=c)
         self.robot_id = p.loadURDF("franka_panda/panda.urdf", [0, 0, 0], useFixedBase=True,
                                    flags=p.URDF_USE_SELF_COLLISION_EXCLUDE_PARENT, physicsClientId=c)
         for link in range(-1, HAND_LINK):  # links behind the wrist camera are never in view
@@ -347,11 +345,26 @@ class PyBulletWorld:
             raise SimulationError("soft body exploded: node positions diverged (reduce stiffness or time step)")
 
     def _table_quad_mesh(self) -> str:
-        """A 1.2 m square at z = 0 with UVs, so that textures map onto the table top."""
-        path = Path(self._tmp.name) / "table_quad.obj"
-        path.write_text("v -0.6 -0.6 0\nv 0.6 -0.6 0\nv 0.6 0.6 0\nv -0.6 0.6 0\n"
-                        "vt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\nvn 0 0 1\n"
-                        "f 1/1/1 2/2/1 3/3/1\nf 1/1/1 3/3/1 4/4/1\n")
+        """A 1.2 m square at z = 0 with UVs, tessellated into 5 cm cells.
+
+        TinyRenderer drops large triangles that cross the near plane (a 2-triangle table
+        vanished at some camera poses), so the table is a grid of small ones.
+        """
+        path = Path(self._tmp.name) / "table_grid.obj"
+        n, half = 24, 0.6  # 24 x 24 cells of 5 cm
+        lines = []
+        for j in range(n + 1):
+            for i in range(n + 1):
+                lines.append(f"v {-half + 2 * half * i / n:.4f} {-half + 2 * half * j / n:.4f} 0")
+                lines.append(f"vt {i / n:.5f} {j / n:.5f}")
+        lines.append("vn 0 0 1")
+        for j in range(n):
+            for i in range(n):
+                a = j * (n + 1) + i + 1
+                b, c, d = a + 1, a + n + 2, a + n + 1
+                lines.append(f"f {a}/{a}/1 {b}/{b}/1 {c}/{c}/1")
+                lines.append(f"f {a}/{a}/1 {c}/{c}/1 {d}/{d}/1")
+        path.write_text("\n".join(lines) + "\n")
         return str(path)
 
     def _unit_sphere_mesh(self) -> str:
@@ -425,14 +438,11 @@ class PyBulletWorld:
         return self._textures[key]
 
     def set_table_look(self, rgba: tuple[float, float, float, float], texture: int | None) -> None:
-        """Show the plain or the textured table top with colour ``rgba``."""
-        c = self.client
-        show, hide = ("textured", "plain") if texture is not None else ("plain", "textured")
-        if texture is None:  # TinyRenderer draws boxes with a checker texture unless given one
+        """Table top colour ``rgba`` over ``texture`` (None: plain)."""
+        if texture is None:  # TinyRenderer draws shapes with a checker texture unless given one
             texture = self.texture("plain_white", np.full((4, 4, 3), 255, np.uint8))
-        p.changeVisualShape(self.table_visuals[show], -1, textureUniqueId=texture, rgbaColor=list(rgba),
-                            physicsClientId=c)
-        p.changeVisualShape(self.table_visuals[hide], -1, rgbaColor=[0, 0, 0, 0], physicsClientId=c)
+        p.changeVisualShape(self.table_id, -1, textureUniqueId=texture, rgbaColor=list(rgba),
+                            physicsClientId=self.client)
 
     def set_object_look(self, rgba: tuple[float, float, float, float], texture: int | None) -> None:
         """Colour (and optionally texture) of the object."""

@@ -87,7 +87,7 @@ class FakePandaPy:
         self.libfranka = SimpleNamespace(
             Gripper=type("Gripper", (Gripper,), {"_fake": self}), GripperState=GripperState)
 
-    def record(self, name: str, *args: Any, **kwargs: Any) -> None:
+    def record(self, name: str, /, *args: Any, **kwargs: Any) -> None:
         """Append one call (thread-safe: the backend calls from worker threads)."""
         with self._lock:
             self.calls.append(Call(name, args, kwargs))
