@@ -14,6 +14,8 @@ from app.interfaces import MotionStatus
 from app.transforms import Pose, delta_pose
 from behaviours.base import Leaf
 
+EMPTY_WIDTH = 0.002  # m: fingers closer than this hold nothing
+
 
 class _Move(Leaf):
     """Base of leaves that start one arm motion and poll it."""
@@ -136,15 +138,16 @@ class CloseGripper(Leaf):
         self.force = force
 
     def initialise(self) -> None:
-        """Start the grasp (target width 0: the epsilons accept any object width)."""
-        self.robot.gripper.grasp(0.0, self.force)
+        """Start the grasp at half the full opening: with libfranka's +-epsilon (config
+        ``gripper.epsilon``, 4 cm) any object width in 0-8 cm counts as held."""
+        self.robot.gripper.grasp(self.robot.gripper.max_width / 2, self.force)
 
     def update(self) -> Status:
         """RUNNING while closing."""
         if self.robot.gripper.busy():
             return Status.RUNNING
         w = self.robot.gripper.width()
-        if not self.robot.gripper.is_grasped():
+        if not self.robot.gripper.is_grasped() or w < EMPTY_WIDTH:
             return self.fail(f"nothing between the fingers (closed to {w * 1000:.0f} mm)")
         self.feedback_message = f"holding at {w * 1000:.0f} mm"
         return Status.SUCCESS
@@ -177,7 +180,7 @@ class LiftAndVerify(_Move):
         self._held += 1
         if self._held < self.hold_ticks:
             return Status.RUNNING
-        if not self.robot.gripper.is_grasped() or self.robot.gripper.width() < 0.002:
+        if not self.robot.gripper.is_grasped() or self.robot.gripper.width() < EMPTY_WIDTH:
             return self.fail("object slipped out during the lift")
         self.feedback_message = f"holding after lift at {self.robot.gripper.width() * 1000:.0f} mm"
         return Status.SUCCESS

@@ -195,7 +195,8 @@ def load_inference(path: str | Path, model: UNetConfig | None = None,
         stored_model = UNetConfig.from_dict(dict(obj["model"]))
         stored_depth = DepthRange.from_dict(dict(obj["depth"]))
     except Exception as e:  # missing keys, wrong types, invalid values
-        raise CheckpointError(f"{path}: expected valid 'model' and 'depth' metadata, found {_one_line(e)}") from e
+        raise CheckpointError(f"{path}: expected valid 'model' and 'depth' metadata, "
+                              f"found {_one_line(e)}") from e
     check_arch(path, obj, model or stored_model, depth or stored_depth)
     inf = RealToSim(stored_model, stored_depth)
     for name in INFERENCE_NETS:

@@ -178,7 +178,8 @@ def lr_factor(epoch: int, epochs: int, decay_start: float) -> float:
     return 1.0 - max(0, epoch - n + 1) / float(epochs - n + 1)
 
 
-def hflip(images: torch.Tensor, masks: torch.Tensor | None, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+def hflip(images: torch.Tensor, masks: torch.Tensor | None,
+          gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Flip each sample left–right with probability ½ (its mask with it).
 
     Args:
@@ -371,7 +372,8 @@ class CycleGANTrainer:
         dx_fake = g.d_x.realness(fake_x)
         g_gan = losses.lsgan_g_loss(dy_fake) + losses.lsgan_g_loss(dx_fake)
         cyc = losses.cycle_loss(x, rec_x, y, rec_y)
-        idt = (losses.identity_loss(lc.identity_form, x, y, g.g_xy, g.g_yx, fake_y, fake_x)  # type: ignore[arg-type]
+        form: losses.IdentityForm = "original" if lc.identity_form == "original" else "paper"
+        idt = (losses.identity_loss(form, x, y, g.g_xy, g.g_yx, fake_y, fake_x)
                if lc.lambda_identity > 0 else x.new_zeros(()))
         sem_g = (losses.semantic_loss(seg_fake_y, mask_x)
                  if lc.semantic_in_generator and lc.lambda_semantic > 0 else x.new_zeros(()))

@@ -71,7 +71,8 @@ def write_sample(root: str | Path, domain: str, sid: str, rgb: RGB, depth: Depth
     if domain not in DOMAINS:
         raise InputError(f"dataset: expected domain in {list(DOMAINS)}, found {domain!r}")
     if (mask is None) != (domain == "real"):
-        raise InputError(f"dataset: {'sim samples need a mask' if domain == 'sim' else 'real samples take no mask'}")
+        need = "sim samples need a mask" if domain == "sim" else "real samples take no mask"
+        raise InputError(f"dataset: {need}")
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or depth.shape != rgb.shape[:2]:
         raise InputError(f"dataset: expected (H, W, 3) uint8 rgb and (H, W) depth, "
                          f"found {rgb.shape} {rgb.dtype} and {depth.shape}")
@@ -133,7 +134,8 @@ def _read_png(path: Path, flags: int) -> np.ndarray:
     return img
 
 
-def read_sample(root: str | Path, domain: str, sid: str, unit: float = DEPTH_UNIT_M) -> tuple[RGB, Depth, Mask | None]:
+def read_sample(root: str | Path, domain: str, sid: str,
+                unit: float = DEPTH_UNIT_M) -> tuple[RGB, Depth, Mask | None]:
     """Read one sample: ``(rgb (H, W, 3) uint8, depth (H, W) float32 m, mask or None)``.
 
     Raises:
@@ -143,12 +145,14 @@ def read_sample(root: str | Path, domain: str, sid: str, unit: float = DEPTH_UNI
     rgb = cv2.cvtColor(_read_png(d / f"{sid}_rgb.png", cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     raw = _read_png(d / f"{sid}_depth.png", cv2.IMREAD_UNCHANGED)
     if raw.dtype != np.uint16 or raw.shape != rgb.shape[:2]:
-        raise InputError(f"{d / f'{sid}_depth.png'}: expected {rgb.shape[:2]} uint16, found {raw.shape} {raw.dtype}")
+        raise InputError(f"{d / f'{sid}_depth.png'}: expected {rgb.shape[:2]} uint16, "
+                         f"found {raw.shape} {raw.dtype}")
     mask = None
     if domain == "sim":
         mask = _read_png(d / f"{sid}_mask.png", cv2.IMREAD_UNCHANGED)
         if mask.dtype != np.uint8 or mask.shape != rgb.shape[:2]:
-            raise InputError(f"{d / f'{sid}_mask.png'}: expected {rgb.shape[:2]} uint8, found {mask.shape} {mask.dtype}")
+            raise InputError(f"{d / f'{sid}_mask.png'}: expected {rgb.shape[:2]} uint8, "
+                             f"found {mask.shape} {mask.dtype}")
     return rgb, decode_depth_png(raw, unit), mask
 
 

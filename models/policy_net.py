@@ -113,6 +113,11 @@ class PosePolicy(nn.Module):
         self.meta: dict[str, Any] = {}  # the exporter's extra metadata, filled by load_policy
         self.eval()
 
+    @property
+    def obs_size(self) -> int:
+        """Side S of the square observation the policy takes (px)."""
+        return self.obs_shape[-1]
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) observations → (B, A) deterministic actions (Gaussian mean, clipped)."""
         mean = self.action_net(self.policy_net(self.extractor(obs.float())))

@@ -104,7 +104,8 @@ def _check_sizes(cfg: GanConfig, *domains: DomainImages) -> None:
             raise InputError(f"dataset: expected {size}x{size} images (model.image_size), "
                              f"found {d.rgb.shape[1]}x{d.rgb.shape[2]}")
         if d.mask is not None and int(d.mask.max()) >= cfg.model.classes:
-            raise InputError(f"dataset: expected mask classes 0..{cfg.model.classes - 1}, found {int(d.mask.max())}")
+            raise InputError(f"dataset: expected mask classes 0..{cfg.model.classes - 1}, "
+                             f"found {int(d.mask.max())}")
 
 
 def train_gan(config_path: str | Path, data_dir: str | Path, out_dir: str | Path, resume: bool = False,

@@ -230,7 +230,7 @@ def test_export_load_predict_equality(tmp_path: Path) -> None:
     expected, _ = model.predict(obs, deterministic=True)
     export_policy(model, tmp_path / "policy.pt", {"steps": 0})
     policy = load_policy(tmp_path / "policy.pt")
-    assert isinstance(policy, PosePolicy) and policy.meta == {"steps": 0}
+    assert isinstance(policy, PosePolicy) and policy.meta == {"steps": 0} and policy.obs_size == 36
     got = policy.predict(obs)
     assert np.allclose(got, expected, atol=1e-6)
     assert np.allclose(policy.predict(obs[0]), model.predict(obs[0], deterministic=True)[0], atol=1e-6)

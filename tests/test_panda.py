@@ -8,7 +8,7 @@ import importlib
 import inspect
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -87,12 +87,12 @@ def real_signatures(func: Any, name: str) -> list[list[tuple[str, bool]]]:
     signature line per overload, ``name(self: T, a: int, b: float = 0.2) -> R``.
     """
     try:
-        params = [p for p in inspect.signature(func).parameters.values() if p.name != "self"]
+        found = [p for p in inspect.signature(func).parameters.values() if p.name != "self"]
     except (TypeError, ValueError):
-        params = None
+        found = None
     variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    if params is not None and not any(p.kind in variadic for p in params):
-        return [[(p.name, p.default is not inspect.Parameter.empty) for p in params]]
+    if found is not None and not any(p.kind in variadic for p in found):
+        return [[(p.name, p.default is not inspect.Parameter.empty) for p in found]]
     overloads = []
     for line in (func.__doc__ or "").splitlines():
         m = re.match(rf"\s*(?:\d+\.\s+)?{re.escape(name)}\(", line)
@@ -198,7 +198,7 @@ def fake() -> FakePandaPy:
 
 
 @pytest.fixture
-def arm(fake: FakePandaPy, hw: HardwareConfig) -> PandaArm:
+def arm(fake: FakePandaPy, hw: HardwareConfig) -> Iterator[PandaArm]:
     a = PandaArm(HOST, hw, panda_module=fake)
     yield a
     a.stop()

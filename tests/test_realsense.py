@@ -9,6 +9,7 @@ These tests must run wherever pyrealsense2 imports: a missing libusb fails them,
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +130,7 @@ def _expected_depth(raw: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture
-def source():
+def source() -> Iterator[PushingSource]:
     s = PushingSource(_depth_raw(), _rgb())
     yield s
     s.stop()
@@ -295,3 +296,12 @@ def test_no_camera_connected_is_unavailable() -> None:
     with pytest.raises(HardwareUnavailable, match="^no RealSense camera connected") as e:
         RealSenseCamera(_hw())
     assert "\n" not in str(e.value)
+
+
+def test_module_imports_pyrealsense2_lazily() -> None:
+    import inspect
+    import re
+
+    import app.hardware.realsense as module
+
+    assert not re.search(r"^(import|from) pyrealsense2", inspect.getsource(module), re.M)

@@ -11,7 +11,15 @@ import yaml
 
 from app.errors import CheckpointError, ConfigError, InputError
 from models.checkpoint import load_inference
-from models.cyclegan import GanConfig, hflip, load_gan_config, lr_factor, parse_gan_config
+from models.cyclegan import (
+    CycleGANTrainer,
+    GanConfig,
+    SemanticCycleGAN,
+    hflip,
+    load_gan_config,
+    lr_factor,
+    parse_gan_config,
+)
 from models.dataset import (
     DEPTH_UNIT_M,
     decode_depth_png,
@@ -166,6 +174,31 @@ def test_hflip_moves_the_mask_with_its_image() -> None:
 
 
 # ---- training ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss", [{"identity_form": "original", "lambda_depth": 1.0},
+                                  {"lambda_semantic": 0.0, "lambda_identity": 0.0},
+                                  {"semantic_in_generator": False}])
+def test_training_step_updates_all_four_networks(loss: dict) -> None:
+    cfg = parse_gan_config({"model": {"ngf": 4, "ndf": 4}, "loss": loss, "train": {"pool_size": 2}}, "t.yaml")
+    torch.manual_seed(0)
+    gan = SemanticCycleGAN(cfg.model, cfg.depth)
+    trainer = CycleGANTrainer(gan, cfg)
+    x, y = torch.rand(2, 4, 128, 128) * 2 - 1, torch.rand(2, 4, 128, 128) * 2 - 1
+    mask = torch.randint(0, 3, (2, 128, 128))
+    names = ("g_xy", "g_yx", "d_x", "d_y")
+    before = {k: [p.detach().clone() for p in getattr(gan, k).parameters()] for k in names}
+    values = trainer.step(x, mask, y)
+    assert all(np.isfinite(v) for v in values.values())
+    for k in names:
+        assert any(not torch.equal(a, b) for a, b in zip(before[k], getattr(gan, k).parameters(), strict=True)), k
+    assert (values["depth"] > 0) == (cfg.loss.lambda_depth > 0)
+    assert (values["sem_d"] > 0) == (cfg.loss.lambda_semantic > 0)
+    assert (values["sem_g"] > 0) == (cfg.loss.lambda_semantic > 0 and cfg.loss.semantic_in_generator)
+    assert (values["identity"] > 0) == (cfg.loss.lambda_identity > 0)
+    assert values["g_total"] == pytest.approx(
+        values["g_gan"] + 10 * values["cycle"] + cfg.loss.lambda_identity * values["identity"]
+        + cfg.loss.lambda_semantic * values["sem_g"] + cfg.loss.lambda_depth * values["depth"], rel=1e-5)
 
 
 def _rows(out: Path) -> list[dict[str, str]]:

@@ -290,7 +290,8 @@ class PandaArm:
             return self._error
 
     def stop(self) -> None:
-        """Stop any motion now: interrupt a pose move, end velocity control (holds position)."""
+        """Stop any motion now: interrupt a pose move or end velocity control (panda_py's
+        ``stop_controller``; the robot then holds its pose)."""
         self._halt()
 
     def _halt(self) -> bool:

@@ -12,7 +12,7 @@ resolution (``HardwareConfig.resolution``), updating the intrinsics the same way
 Frames come from one of three sources:
 
 * a live camera (the default): an ``rs.pipeline`` started with an ``rs.config``;
-* a recorded session: ``playback=PATH`` replays a librealsense recording (``.db3`` or ``.bag``);
+* a recorded session: ``playback=PATH`` replays a librealsense recording (``.db3``);
 * any started frame source (:meth:`RealSenseCamera.from_source`): an object whose
   ``wait_for_frames(timeout_ms)`` yields composite framesets, e.g. an ``rs.syncer`` fed by an
   ``rs.software_device`` (how the tests drive this class without a camera).
@@ -59,8 +59,8 @@ def _one_line(error: BaseException) -> str:
 
 
 def _to_intrinsics(rs_intrinsics: Any) -> Intrinsics:
-    """Our pinhole :class:`Intrinsics` from an ``rs.intrinsics`` (distortion is ignored:
-    the SR300's colour distortion is below a pixel at the model resolution)."""
+    """Our pinhole :class:`Intrinsics` from an ``rs.intrinsics``; distortion coefficients are
+    dropped (the simulator and the servoing use the pinhole model)."""
     k = rs_intrinsics
     return Intrinsics(float(k.fx), float(k.fy), float(k.ppx), float(k.ppy), int(k.width),
                       int(k.height))
@@ -97,7 +97,8 @@ class RealSenseCamera:
         height: Stream height in pixels.
         fps: Stream frame rate (default ``hw.fps``).
         serial: Serial number of the camera to open (default: the first one found).
-        playback: Replay this recording instead of a live camera (``.db3`` or ``.bag``).
+        playback: Replay this recording instead of a live camera (a ``.db3`` file as
+            ``rs.recorder`` / the RealSense Viewer write them).
         real_time: For ``playback``: replay at the recorded pace (True) or hand out every
             recorded frame as fast as it is asked for (False, for offline processing).
         timeout_ms: Longest wait for a complete colour + depth frameset in milliseconds.

@@ -1,4 +1,4 @@
-"""Generated object meshes: tetrahedral ``.vtk`` volumes for soft bodies, re-framed ``.obj`` shapes.
+"""Generated object meshes: tetrahedral ``.vtk`` volumes for soft bodies, ``.obj`` shapes.
 
 ``python -m app.sim.softmesh`` (re)writes every file of :data:`MESHES` into
 ``config/objects/meshes/``; the files are committed, so nothing is generated at run time.
@@ -8,7 +8,9 @@
   (``pybullet_data`` ships none). A box is split into cells and each cell into six tetrahedra
   along its main diagonal (Freudenthal/Kuhn split: neighbouring cells share their face
   diagonals, so the mesh is conforming). Points are in metres, centred on the box centre.
-* Rigid meshes: a ``pybullet_data`` model turned upright, centred on its bounding-box centre and
+* Prisms: a convex right prism over a polygon footprint (a cheese wedge), centred on its
+  bounding box, with outward-facing triangles.
+* Re-framed models: a ``pybullet_data`` model turned upright, centred on its bounding-box centre and
   scaled to a length in metres, so that its frame is where :class:`ObjectSpec` expects it (the
   geometric centre, resting on its base at half its height).
 """
@@ -123,6 +125,41 @@ def reframe_obj(src: Path, dst: Path, rotation: np.ndarray, length: float) -> np
     return (hi - lo) * scale
 
 
+def write_prism_obj(path: Path, footprint: np.ndarray, height: float) -> np.ndarray:
+    """Write a convex right prism as an OBJ, centred on its bounding box.
+
+    Args:
+        path: Output file.
+        footprint: (K, 2) convex polygon (m) in the x-y plane, counter-clockwise.
+        height: Prism height along z (m).
+
+    Returns:
+        The full extents (x, y, z), metres.
+    """
+    poly = np.asarray(footprint, dtype=float)
+    poly = poly - (poly.min(axis=0) + poly.max(axis=0)) / 2
+    k = len(poly)
+    verts = [(x, y, -height / 2) for x, y in poly] + [(x, y, height / 2) for x, y in poly]
+    faces = [(1, j + 1, j) for j in range(2, k)]  # bottom, seen from below: clockwise from above
+    faces += [(k + 1, k + j, k + j + 1) for j in range(2, k)]  # top, counter-clockwise
+    for j in range(k):  # sides
+        a, b = j + 1, (j + 1) % k + 1
+        faces += [(a, b, b + k), (a, b + k, a + k)]
+    lines = [f"# {path.stem}: convex prism, {height} m tall, written by app/sim/softmesh.py"]
+    lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in verts]
+    lines += [f"f {a} {b} {c}" for a, b, c in faces]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return np.array([*np.ptp(poly, axis=0), height])
+
+
+@dataclass(frozen=True)
+class Prism:
+    """A convex prism: footprint polygon (m, counter-clockwise) and height (m)."""
+
+    footprint: tuple[tuple[float, float], ...]
+    height: float
+
+
 @dataclass(frozen=True)
 class SoftBox:
     """A soft box: full extents (m) and cells per axis."""
@@ -142,9 +179,11 @@ class Reframed:
 
 # Every generated file. Cells of ~1-1.3 cm: fine enough for the fingers to dent the surface,
 # coarse enough for ~a few ms per physics step.
-MESHES: dict[str, SoftBox | Reframed] = {
+MESHES: dict[str, SoftBox | Prism | Reframed] = {
     "salmon_fillet.vtk": SoftBox((0.10, 0.04, 0.022), (8, 4, 2)),
     "sponge.vtk": SoftBox((0.09, 0.055, 0.03), (7, 4, 2)),
+    # A cheese wedge lying on its side: an isosceles triangle 8 cm long, 5 cm at the rind.
+    "cheese_wedge.obj": Prism(((-0.04, -0.025), (0.04, 0.0), (-0.04, 0.025)), 0.035),
     # pybullet_data's duck stands with its up axis along +y: a quarter turn about x stands it up.
     "duck.obj": Reframed("duck.obj", tuple(map(tuple, rot_x(np.pi / 2))), 0.07),
 }
@@ -162,6 +201,8 @@ def generate(out_dir: Path = MESH_DIR) -> dict[str, np.ndarray]:
             points, tets = box_tets(spec.extents, spec.cells)
             write_vtk(path, points, tets, f"{path.stem}: box {spec.extents} m, {len(tets)} tetrahedra")
             sizes[name] = np.ptp(points, axis=0)
+        elif isinstance(spec, Prism):
+            sizes[name] = write_prism_obj(path, np.array(spec.footprint), spec.height)
         else:
             src = Path(pybullet_data.getDataPath()) / spec.source
             sizes[name] = reframe_obj(src, path, np.array(spec.rotation), spec.length)
