@@ -49,6 +49,12 @@ def _cmd_grasps(args: argparse.Namespace) -> int:
     return grasp_main(args.rest)
 
 
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from app.inspect_run import main_inspect
+
+    return main_inspect(args.run_dir, args.json)
+
+
 def _cmd_dataset(args: argparse.Namespace) -> int:
     from app.dataset_builder import run_dataset
 

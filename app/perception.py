@@ -94,5 +94,5 @@ def load_perception(weights_dir: str | Path | None = None, threads: int = 2) -> 
             raise CheckpointError(f"{d / name}: missing (expected the shipped weights; train them with "
                                   f"`python -m app train {'gan' if name == GAN_FILE else 'ppo'}`)")
     gan = load_inference(d / GAN_FILE)
-    policy, meta = load_policy(d / POLICY_FILE)
-    return Perception(gan=gan, policy_net=policy, obs_size=int(meta["obs_size"]))
+    policy = load_policy(d / POLICY_FILE)
+    return Perception(gan=gan, policy_net=policy, obs_size=int(policy.obs_size))

@@ -100,7 +100,7 @@ def evaluate_policy_errors(predict, episodes: int, seed: int, z_zero: bool = Fal
                 obs, r, done, _, info = env.step(a)
                 total += r
             pos.append(info["pos_error_m"])
-            if not np.isnan(info["yaw_error_deg"]):
+            if info["yaw_error_deg"] is not None:
                 yaw.append(info["yaw_error_deg"])
             ret.append(total)
     finally:

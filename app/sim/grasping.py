@@ -32,6 +32,7 @@ HOLD_S = 1.0  # s the lifted object must stay held
 MOVE_MARGIN_S = 3.0  # s a move may take beyond its nominal duration before we give up waiting
 GRIPPER_CAP_S = 3.0  # s, longest wait for the fingers (the sim gripper itself stops at 2 s)
 SETTLE_TICKS = 3  # control ticks to let contacts settle after the descent (0.1 s at 30 fps)
+WEDGE_TOL = 0.001  # m: an opening this far beyond the gripper's range means a wedged object
 YAW_WEIGHT = 0.05  # m per rad: how a yaw difference weighs against a distance for the oracle
 
 
@@ -102,6 +103,20 @@ class _Episode:
         return self.until(lambda: not g.busy(), GRIPPER_CAP_S)
 
 
+def _wedged(robot: Robot) -> str:
+    """Why the fingers stand wider than the gripper can open ("" when they do not).
+
+    A real hand cannot hold anything wider than its opening. In the simulator, an object
+    rammed between the fingers during the descent can force their joints past the limit and
+    stay wedged there; such a "grasp" is refused.
+    """
+    width, top = robot.gripper.width(), robot.gripper.max_width
+    if width > top + WEDGE_TOL:
+        return (f"object wedged: fingers forced open to {width * 1000:.1f} mm, beyond the "
+                f"{top * 1000:.0f} mm opening")
+    return ""
+
+
 def above(grasp_pose: Pose, distance: float) -> Pose:
     """The pose ``distance`` metres back along the approach axis (gripper z) from ``grasp_pose``."""
     return grasp_pose @ Pose(np.array([0.0, 0.0, -distance]), np.eye(3))
@@ -151,6 +166,9 @@ def execute_grasp(session: SimSession, grasp_pose: Pose, approach_height: float 
         return fail("gripper did not settle while closing")
     if not robot.gripper.is_grasped():
         return fail(f"closed on nothing (width {robot.gripper.width() * 1000:.1f} mm)")
+    wedged = _wedged(robot)
+    if wedged:
+        return fail(wedged)
     robot.arm.move_relative(Pose(np.array([0.0, 0.0, LIFT_HEIGHT]), np.eye(3)), frame="base")
     ep.until(lambda: robot.arm.motion_status() != MotionStatus.MOVING,
              LIFT_HEIGHT / 0.1 + MOVE_MARGIN_S)  # 0.1 m/s: a slow nominal lift speed
@@ -158,6 +176,9 @@ def execute_grasp(session: SimSession, grasp_pose: Pose, approach_height: float 
         robot.arm.stop()
         return fail(f"lift failed: {robot.arm.motion_error() or 'did not finish'}")
     ep.advance(ep.cap(HOLD_S))
+    wedged = _wedged(robot)
+    if wedged:
+        return fail(wedged)
     lift = float(truth.object_pose().position[2]) - rest_z
     if truth.object_lifted(rest_z, MIN_LIFT):
         return GraspOutcome(True, "", lift, grasp_pose, ep.ticks)

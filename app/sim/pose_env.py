@@ -182,9 +182,9 @@ class PoseEnv(gym.Env):
         info = {"e_d": e_d, "e_o": e_o, "reached": reached, "below_ground": below, **self.pose_errors()}
         return self._observe(), r, done, False, info
 
-    def pose_errors(self) -> dict[str, float]:
+    def pose_errors(self) -> dict[str, float | None]:
         """Horizontal distance (m) from the gripper axis to the object centroid, and yaw error
-        (deg) of the finger line to the object's grasp axis (NaN for round objects)."""
+        (deg) of the finger line to the object's grasp axis (None for round objects)."""
         grip = self.session.arm.pose()
         obj = self.session.truth.object_pose()
         axis = grip.matrix[:, 2]  # approach axis (base frame)
@@ -192,7 +192,7 @@ class PoseEnv(gym.Env):
         off = rel - axis * float(rel @ axis)
         pos = float(np.linalg.norm(off[:2]))
         gy = self.session.truth.grasp_axis_yaw()
-        yaw = float("nan") if gy is None else abs(np.degrees(wrap_half_pi(grip.yaw - gy)))
+        yaw = None if gy is None else float(abs(np.degrees(wrap_half_pi(grip.yaw - gy))))
         return {"pos_error_m": pos, "yaw_error_deg": yaw}
 
     def close(self) -> None:
