@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-
 from app.errors import ConfigError
 from app.hardware_config import load_hardware
+from app.interfaces import Robot
 from app.logs import RunLog, finish_run_dir, make_run_dir
 from app.runner import EpisodeResult, run_episode
+from app.safety import SafeArm, load_safety
 from app.trees import TreeConfig, build_tree, load_tree_config, render_tree
 
 
@@ -54,9 +55,10 @@ def run_sim_episode(cfg: TreeConfig, spec: Any, seed: int, domain: str, models: 
                      domain_sha256=s.domain.sha256, backend="sim")
         oracle = cfg.builder == "oracle"
         root = build_tree(cfg, hw, truth=s.truth if oracle else None)
+        robot = safe_robot(s.robot, log)
         s.truth.locked = not oracle
         try:
-            res = run_episode(root, s.robot, models, cfg.max_ticks, log,
+            res = run_episode(root, robot, models, cfg.max_ticks, log,
                               record_dir=run_dir / "images" if record else None)
         finally:
             s.truth.locked = False
@@ -65,6 +67,8 @@ def run_sim_episode(cfg: TreeConfig, spec: Any, seed: int, domain: str, models: 
         record_ = {"tree": cfg.name, "object": spec.name, "seed": seed, "success": bool(res.success and lifted),
                    "tree_outcome": res.outcome, "physics_lifted": bool(lifted), **asdict(res),
                    "run_dir": str(run_dir), "domain_sha256": s.domain.sha256}
+        record_["safety_refusals"] = sum(e.kind == "refused" for e in robot.arm.events)
+        record_["safety_clamps"] = sum(e.kind == "clamped" for e in robot.arm.events)
         if res.success and not lifted:
             record_["failed_node"], record_["reason"] = "Lift And Verify", "scoring: object not held 10 cm up"
         log.log.info("scored", success=record_["success"], physics_lifted=bool(lifted))
@@ -74,6 +78,12 @@ def run_sim_episode(cfg: TreeConfig, spec: Any, seed: int, domain: str, models: 
         log.close()
         if own:
             s.close()
+
+
+def safe_robot(robot: Robot, log: RunLog | None = None) -> Robot:
+    """The same robot with its arm behind the safety envelope (``config/safety.yaml``)."""
+    arm = SafeArm(robot.arm, load_safety(), robot.clock.period, log=log.log.warning if log else None)
+    return replace(robot, arm=arm)
 
 
 def run_episodes(args: argparse.Namespace) -> int:
@@ -129,7 +139,8 @@ def _run_real(args: argparse.Namespace, cfg: TreeConfig, hw: Any) -> int:
             log = RunLog(run_dir / "ticks.jsonl")
             try:
                 log.log.info("episode_start", tree=cfg.name, backend="real")
-                res: EpisodeResult = run_episode(build_tree(cfg, hw), session.robot, models, cfg.max_ticks, log,
+                res: EpisodeResult = run_episode(build_tree(cfg, hw), safe_robot(session.robot, log), models,
+                                                 cfg.max_ticks, log,
                                                  record_dir=run_dir / "images" if args.record else None)
                 rec = {"tree": cfg.name, "object": "real", "seed": args.seed, "success": res.success,
                        **asdict(res), "run_dir": str(run_dir)}

@@ -18,9 +18,22 @@ from app.controllers.vs import VSParams, load_vs_params
 from app.errors import ConfigError
 from app.hardware_config import HardwareConfig
 from app.sim.pose_env import EnvConfig, load_env_config
-from behaviours.motion import (CloseGripper, Descend, DescendByDepth, LiftAndVerify, OpenGripper,
-                               OraclePose, PoseStep)
-from behaviours.perception import AcquireFrame, AdaptToSim, ExtractFeatures, ObjectNearBorder, SegmentObject
+from behaviours.motion import (
+    CloseGripper,
+    Descend,
+    DescendByDepth,
+    LiftAndVerify,
+    OpenGripper,
+    OraclePose,
+    PoseStep,
+)
+from behaviours.perception import (
+    AcquireFrame,
+    AdaptToSim,
+    ExtractFeatures,
+    ObjectNearBorder,
+    SegmentObject,
+)
 from behaviours.servo import FullVSStep, LinearConverged, LinearVSStep, UntilConverged
 
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 import numpy as np
 from py_trees.common import Status
 
-from app.controllers.depth import DepthParams, background_distance, descent_distance, object_distance
+from app.controllers.depth import (
+    DepthParams,
+    background_distance,
+    descent_distance,
+    object_distance,
+)
 from app.interfaces import MotionStatus
 from app.transforms import Pose, delta_pose
 from behaviours.base import Leaf

@@ -3,8 +3,17 @@
 import numpy as np
 import pytest
 
-from app.transforms import (Pose, delta_pose, matrix_to_quat, quat_to_matrix, rot_x, rot_z,
-                            twist_to_pose, wrap_angle, wrap_half_pi)
+from app.transforms import (
+    Pose,
+    delta_pose,
+    matrix_to_quat,
+    quat_to_matrix,
+    rot_x,
+    rot_z,
+    twist_to_pose,
+    wrap_angle,
+    wrap_half_pi,
+)
 
 
 @pytest.mark.parametrize("seed", range(5))

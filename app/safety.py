@@ -1,0 +1,214 @@
+"""The safety envelope: one filter through which every arm command passes.
+
+:class:`SafeArm` wraps any ``Arm`` (simulated or real). Pose targets (absolute or relative)
+outside the workspace box, below the minimum height, tilted away from top-down or farther than
+the maximum step are *refused*: the arm is stopped and the refusal logged with the command and
+the limit. Velocity commands are *clamped* to the speed limits (the direction is kept) and a
+velocity that would leave the workspace within one period is refused. Non-finite values are
+refused. Limits come from ``config/safety.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app import CONFIG_DIR
+from app.config import Section, load_yaml
+from app.errors import ConfigError
+from app.interfaces import Arm, FrameName, MotionStatus
+from app.transforms import Pose, twist_to_pose
+
+
+@dataclass(frozen=True)
+class SafetyLimits:
+    """Limits of the envelope (base frame; m, m/s, rad, rad/s)."""
+
+    workspace_min: np.ndarray
+    workspace_max: np.ndarray
+    min_gripper_height: float
+    max_linear_speed: float
+    max_angular_speed: float
+    max_step: float
+    max_step_angle: float
+    top_down_tolerance: float
+
+    def pose_violation(self, pose: Pose, finger_reach: float = 0.0) -> str:
+        """Why ``pose`` (gripper, base frame) is outside the envelope, or "" if it is inside."""
+        if not pose.is_finite():
+            return "pose is not finite"
+        p = pose.position
+        if np.any(p < self.workspace_min) or np.any(p > self.workspace_max):
+            return (f"position ({p[0]:.3f}, {p[1]:.3f}, {p[2]:.3f}) m outside the workspace box "
+                    f"{np.round(self.workspace_min, 3).tolist()}..{np.round(self.workspace_max, 3).tolist()}")
+        if p[2] - finger_reach < self.min_gripper_height:
+            return f"gripper height {p[2] - finger_reach:.3f} m below the minimum {self.min_gripper_height:.3f} m"
+        tilt = float(np.arccos(np.clip(-pose.matrix[2, 2], -1.0, 1.0)))
+        if tilt > self.top_down_tolerance:
+            return f"approach axis tilted {np.degrees(tilt):.0f} deg > {np.degrees(self.top_down_tolerance):.0f} deg from top-down"
+        return ""
+
+
+def load_safety(path: str | Path | None = None) -> SafetyLimits:
+    """Load and validate ``config/safety.yaml``."""
+    path = Path(path) if path else CONFIG_DIR / "safety.yaml"
+    s = Section(load_yaml(path), path)
+    s.unknown_keys({"workspace", "min_gripper_height", "max_linear_speed", "max_angular_speed", "max_step",
+                    "max_step_angle", "top_down_tolerance"})
+    ws = s.section("workspace")
+    lo, hi = np.array(ws.vector("min", 3, lo=-2, hi=2)), np.array(ws.vector("max", 3, lo=-2, hi=2))
+    if np.any(lo >= hi):
+        raise ConfigError(f"{path}: key 'workspace': expected min < max on every axis, found {lo.tolist()} / {hi.tolist()}")
+    return SafetyLimits(lo, hi, s.number("min_gripper_height", lo=-0.1, hi=1.0),
+                        s.number("max_linear_speed", lo=1e-3, hi=2.0), s.number("max_angular_speed", lo=1e-3, hi=6.0),
+                        s.number("max_step", lo=1e-3, hi=2.0),
+                        float(np.radians(s.number("max_step_angle", lo=0.1, hi=360.0))),
+                        float(np.radians(s.number("top_down_tolerance", lo=0.1, hi=180.0))))
+
+
+@dataclass
+class SafetyEvent:
+    """One refusal or clamp."""
+
+    kind: str  # "refused" or "clamped"
+    command: str
+    detail: str
+    value: Any = None
+
+
+@dataclass
+class SafeArm:
+    """An ``Arm`` whose every command passes the envelope.
+
+    Args:
+        arm: The wrapped arm.
+        limits: The envelope.
+        period: Control period (s): a velocity command lasts one period.
+        log: Optional callable ``log(event: str, **fields)`` (structlog-style) for refusals/clamps.
+    """
+
+    arm: Arm
+    limits: SafetyLimits
+    period: float
+    log: Any = None
+    events: list[SafetyEvent] = field(default_factory=list)
+    _refused: str = ""
+
+    # -------------------------------------------------------------- pass-through state
+    @property
+    def camera_mount(self) -> Pose:
+        """Camera frame in the gripper frame."""
+        return self.arm.camera_mount
+
+    def pose(self) -> Pose:
+        """Current gripper pose."""
+        return self.arm.pose()
+
+    def camera_pose(self) -> Pose:
+        """Current camera pose."""
+        return self.arm.camera_pose()
+
+    def motion_status(self) -> MotionStatus:
+        """FAILED after a refusal, else the wrapped arm's status."""
+        return MotionStatus.FAILED if self._refused else self.arm.motion_status()
+
+    def motion_error(self) -> str:
+        """The refusal, or the wrapped arm's error."""
+        return self._refused or self.arm.motion_error()
+
+    def stop(self) -> None:
+        """Stop (always allowed)."""
+        self.arm.stop()
+
+    def recover(self) -> None:
+        """Clear a refusal and the wrapped arm's error."""
+        self._refused = ""
+        self.arm.recover()
+
+    def __getattr__(self, name: str) -> Any:  # teleport etc. of the sim arm (set-up only)
+        return getattr(self.arm, name)
+
+    # -------------------------------------------------------------- filtered commands
+    def _event(self, kind: str, command: str, detail: str, value: Any = None) -> None:
+        self.events.append(SafetyEvent(kind, command, detail, value))
+        if self.log is not None:
+            self.log(f"safety_{kind}", command=command, detail=detail, value=value)
+
+    def _refuse(self, command: str, detail: str, value: Any = None) -> None:
+        self._event("refused", command, detail, value)
+        self.arm.stop()
+        self._refused = f"safety: {command} refused: {detail}"
+
+    def check_target(self, target: Pose) -> str:
+        """Why a pose target is refused ("" if allowed)."""
+        why = self.limits.pose_violation(target)
+        if why:
+            return why
+        d, r = self.arm.pose().distance(target)
+        if d > self.limits.max_step:
+            return f"step {d:.3f} m > max_step {self.limits.max_step:.3f} m"
+        if r > self.limits.max_step_angle:
+            return f"rotation {np.degrees(r):.0f} deg > max_step_angle {np.degrees(self.limits.max_step_angle):.0f} deg"
+        return ""
+
+    def move_to(self, target: Pose) -> None:
+        """Forward a pose target inside the envelope; refuse (and stop) otherwise."""
+        why = self.check_target(target)
+        if why:
+            self._refuse("move_to", why, target.position.tolist() if np.all(np.isfinite(target.position)) else "non-finite")
+            return
+        self._refused = ""
+        self.arm.move_to(target)
+
+    def move_relative(self, delta: Pose, frame: FrameName = "gripper") -> None:
+        """Resolve the relative move to an absolute target and filter it like :meth:`move_to`."""
+        if not delta.is_finite():
+            self._refuse("move_relative", "delta is not finite")
+            return
+        current = self.arm.pose()
+        if frame == "gripper":
+            target = current @ delta
+        elif frame == "camera":
+            m = self.arm.camera_mount
+            target = current @ m @ delta @ m.inverse()
+        else:
+            target = Pose(current.position + delta.position, delta.matrix @ current.matrix)
+        self.move_to(target)
+
+    def filter_twist(self, twist: np.ndarray, frame: FrameName = "camera") -> tuple[np.ndarray | None, str]:
+        """The twist that may be sent (clamped), or None with the reason it is refused."""
+        t = np.asarray(twist, dtype=float).reshape(-1)
+        if t.shape != (6,) or not np.all(np.isfinite(t)):
+            return None, "twist is not 6 finite numbers"
+        v, w = t[:3].copy(), t[3:].copy()
+        nv, nw = float(np.linalg.norm(v)), float(np.linalg.norm(w))
+        if nv > self.limits.max_linear_speed:
+            v *= self.limits.max_linear_speed / nv
+        if nw > self.limits.max_angular_speed:
+            w *= self.limits.max_angular_speed / nw
+        out = np.concatenate([v, w])
+        # Where the gripper would be after one period: refuse rather than leave the envelope.
+        base = self.arm.pose() @ self.arm.camera_mount if frame == "camera" else self.arm.pose()
+        after = base @ twist_to_pose(out, self.period)
+        if frame == "camera":
+            after = after @ self.arm.camera_mount.inverse()
+        why = self.limits.pose_violation(after)
+        if why:
+            return None, f"one period at this velocity would leave the envelope: {why}"
+        return out, ""
+
+    def command_velocity(self, twist: np.ndarray, frame: FrameName = "camera") -> None:
+        """Forward a clamped twist, or refuse (and stop)."""
+        out, why = self.filter_twist(twist, frame)
+        if out is None:
+            self._refuse("command_velocity", why)
+            return
+        if not np.allclose(out, np.asarray(twist, dtype=float)):
+            self._event("clamped", "command_velocity",
+                        f"speed limited to {self.limits.max_linear_speed} m/s, {self.limits.max_angular_speed:.2f} rad/s",
+                        np.asarray(twist, dtype=float).tolist())
+        self._refused = ""
+        self.arm.command_velocity(out, frame)

@@ -1,0 +1,126 @@
+"""The safety envelope: no command leaving the filter violates a limit, whatever goes in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.errors import ConfigError
+from app.interfaces import MotionStatus
+from app.safety import SafeArm, load_safety
+from app.transforms import Pose, delta_pose, rot_x, rot_z
+
+LIMITS = load_safety()
+MOUNT = Pose(np.array([0.0, 0.055, -0.10]), np.eye(3))
+
+
+class RecordingArm:
+    """Records what reaches the arm; holds a fixed pose."""
+
+    def __init__(self, pose: Pose) -> None:
+        self._pose = pose
+        self.sent: list[tuple[str, object]] = []
+        self.stops = 0
+
+    camera_mount = MOUNT
+
+    def pose(self) -> Pose:
+        return self._pose
+
+    def camera_pose(self) -> Pose:
+        return self._pose @ MOUNT
+
+    def move_to(self, target: Pose) -> None:
+        self.sent.append(("move_to", target))
+
+    def move_relative(self, delta: Pose, frame: str = "gripper") -> None:  # never reached via SafeArm
+        raise AssertionError("SafeArm resolves relative moves itself")
+
+    def motion_status(self) -> MotionStatus:
+        return MotionStatus.DONE
+
+    def motion_error(self) -> str:
+        return ""
+
+    def command_velocity(self, twist: np.ndarray, frame: str = "camera") -> None:
+        self.sent.append(("velocity", np.asarray(twist)))
+
+    def stop(self) -> None:
+        self.stops += 1
+
+    def recover(self) -> None:
+        pass
+
+
+START = Pose.top_down(np.array([0.5, 0.0, 0.5]), 0.0)
+floats = st.one_of(st.floats(-3, 3), st.just(float("nan")), st.just(float("inf")), st.just(float("-inf")))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(floats, min_size=6, max_size=6), st.sampled_from(["camera", "gripper"]))
+def test_no_velocity_leaves_the_filter_outside_the_limits(twist, frame) -> None:
+    arm = RecordingArm(START)
+    safe = SafeArm(arm, LIMITS, period=1 / 30)
+    safe.command_velocity(np.array(twist), frame)
+    for kind, value in arm.sent:
+        assert kind == "velocity"
+        v = np.asarray(value)
+        assert np.all(np.isfinite(v))
+        assert np.linalg.norm(v[:3]) <= LIMITS.max_linear_speed + 1e-9
+        assert np.linalg.norm(v[3:]) <= LIMITS.max_angular_speed + 1e-9
+    if not arm.sent:  # refused: the arm was stopped and the refusal recorded
+        assert arm.stops == 1 and safe.motion_status() == MotionStatus.FAILED
+        assert safe.events[-1].kind == "refused"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(floats, min_size=3, max_size=3), st.floats(-4, 4), st.floats(-0.5, 0.5))
+def test_no_pose_target_leaves_the_filter_outside_the_envelope(xyz, yaw, tilt) -> None:
+    arm = RecordingArm(START)
+    safe = SafeArm(arm, LIMITS, period=1 / 30)
+    target = Pose(np.array(xyz, dtype=float) * 0.5 + START.position, rot_z(yaw) @ rot_x(np.pi + tilt))
+    safe.move_to(target)
+    for _, sent in arm.sent:
+        assert LIMITS.pose_violation(sent) == ""
+        d, r = START.distance(sent)
+        assert d <= LIMITS.max_step and r <= LIMITS.max_step_angle
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(-0.05, 0.05), st.floats(-0.05, 0.05), st.floats(0.0, 0.3), st.floats(-1.5, 1.5))
+def test_commands_inside_the_envelope_pass_unchanged(dx, dy, dz, dyaw) -> None:
+    arm = RecordingArm(START)
+    safe = SafeArm(arm, LIMITS, period=1 / 30)
+    safe.move_relative(delta_pose(dx, dy, dz, dyaw), "gripper")
+    assert len(arm.sent) == 1
+    assert np.allclose(arm.sent[0][1].homogeneous, (START @ delta_pose(dx, dy, dz, dyaw)).homogeneous)
+    twist = np.array([0.02, -0.01, 0.0, 0.0, 0.0, 0.3])
+    safe.command_velocity(twist, "camera")
+    assert np.array_equal(arm.sent[-1][1], twist)
+    assert not safe.events
+
+
+def test_refusals_name_the_limit() -> None:
+    arm = RecordingArm(START)
+    safe = SafeArm(arm, LIMITS, period=1 / 30)
+    safe.move_to(Pose.top_down(np.array([0.5, 0.0, -0.05]), 0.0))
+    assert "outside the workspace" in safe.motion_error()
+    safe.recover()
+    safe.move_relative(delta_pose(0.0, 0.0, 0.45, 0.0))
+    assert "max_step" in safe.motion_error()
+    safe.recover()
+    safe.command_velocity(np.array([1.0, 0, 0, 0, 0, 0]))  # clamped, not refused
+    assert safe.events[-1].kind == "clamped"
+    assert np.linalg.norm(arm.sent[-1][1][:3]) == pytest.approx(LIMITS.max_linear_speed)
+
+
+def test_bad_safety_file(tmp_path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text(open(LIMITS_PATH).read().replace("max_linear_speed: 0.25", "max_linear_speed: fast"))
+    with pytest.raises(ConfigError, match="max_linear_speed"):
+        load_safety(f)
+
+
+LIMITS_PATH = __import__("app").CONFIG_DIR / "safety.yaml"
