@@ -55,6 +55,12 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return main_inspect(args.run_dir, args.json)
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from app.calibrate import run_calibrate
+
+    return run_calibrate(args)
+
+
 def _cmd_dataset(args: argparse.Namespace) -> int:
     from app.dataset_builder import run_dataset
 
@@ -90,6 +96,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "grasps": ("propose and physics-verify good grasps; oracle rates", _cmd_grasps),
     "dataset": ("build the CycleGAN dataset (sim or real backend)", _cmd_dataset),
     "train": ("train the CycleGAN (gan) or the PPO pose agent (ppo)", _cmd_train),
+    "calibrate": ("compute the VS targets of the hardware file and check them in the simulator", _cmd_calibrate),
+    "inspect": ("explain a run directory: outcome, failing node, time per node, VS plot", _cmd_inspect),
 }
 
 
@@ -121,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--epochs", type=int, default=None, help="total epochs instead of the recipe's (gan)")
             sp.add_argument("--limit", type=int, default=None, help="use only the first N images per domain (gan)")
             sp.add_argument("--steps", type=int, default=None, help="total environment steps instead of the recipe's (ppo)")
+        if name == "calibrate":
+            sp.add_argument("--json", action="store_true", help="print JSON")
+        if name == "inspect":
+            sp.add_argument("run_dir", help="a run directory (under --log-dir)")
+            sp.add_argument("--json", action="store_true", help="print one JSON object")
         if name == "grasps":
             sp.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the grasp tool")
     return parser
