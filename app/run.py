@@ -125,23 +125,29 @@ def _print_summary(r: dict[str, Any], set_name: str) -> None:
 
 
 def _run_real(args: argparse.Namespace, cfg: TreeConfig, hw: Any) -> int:
-    """Run on the RealSense + panda_py backends (same trees)."""
+    """Run on the RealSense + panda_py backends (same trees), inside the session lifecycle:
+    connect → home → execute (reflexes recovered) → shut down (also on Ctrl-C)."""
     if cfg.builder == "oracle":
         raise ConfigError(f"{cfg.path}: the oracle tree needs simulator ground truth (use --backend sim)")
     from app.hardware.real_session import RealSession
+    from app.lifecycle import RobotSession
     from app.perception import load_perception
 
     models = load_perception() if cfg.uses_models else None
     failures = 0
-    with RealSession(hw, args.robot_host) as session:
+    Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+    with RobotSession(lambda: RealSession(hw, args.robot_host).robot, hw.start_pose(),
+                      log=RunLog(Path(args.log_dir) / "session.jsonl")) as rs:
+        rs.start()
         for ep in range(args.episodes):
+            rs.home()
             run_dir = make_run_dir(args.log_dir, cfg.name, "real", args.seed, ep)
             log = RunLog(run_dir / "ticks.jsonl")
             try:
                 log.log.info("episode_start", tree=cfg.name, backend="real")
-                res: EpisodeResult = run_episode(build_tree(cfg, hw), safe_robot(session.robot, log), models,
-                                                 cfg.max_ticks, log,
-                                                 record_dir=run_dir / "images" if args.record else None)
+                res: EpisodeResult = rs.execute(lambda robot, log=log, run_dir=run_dir: run_episode(
+                    build_tree(cfg, hw), safe_robot(robot, log), models, cfg.max_ticks, log,
+                    record_dir=run_dir / "images" if args.record else None))
                 rec = {"tree": cfg.name, "object": "real", "seed": args.seed, "success": res.success,
                        **asdict(res), "run_dir": str(run_dir)}
                 finish_run_dir(run_dir, rec)
@@ -150,5 +156,3 @@ def _run_real(args: argparse.Namespace, cfg: TreeConfig, hw: Any) -> int:
             failures += not res.success
             _print_summary(rec, "real")
     return 0 if failures == 0 else 1
-
-

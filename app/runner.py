@@ -121,6 +121,7 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
                 result = EpisodeResult("failure", failed_node=_raising_node(e, root.name),
                                        reason=f"unhandled {type(e).__name__}: {e}".splitlines()[0])
                 result.extra["exception"] = True
+                result.extra["exception_type"] = type(e).__name__
                 if log is not None:
                     log.log.error("exception", tick=tick, node=result.failed_node, reason=result.reason)
                 break

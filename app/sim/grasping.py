@@ -128,7 +128,9 @@ def execute_grasp(session: SimSession, grasp_pose: Pose, approach_height: float 
     Moves to ``approach_height`` above the grasp pose along its approach axis, descends to it,
     closes with ``HardwareConfig.grasp_force``, lifts the gripper by :data:`LIFT_HEIGHT`, holds
     for :data:`HOLD_S` and judges with :meth:`GroundTruth.object_lifted` (object at least
-    :data:`MIN_LIFT` above its height before the grasp and touching both fingers).
+    :data:`MIN_LIFT` above its height before the grasp and touching both fingers). A grasp
+    that ends with the fingers forced wider than the gripper opens (an object wedged between
+    them, a simulator artefact) fails too.
 
     Args:
         session: A session with an object placed (``session.reset``) and the gripper open.

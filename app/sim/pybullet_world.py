@@ -18,8 +18,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pybullet as p
-import pybullet_data
+
+
+def _import_pybullet_quietly():  # type: ignore[no-untyped-def]
+    """Import pybullet without its C-level "pybullet build time" banner on stdout/stderr."""
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        import pybullet
+        import pybullet_data
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
+    return pybullet, pybullet_data
+
+
+p, pybullet_data = _import_pybullet_quietly()
 
 from app.errors import MotionError, SimulationError
 from app.interfaces import Intrinsics

@@ -1,0 +1,659 @@
+"""The evaluation campaign: ``python -m app evaluate`` — the paper's experiment, in simulation.
+
+Every tree x object x trial is one simulated episode, seeded by (campaign seed, object, trial)
+only, so every tree sees the same placements. Episodes run in spawned worker processes (one
+torch thread each, the model bundle loaded once per process when a tree needs it), and each
+ends as one whole, fsync'ed line of ``DIR/results.jsonl``. ``--resume`` skips the trials
+already there and drops a line torn by ``kill -9``. Each trial is scored two ways: the physics
+lift test, and the paper's (gripper within 4 cm horizontally of a good grasp just before
+closing). ``DIR/summary.json``, ``DIR/summary.md`` and the figures are rebuilt from
+``results.jsonl`` alone (:func:`summarize`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import py_trees
+from py_trees.common import Status
+
+from app.errors import AppError, ConfigError, MotionError, SimulationError
+from app.hardware_config import HardwareConfig, load_hardware
+from app.logs import RunLog, finish_run_dir, make_run_dir
+from app.runner import run_episode
+from app.stats import newcombe_difference, wilson_interval
+from app.transforms import Pose, wrap_half_pi
+from app.trees import TreeConfig, build_tree, load_tree_config
+
+RESULTS = "results.jsonl"
+RUNS = "runs"
+PAPER_RADIUS_M = 0.04  # m: the paper's success radius, horizontal, gripper vs good grasp
+CLOSE_NODE = "Close Gripper"
+MIN_AXIS_Z = 0.1  # |z| of the gripper axis below which it is taken as horizontal (no projection)
+WATCH_PERIOD_S = 0.5  # s between a worker's checks that the campaign process is still alive
+#: The paper's rates on the real robot (Pedersen et al. 2020, 3 trials per object).
+PAPER_RATES = {"seen": {"vs_only": 0.17, "drl_gan": 0.10, "drl_gan_vs": 0.83},
+               "unseen": {"vs_only": 0.39, "drl_gan": 0.11, "drl_gan_vs": 0.83}}
+PAPER_LABELS = {"vs_only": "VS", "drl_gan": "DRL+GAN", "drl_gan_vs": "DRL+GAN+VS"}
+TREE_ORDER = ("drl_gan_vs", "drl_gan", "vs_only", "drl_vs", "oracle")  # tables and figures
+SET_ORDER = ("seen", "unseen")
+
+
+# ------------------------------------------------------------------------------ the plan
+def trial_seed(base_seed: int, obj: str, trial: int) -> int:
+    """Seed of one trial: a function of the campaign seed, the object's name and the trial index
+    only (never of the tree), so every tree meets the same placements and sensor noise."""
+    digest = hashlib.sha256(f"{base_seed}/{obj}/{trial}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF  # 31 bits: numpy and PyBullet take it
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One episode to run: the key (tree, object, trial) and how to load its parts."""
+
+    tree: str
+    tree_ref: str  # name or path that load_tree_config takes
+    object_set: str
+    set_ref: str  # path that load_object_set takes
+    object: str
+    object_index: int  # position in its set (figure order)
+    trial: int
+    seed: int
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """(tree, object, trial): what resume matches on."""
+        return self.tree, self.object, self.trial
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """What every trial of a campaign shares."""
+
+    out: str
+    base_seed: int
+    domain: str
+    domain_sha256: str
+    hardware: str | None
+    record: bool = False
+
+
+def plan_trials(trees: Sequence[TreeConfig], sets: Sequence[Any], trials: int, base_seed: int,
+                only_object: str | None = None) -> list[Trial]:
+    """Every (tree, object, trial), trees innermost so a partial campaign stays balanced.
+
+    Args:
+        trees: Tree variants (names must differ).
+        sets: :class:`app.sim.objects.ObjectSet` s (object names must differ across them).
+        trials: Trials per object per tree.
+        base_seed: The campaign's ``--seed``.
+        only_object: Keep only the object of this name.
+    """
+    names = [t.name for t in trees]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--trees: tree names must differ, found {names}")
+    objects = [o.name for s in sets for o in s.objects]
+    dup = sorted({n for n in objects if objects.count(n) > 1})
+    if dup:
+        raise ConfigError(f"--objects: object names must differ across sets, found {dup} twice")
+    plan = [Trial(cfg.name, cfg.path, s.name, s.path, o.name, i, k, trial_seed(base_seed, o.name, k))
+            for s in sets for i, o in enumerate(s.objects) if only_object in (None, o.name)
+            for k in range(trials) for cfg in trees]
+    if not plan:
+        raise ConfigError(f"--object: no object {only_object!r} in the selected sets")
+    return plan
+
+
+# ------------------------------------------------------------------------------ scoring
+def pose_errors(gripper: Pose, grasps: Sequence[Pose], grasp_axis_yaw: float | None) -> dict[str, float | None]:
+    """Gripper pose against the good grasps, all in the robot base frame.
+
+    Args:
+        gripper: Gripper (TCP) pose.
+        grasps: Good grasps as gripper poses.
+        grasp_axis_yaw: Yaw (rad, modulo pi) the finger line should have; None for round objects.
+
+    Returns:
+        ``position_m``: horizontal distance (m) from the gripper's approach axis, taken at the
+        grasp's height, to the nearest good grasp; ``height_m``: gripper height above that grasp
+        (m); ``yaw_deg``: angle (deg, 0-90) between the finger line and the grasp axis. None
+        where there is no grasp or no axis.
+    """
+    axis = gripper.matrix[:, 2]  # approach direction (gripper z) in the base frame
+    best: tuple[float, float] | None = None
+    for g in grasps:
+        point = gripper.position
+        if abs(axis[2]) > MIN_AXIS_Z:
+            point = point + (g.position[2] - point[2]) / axis[2] * axis
+        d = float(np.hypot(*(point[:2] - g.position[:2])))
+        if best is None or d < best[0]:
+            best = (d, float(gripper.position[2] - g.position[2]))
+    yaw = None if grasp_axis_yaw is None else abs(math.degrees(wrap_half_pi(gripper.yaw - grasp_axis_yaw)))
+    return {"position_m": None if best is None else round(best[0], 6),
+            "height_m": None if best is None else round(best[1], 6),
+            "yaw_deg": None if yaw is None else round(yaw, 4)}
+
+
+def paper_success(error: dict[str, Any]) -> bool:
+    """The paper's score: measured as Close Gripper started, within 4 cm of a good grasp."""
+    d = error.get("position_m")
+    return error.get("at") == "close" and d is not None and d <= PAPER_RADIUS_M
+
+
+@contextmanager
+def _scoring_read(truth: Any) -> Iterator[Any]:
+    """Ground truth opened for the scoring code, locked again after."""
+    was, truth.locked = truth.locked, False
+    try:
+        yield truth
+    finally:
+        truth.locked = was
+
+
+class CloseProbe:
+    """``on_tick`` hook: measures :func:`pose_errors` when ``Close Gripper`` first runs.
+
+    The hook runs after the tick and before the clock advances, so the gripper has not yet moved.
+    """
+
+    def __init__(self, root: py_trees.behaviour.Behaviour, session: Any) -> None:
+        self.node = next((n for n in root.iterate() if n.name == CLOSE_NODE), None)
+        self.session = session
+        self.measured: dict[str, Any] | None = None
+
+    def __call__(self, tick: int) -> None:
+        if self.measured is None and self.node is not None and self.node.status != Status.INVALID:
+            self.measured = self.measure("close", tick)
+
+    def measure(self, at: str, tick: int | None = None) -> dict[str, Any]:
+        """Errors of the gripper's current pose; ``at``: "close" or "end" (of the episode)."""
+        with _scoring_read(self.session.truth) as truth:
+            grasps, axis = truth.good_grasps(), truth.grasp_axis_yaw()
+        return {"at": at, "tick": tick, **pose_errors(self.session.arm.pose(), grasps, axis)}
+
+
+def run_trial(cfg: TreeConfig, spec: Any, seed: int, domain: Any, models: Any, log_dir: str | Path,
+              hardware: HardwareConfig | str | None = None, session: Any = None, trial: int = 0,
+              record: bool = False) -> dict[str, Any]:
+    """One simulated episode scored both ways; :func:`app.run.run_sim_episode` plus the paper's
+    score (the same reset, tree, truth lock and lift test, with a :class:`CloseProbe`).
+
+    Returns:
+        The episode record: run_sim_episode's keys plus ``pose_error`` and ``paper_success``.
+    """
+    from app.sim.session import SimSession
+
+    hw = hardware if isinstance(hardware, HardwareConfig) else load_hardware(hardware)
+    own = session is None
+    s = session or SimSession(hw, domain=domain, seed=seed, deformable=spec.shape == "soft")
+    run_dir = make_run_dir(log_dir, cfg.name, spec.name, seed, trial)
+    log = RunLog(run_dir / "ticks.jsonl")
+    try:
+        rest = s.reset(spec, seed)
+        log.log.info("episode_start", tree=cfg.name, object=spec.name, seed=seed, trial=trial,
+                     domain=s.domain.name, domain_sha256=s.domain.sha256, backend="sim")
+        oracle = cfg.builder == "oracle"
+        root = build_tree(cfg, hw, truth=s.truth if oracle else None)
+        probe = CloseProbe(root, s)
+        s.truth.locked = not oracle
+        try:
+            res = run_episode(root, s.robot, models, cfg.max_ticks, log,
+                              record_dir=run_dir / "images" if record else None, on_tick=probe)
+        finally:
+            s.truth.locked = False
+        # Physics score: held >= 90 % of the lift above the rest height by both fingers.
+        lifted = bool(cfg.lift_height) and s.truth.object_lifted(rest.position[2], min_lift=0.9 * cfg.lift_height)
+        # Close Gripper failing on its first tick ends the episode before the hook: same pose.
+        error = probe.measured or probe.measure("close" if res.failed_node == CLOSE_NODE else "end")
+        rec = {"tree": cfg.name, "object": spec.name, "seed": seed, "success": bool(res.success and lifted),
+               "paper_success": paper_success(error), "pose_error": error, "tree_outcome": res.outcome,
+               "physics_lifted": bool(lifted), **asdict(res), "run_dir": str(run_dir),
+               "domain_sha256": s.domain.sha256}
+        if res.success and not lifted:
+            rec["failed_node"], rec["reason"] = "Lift And Verify", "scoring: object not held 10 cm up"
+        log.log.info("scored", success=rec["success"], paper_success=rec["paper_success"], pose_error=error)
+        finish_run_dir(run_dir, rec)
+        return rec
+    finally:
+        log.close()
+        if own:
+            s.close()
+
+
+# ------------------------------------------------------------------------------ workers
+_CACHE: dict[tuple[str, ...], Any] = {}  # per process: trees, sets, domains, hardware, models
+
+
+def _cached(key: tuple[str, ...], make: Callable[[], Any]) -> Any:
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit when the campaign process is gone (``kill -9``): no orphan keeps simulating."""
+    while os.getppid() == parent_pid:
+        time.sleep(WATCH_PERIOD_S)
+    os._exit(1)
+
+
+def _init_worker(parent_pid: int) -> None:
+    """Worker start: one torch thread, and the parent watch."""
+    import torch
+
+    torch.set_num_threads(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
+
+
+def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
+    """Run one trial in this process (worker or main) and return its results line."""
+    from app.perception import load_perception
+    from app.sim.domain import load_domain
+    from app.sim.objects import load_object_set
+
+    cfg = _cached(("tree", t.tree_ref), lambda: load_tree_config(t.tree_ref))
+    spec = _cached(("set", t.set_ref), lambda: load_object_set(t.set_ref)).get(t.object)
+    models = _cached(("models",), lambda: load_perception(threads=1)) if cfg.uses_models else None
+    domain = _cached(("domain", c.domain), lambda: load_domain(c.domain))
+    hw = _cached(("hardware", str(c.hardware)), lambda: load_hardware(c.hardware))
+    t0 = time.perf_counter()
+    try:
+        ep = run_trial(cfg, spec, t.seed, domain, models, Path(c.out) / RUNS, hw, trial=t.trial, record=c.record)
+    except (SimulationError, MotionError) as e:  # this trial's world broke: a failed trial, not a campaign
+        ep = {"success": False, "paper_success": False, "pose_error": {"at": "none"}, "tree_outcome": "error",
+              "failed_node": "(simulation)", "reason": f"{type(e).__name__}: {e}".splitlines()[0], "run_dir": ""}
+    return {"tree": t.tree, "object": t.object, "object_set": t.object_set, "trial": t.trial, "seed": t.seed,
+            "success": ep["success"], "paper_success": ep["paper_success"], "outcome": ep["tree_outcome"],
+            "failed_node": ep["failed_node"], "reason": ep["reason"], "pose_error": ep["pose_error"],
+            **{k: ep.get(k, 0) for k in ("pose_steps", "vs_iterations", "vs_fallbacks", "vs_mode_switches",
+                                         "ticks", "sim_time", "wall_time")},
+            "trial_wall_time": round(time.perf_counter() - t0, 3),
+            "run_dir": os.path.relpath(ep["run_dir"], c.out) if ep["run_dir"] else "",
+            "object_index": t.object_index, "base_seed": c.base_seed, "domain": c.domain,
+            "domain_sha256": c.domain_sha256, "hardware": c.hardware}
+
+
+def _execute(todo: list[Trial], c: Campaign, workers: int) -> Iterator[dict[str, Any]]:
+    """Results lines of ``todo`` as they end: in this process (1 worker) or a spawned pool."""
+    if workers <= 1:
+        for t in todo:
+            yield _run_job(t, c)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the workers before they import torch
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                               initargs=(os.getpid(),))
+    try:
+        for f in as_completed([pool.submit(_run_job, t, c) for t in todo]):
+            yield f.result()
+    except BrokenProcessPool as e:
+        raise SimulationError(f"a worker process died ({e}); the finished trials are saved: rerun with "
+                              f"--resume") from e
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+# ------------------------------------------------------------------------------ results file
+def read_results(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Whole lines of a results file and the byte length they span.
+
+    A last line without its newline (a write cut by ``kill -9``) is left out; any other bad line
+    or a trial present twice is an error.
+
+    Raises:
+        ConfigError: A damaged line before the last, or a duplicate trial.
+    """
+    if not path.exists():
+        return [], 0
+    data = path.read_bytes()
+    records, seen, good = [], set(), 0
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines[:-1]):  # the piece after the last newline is torn or empty
+        try:
+            rec = json.loads(line)
+            key = (rec["tree"], rec["object"], rec["trial"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"{path}: line {i + 1} is damaged ({e}); only a torn last line is repaired") from e
+        if key in seen:
+            raise ConfigError(f"{path}: line {i + 1}: trial {key} appears twice")
+        seen.add(key)
+        records.append(rec)
+        good += len(line) + 1
+    return records, good
+
+
+class ResultsWriter:
+    """Appends one whole line per trial: a single ``write``, then flush to disk (``fsync``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write ``record`` as one JSON line and make it durable."""
+        data = memoryview((json.dumps(record, separators=(",", ":")) + "\n").encode())
+        while data:  # a regular file takes it in one write; loop only if the OS splits it
+            data = data[os.write(self.fd, data):]
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        """Close the file."""
+        os.close(self.fd)
+
+
+def _resume_state(out: Path, resume: bool, c: Campaign) -> set[tuple[str, str, int]]:
+    """Keys of the trials already done; repairs a torn last line. Refuses to mix campaigns."""
+    path = out / RESULTS
+    records, good = read_results(path)
+    if not resume:
+        if path.exists() and path.stat().st_size:
+            raise ConfigError(f"{path} exists: pass --resume to continue that campaign, or another --out")
+        return set()
+    if path.exists() and path.stat().st_size != good:
+        with path.open("r+b") as f:  # drop the torn tail, durably, before appending
+            f.truncate(good)
+            os.fsync(f.fileno())
+    for r in records[:1]:
+        if (r.get("base_seed"), r.get("domain_sha256")) != (c.base_seed, c.domain_sha256):
+            raise ConfigError(f"{path}: --resume with another --seed or --domain (found seed "
+                              f"{r.get('base_seed')}, domain {r.get('domain')!r})")
+    return {(r["tree"], r["object"], r["trial"]) for r in records}
+
+
+# ------------------------------------------------------------------------------ the command
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Run (or resume) a campaign, then write its summary files. Returns 0 when it completed."""
+    from tqdm import tqdm
+
+    from app.sim.domain import load_domain
+    from app.sim.objects import load_object_set
+
+    out = Path(args.out)
+    if getattr(args, "summarize_only", False):
+        summarize(out)
+        return 0
+    if getattr(args, "backend", "sim") != "sim":
+        raise ConfigError("evaluate: campaigns run on the simulator (--backend sim)")
+    if args.trials < 1 or (args.workers is not None and args.workers < 1):
+        raise ConfigError(f"evaluate: expected --trials >= 1 and --workers >= 1, found {args.trials}, {args.workers}")
+    trees = [load_tree_config(t) for t in _split(args.trees)]
+    sets = [load_object_set(s) for s in _split(args.objects)]
+    if not trees or not sets:
+        raise ConfigError(f"evaluate: expected trees and object sets, found {args.trees!r} and {args.objects!r}")
+    plan = plan_trials(trees, sets, args.trials, args.seed, getattr(args, "object", None))
+    domain = load_domain(args.domain)
+    c = Campaign(str(out), args.seed, args.domain, domain.sha256, getattr(args, "config", None),
+                 bool(getattr(args, "record", False)))
+    out.mkdir(parents=True, exist_ok=True)
+    done = _resume_state(out, args.resume, c)
+    todo = [t for t in plan if t.key not in done]
+    workers = min(args.workers or os.cpu_count() or 1, max(1, len(todo)))
+    writer = ResultsWriter(out / RESULTS)
+    grasped = 0
+    try:
+        with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="evaluate", unit="trial",
+                  file=sys.stderr, dynamic_ncols=True) as bar:
+            for rec in _execute(todo, c, workers):
+                writer.append(rec)
+                grasped += bool(rec["success"])
+                bar.set_postfix(grasped=grasped, refresh=False)
+                bar.update()
+    finally:
+        writer.close()
+    summary = summarize(out)
+    print(f"{len(todo)} trials run ({len(plan) - len(todo)} already done); summary in {out / 'summary.md'}")
+    for tree, by_set in summary["trees"].items():
+        print("  " + tree + ": " + ", ".join(f"{s} {v['successes']}/{v['trials']}" for s, v in by_set.items()))
+    return 0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The evaluate command's own flags (``--objects``, ``--domain``, ``--seed``, ``--config``,
+    ``--object``, ``--record`` come from :func:`app.cli.add_common`)."""
+    p.add_argument("--trees", default="drl_gan_vs,drl_gan,vs_only", help="comma-separated tree names or YAML paths")
+    p.add_argument("--trials", type=int, default=3, help="trials per object per tree (the paper: 3)")
+    p.add_argument("--out", required=True, help="campaign directory (results.jsonl, summary files, runs/)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: the number of cores)")
+    p.add_argument("--resume", action="store_true", help="skip the trials already in OUT/results.jsonl")
+    p.add_argument("--summarize-only", action="store_true", help="rebuild the summary files from results.jsonl")
+    p.set_defaults(objects="seen,unseen")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m app.evaluate``: the CLI's common flags plus :func:`add_arguments`."""
+    from app.cli import _Parser, add_common
+
+    p = _Parser(prog="python -m app.evaluate", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common(p)
+    add_arguments(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m app.evaluate ...``: the evaluate command on its own, same exit codes as the CLI."""
+    from app.cli import EXIT_INTERRUPT
+
+    try:
+        return run_evaluate(build_parser().parse_args(argv))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPT
+    except AppError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+# ------------------------------------------------------------------------------ summaries
+def _ordered(names: Sequence[str], preferred: Sequence[str]) -> list[str]:
+    unique = list(dict.fromkeys(names))
+    return [n for n in preferred if n in unique] + sorted(n for n in unique if n not in preferred)
+
+
+def build_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The ``summary.json`` object of a campaign's results lines (pure)."""
+    trees = _ordered([r["tree"] for r in records], TREE_ORDER)
+    sets = _ordered([r["object_set"] for r in records], SET_ORDER)
+    by_tree: dict[str, Any] = {}
+    per_object: dict[str, Any] = {}
+    for tree in trees:
+        mine = [r for r in records if r["tree"] == tree]
+        by_tree[tree] = {}
+        for s in sets:
+            rs = [r for r in mine if r["object_set"] == s]
+            if rs:
+                n, k, kp = len(rs), sum(bool(r["success"]) for r in rs), sum(bool(r["paper_success"]) for r in rs)
+                by_tree[tree][s] = {"trials": n, "successes": k, "rate": k / n, "ci95": list(wilson_interval(k, n)),
+                                    "paper_score_rate": kp / n, "paper_score_successes": kp,
+                                    "paper_rate": PAPER_RATES.get(s, {}).get(tree)}
+        objs = sorted({(r["object_set"], r["object_index"], r["object"]) for r in mine},
+                      key=lambda o: (sets.index(o[0]), o[1]))
+        per_object[tree] = {o: {"trials": sum(r["object"] == o for r in mine),
+                                "successes": sum(r["object"] == o and bool(r["success"]) for r in mine),
+                                "paper_score_successes": sum(r["object"] == o and bool(r["paper_success"])
+                                                             for r in mine), "object_set": s}
+                            for s, _, o in objs}
+    shas = sorted({r["domain_sha256"] for r in records})
+    first = records[0] if records else {}
+    config = {"trees": trees, "object_sets": {s: _ordered([r["object"] for r in records if r["object_set"] == s], [])
+                                              for s in sets},
+              "trials_per_object": 1 + max((r["trial"] for r in records), default=-1),
+              "seed": first.get("base_seed"), "domain": first.get("domain"), "hardware": first.get("hardware"),
+              "seed_rule": "sha256('SEED/OBJECT/TRIAL'), same for every tree",
+              "paper_radius_m": PAPER_RADIUS_M, "total_trials": len(records)}
+    return {"trees": by_tree, "per_object": per_object, "config": config,
+            "domain_sha256": shas[0] if len(shas) == 1 else shas,
+            "vs_oracle": _vs_reference(by_tree, "oracle"), "failures": _failures(records, trees)}
+
+
+def _vs_reference(by_tree: dict[str, Any], ref: str) -> dict[str, Any]:
+    """Each tree's rate minus ``ref``'s, per set, with Newcombe's 95 % interval."""
+    out: dict[str, Any] = {}
+    for tree, by_set in by_tree.items():
+        for s, v in by_set.items():
+            r = by_tree.get(ref, {}).get(s)
+            if tree != ref and r:
+                lo, hi = newcombe_difference(v["successes"], v["trials"], r["successes"], r["trials"])
+                out.setdefault(tree, {})[s] = {"difference": v["rate"] - r["rate"], "ci95": [lo, hi]}
+    return out
+
+
+def _failures(records: Sequence[dict[str, Any]], trees: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Failed trials per tree, counted by failing node (most frequent first)."""
+    out = {}
+    for tree in trees:
+        counts: dict[str, int] = {}
+        for r in records:
+            if r["tree"] == tree and not r["success"]:
+                counts[r["failed_node"] or r["outcome"]] = counts.get(r["failed_node"] or r["outcome"], 0) + 1
+        out[tree] = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+    return out
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.0f} %"
+
+
+def summary_markdown(summary: dict[str, Any], figures: Sequence[str]) -> str:
+    """``summary.md``: rates per tree and set beside the paper's, differences to oracle, figures."""
+    cfg = summary["config"]
+    lines = ["# Evaluation campaign", "",
+             f"{cfg['total_trials']} trials: {cfg['trials_per_object']} per object per tree, seed {cfg['seed']}, "
+             f"domain `{cfg['domain']}` (sha256 `{str(summary['domain_sha256'])[:12]}…`). Physics = lifted 10 cm "
+             f"and held; paper score = gripper within {PAPER_RADIUS_M * 100:.0f} cm horizontally of a good grasp "
+             "as Close Gripper starts. Paper = real robot, 3 trials per object (Pedersen et al. 2020).", "",
+             "| Tree | Set | Trials | Grasped | Rate | 95 % CI (Wilson) | Paper score | Paper (real robot) |",
+             "|---|---|---:|---:|---:|---|---:|---:|"]
+    for tree, by_set in summary["trees"].items():
+        label = f"{tree} ({PAPER_LABELS[tree]})" if tree in PAPER_LABELS else tree
+        for s, v in by_set.items():
+            lo, hi = v["ci95"]
+            lines.append(f"| {label} | {s} | {v['trials']} | {v['successes']} | {_pct(v['rate'])} | "
+                         f"{100 * lo:.0f}–{100 * hi:.0f} % | {_pct(v['paper_score_rate'])} | {_pct(v['paper_rate'])} |")
+    if summary["vs_oracle"]:
+        lines += ["", "Difference to `oracle` (Newcombe's 95 % interval):", "",
+                  "| Tree | Set | Difference | 95 % CI |", "|---|---|---:|---|"]
+        for tree, by_set in summary["vs_oracle"].items():
+            for s, v in by_set.items():
+                lo, hi = v["ci95"]
+                lines.append(f"| {tree} | {s} | {100 * v['difference']:+.1f} pts | {100 * lo:+.1f} to {100 * hi:+.1f} |")
+    lines += ["", "Failures by failing node:", ""]
+    for tree, counts in summary["failures"].items():
+        lines.append(f"- {tree}: " + (", ".join(f"{n} × {k}" for n, k in counts.items()) or "none"))
+    lines += [""] + [f"![{Path(f).stem}]({f})" for f in figures]
+    return "\n".join(lines) + "\n"
+
+
+def write_figures(records: Sequence[dict[str, Any]], summary: dict[str, Any], out: Path) -> list[str]:
+    """PNG figures in ``out``: per-object successes per set (the paper's Figs. 8, 9), overall rates
+    with their intervals, final pose errors per tree. Returns the file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trees, names = list(summary["trees"]), []
+    width = 0.8 / max(1, len(trees))  # bars of a group share 80 % of the slot
+    for s, objects in summary["config"]["object_sets"].items():
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(objects) * max(1, len(trees)) / 2), 4))
+        x = np.arange(len(objects))
+        for i, tree in enumerate(trees):
+            po = summary["per_object"][tree]
+            ax.bar(x + (i - (len(trees) - 1) / 2) * width, [po.get(o, {}).get("successes", 0) for o in objects],
+                   width, label=tree)
+        ax.set_xticks(x, objects, rotation=45, ha="right")
+        ax.set_ylabel("successful grasps")
+        ax.set_ylim(0, summary["config"]["trials_per_object"])
+        ax.set_title(f"Successes per object ({s} objects)")
+        ax.legend(fontsize="small")
+        names.append(_save(fig, out, f"per_object_{s}.png"))
+    sets = list(summary["config"]["object_sets"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, tree in enumerate(trees):
+        xs = np.arange(len(sets)) + (i - (len(trees) - 1) / 2) * width
+        v = [summary["trees"][tree].get(s) for s in sets]
+        rate = np.array([c["rate"] if c else np.nan for c in v])
+        err = np.array([[c["rate"] - c["ci95"][0], c["ci95"][1] - c["rate"]] if c else [0, 0] for c in v]).T
+        ax.bar(xs, 100 * rate, width, yerr=100 * err, capsize=3, label=tree)
+        paper = [PAPER_RATES.get(s, {}).get(tree) for s in sets]
+        if any(p is not None for p in paper):
+            ax.plot(xs, [np.nan if p is None else 100 * p for p in paper], "k_", markersize=14,
+                    label="paper" if i == 0 or "paper" not in ax.get_legend_handles_labels()[1] else None)
+    ax.set_xticks(np.arange(len(sets)), sets)
+    ax.set_ylabel("grasp success (%), 95 % Wilson interval")
+    ax.set_ylim(0, 105)  # % with room for the interval caps
+    ax.legend(fontsize="small")
+    names.append(_save(fig, out, "rates.png"))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, scale, unit in ((axes[0], "position_m", 100, "horizontal error to nearest good grasp (cm)"),
+                                 (axes[1], "yaw_deg", 1, "finger-line error to grasp axis (deg)")):
+        data = [[scale * r["pose_error"][key] for r in records if r["tree"] == t
+                 and r["pose_error"].get(key) is not None] for t in trees]
+        ax.boxplot([d or [np.nan] for d in data], showfliers=True)
+        ax.set_xticks(np.arange(1, len(trees) + 1), trees, rotation=20)
+        ax.set_ylabel(unit)
+        ax.set_ylim(bottom=0)
+        if key == "position_m":
+            ax.axhline(100 * PAPER_RADIUS_M, color="k", linestyle="--", linewidth=1, label="paper's 4 cm")
+            ax.legend(fontsize="small")
+    fig.suptitle("Final gripper pose error (as Close Gripper starts, else at the end)")
+    names.append(_save(fig, out, "pose_errors.png"))
+    return names
+
+
+def _save(fig: Any, out: Path, name: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=120)  # dpi: readable in a README at page width
+    plt.close(fig)
+    return name
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def summarize(out: str | Path) -> dict[str, Any]:
+    """Rebuild ``summary.json``, ``summary.md`` and the figures of ``out`` from its results.jsonl.
+
+    Raises:
+        ConfigError: No results, or a damaged results file.
+    """
+    out = Path(out)
+    records, _ = read_results(out / RESULTS)
+    if not records:
+        raise ConfigError(f"{out / RESULTS}: no results to summarize")
+    summary = build_summary(records)
+    figures = write_figures(records, summary, out)
+    _write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    _write_atomic(out / "summary.md", summary_markdown(summary, figures))
+    return summary
+
+
+if __name__ == "__main__":
+    # Import under the package name, so that what workers unpickle is app.evaluate's, not __main__'s.
+    from app.evaluate import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,233 @@
+"""``python -m app inspect``: run directories made by real simulated episodes are explained.
+
+The episodes use :class:`tests.fakes.truth_models.TruthModels` (perfect segmentation) so that
+the cause of each failure is known: the test makes it happen, then asks ``inspect`` for it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from app.errors import InputError
+from app.inspect_run import PLOT_NAME, failing_leaf, inspect_run, main_inspect, read_records
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+LOST_AT_TICK = 5  # the object leaves the scene after this tick
+INTERRUPT_AT_TICK = 20  # Ctrl-C after this tick (VS is running by then)
+
+
+def _episode(session: Any, spec: Any, seed: int, log_dir: Path,
+             on_tick: Callable[[int], None] | None = None) -> Path:
+    """One vs_only episode written as :func:`app.run.run_sim_episode` writes it, with a hook.
+
+    A KeyboardInterrupt from ``on_tick`` leaves the run as Ctrl-C does: RUNNING, no result.
+    """
+    from app.hardware_config import load_hardware
+    from app.logs import RunLog, finish_run_dir, make_run_dir
+    from app.runner import run_episode
+    from app.trees import build_tree, load_tree_config
+    from tests.fakes.truth_models import TruthModels
+
+    cfg = load_tree_config("vs_only")
+    session.reset(spec, seed)
+    run_dir = make_run_dir(log_dir, cfg.name, spec.name, seed, 0)
+    log = RunLog(run_dir / "ticks.jsonl")
+    try:
+        log.log.info("episode_start", tree=cfg.name, object=spec.name, seed=seed, backend="sim")
+        res = run_episode(build_tree(cfg, load_hardware()), session.robot, TruthModels(session),
+                          cfg.max_ticks, log, on_tick=on_tick)
+        finish_run_dir(run_dir, {"tree": cfg.name, "object": spec.name, "seed": seed,
+                                 "success": res.success, **asdict(res), "run_dir": str(run_dir)})
+    except KeyboardInterrupt:
+        pass
+    finally:
+        log.close()
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def lost_blob_run(real_session, seen, tmp_path_factory) -> Path:
+    """A failing grasp with a known cause: the object vanishes at tick 5 (the blob is lost)."""
+    from app.transforms import Pose, rot_z
+
+    def vanish(tick: int) -> None:
+        if tick == LOST_AT_TICK:
+            real_session.world.set_object_pose(Pose(np.array([2.0, 2.0, 0.02]), rot_z(0.0)))  # 2 m away
+
+    return _episode(real_session, seen.get("sugar_box"), 13, tmp_path_factory.mktemp("lost"), vanish)
+
+
+@pytest.mark.slow
+def test_lost_blob_failure_is_explained(lost_blob_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    r = inspect_run(lost_blob_run)
+    assert r.outcome == "failure"
+    assert (r.failed_node, r.failure_source) == ("Extract Features", "tick log")
+    assert "no object" in r.reason
+    assert r.ticks == LOST_AT_TICK + 1  # the tick after the object left
+    assert not r.notes  # the episode record agrees with the tick log
+    assert main_inspect(str(lost_blob_run), as_json=False) == 0
+    text = capsys.readouterr().out
+    assert "Outcome: FAILURE" in text and "failed node: Extract Features: no object" in text
+    assert main_inspect(str(lost_blob_run), as_json=True) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["failed_node"] == "Extract Features" and out["outcome"] == "failure"
+
+
+@pytest.mark.slow
+def test_successful_episode_shows_switch_and_plot(real_session, seen, tmp_path: Path) -> None:
+    from app.run import run_sim_episode
+    from app.trees import load_tree_config
+    from tests.fakes.truth_models import TruthModels
+
+    # seed 7: the shortest vs_only sugar-box episode of seeds 0-11 (~410 ticks)
+    rec = run_sim_episode(load_tree_config("vs_only"), seen.get("sugar_box"), 7, "real",
+                          TruthModels(real_session), tmp_path, session=real_session)
+    assert rec["success"], rec
+    r = inspect_run(Path(rec["run_dir"]))
+    assert (r.outcome, r.failed_node, r.tree, r.object) == ("success", "", "vs_only", "sugar_box")
+    assert r.vs_iterations == rec["vs_iterations"]
+    assert len(r.vs_switches) >= 1 and (r.vs_switches[0].old, r.vs_switches[0].new) == ("linear", "full")
+    assert r.final_vs_mode == "full" and r.final_vs_error is not None
+    steps = {n.node: n.ticks for n in r.nodes}
+    assert steps["Linear VS Step"] + steps["Full VS Step"] == r.vs_iterations  # one step per iteration
+    assert r.period_s == pytest.approx(1 / 30, rel=0.01)  # the simulator's 30 fps control period
+    png = Path(rec["run_dir"]) / PLOT_NAME
+    assert r.plot_path == str(png)
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    import matplotlib.image
+
+    assert matplotlib.image.imread(png).shape[:2] == (600, 1000)  # figsize x dpi
+
+
+@pytest.mark.slow
+def test_interrupted_run_is_not_a_result(real_session, seen, tmp_path: Path) -> None:
+    def ctrl_c(tick: int) -> None:
+        if tick == INTERRUPT_AT_TICK:
+            raise KeyboardInterrupt
+
+    run_dir = _episode(real_session, seen.get("sugar_box"), 7, tmp_path, ctrl_c)
+    with (run_dir / "ticks.jsonl").open("a") as f:  # killed mid-write: a torn last line
+        f.write('{"tick": 21, "sim_time": 0.66, "nodes": [{"node": "Acq')
+    assert (run_dir / "RUNNING").exists() and not (run_dir / "episode.json").exists()
+    r = inspect_run(run_dir)
+    assert r.outcome == "interrupted"
+    assert (r.failed_node, r.reason) == ("", "")
+    assert r.ticks == INTERRUPT_AT_TICK
+    assert r.active_node  # what it was doing
+    assert any("torn last line" in n for n in r.notes)
+    assert any("RUNNING marker" in n for n in r.notes)
+    assert r.vs_iterations > 0
+
+
+def _tick(tick: int, root: str, nodes: list[tuple[str, str, str]], bb: dict[str, Any] | None = None) -> str:
+    return json.dumps({"event": "tick", "tick": tick, "sim_time": round((tick - 1) / 30, 4),
+                       "wall_time": tick * 0.04, "tick_ms": 5.0, "root": root,
+                       "nodes": [{"node": n, "status": s, "message": m} for n, s, m in nodes],
+                       "blackboard": bb or {}})
+
+
+def _real_like_run(tmp_path: Path) -> Path:
+    """A run directory as the real robot writes it: full VS, a border fallback, then a timeout."""
+    d = tmp_path / "drl_gan_vs__real__s0_e0__x"
+    d.mkdir()
+    vs = [("Acquire Frame", "SUCCESS", "frame"), ("Until VS Converged", "RUNNING", ""),
+          ("Grasp (drl_gan_vs)", "RUNNING", "")]
+    lines = [json.dumps({"event": "episode_start", "tree": "drl_gan_vs", "backend": "real"})]
+    modes = ["linear", "linear", "full", "full", "linear", "full"]  # iteration 5: border fallback
+    fallbacks = [0, 0, 0, 0, 1, 1]
+    for i, (mode, fb) in enumerate(zip(modes, fallbacks, strict=True), 1):
+        lines.append(_tick(i, "RUNNING", vs, {"vs_iterations": i, "vs_mode": mode, "vs_fallbacks": fb,
+                                              "vs_error": [0.01 / i, -0.02 / i, 0.1 / i],
+                                              "vs_twist": [0.005, -0.01, 0, 0, 0, 0.05]}))
+    end = {"outcome": "timeout", "failed_node": "Until VS Converged", "reason": "episode exceeded 6 ticks",
+           "ticks": 6, "vs_iterations": 6, "extra": {}}
+    lines.append(json.dumps({"event": "episode_end", **end}))
+    (d / "ticks.jsonl").write_text("\n".join(lines) + "\n")
+    (d / "episode.json").write_text(json.dumps({"success": False, **end, "pose_error_cm": 1.2}))
+    return d
+
+
+def test_real_robot_run_with_fallback_needs_no_simulator(tmp_path: Path) -> None:
+    d = _real_like_run(tmp_path)
+    code = ("import sys; from pathlib import Path; from app.inspect_run import inspect_run; "
+            f"r = inspect_run(Path({str(d)!r})); "
+            "assert 'pybullet' not in sys.modules and 'torch' not in sys.modules, 'simulator imported'; "
+            "print(r.outcome)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "timeout"
+    r = inspect_run(d)
+    assert (r.backend, r.failed_node, r.failure_source) == ("real", "Until VS Converged", "episode record")
+    assert [(s.iteration, s.old, s.new, s.fallback) for s in r.vs_switches] == [
+        (3, "linear", "full", False), (5, "full", "linear", True), (6, "linear", "full", False)]
+    assert r.vs_fallbacks == 1 and r.vs_iterations == 6
+    assert r.episode_extras == {"pose_error_cm": 1.2}
+    assert r.final_vs_error == pytest.approx([0.01 / 6, -0.02 / 6, 0.1 / 6])
+    assert (d / PLOT_NAME).read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_exception_record_names_the_raising_leaf(tmp_path: Path) -> None:
+    d = tmp_path / "run"
+    d.mkdir()
+    exc = {"event": "exception", "tick": 2, "node": "Segment Object", "reason": "unhandled ValueError: bad"}
+    end = {"event": "episode_end", "outcome": "failure", "failed_node": "Segment Object",
+           "reason": exc["reason"], "extra": {"exception": True}}
+    (d / "ticks.jsonl").write_text("\n".join([_tick(1, "RUNNING", [("Open Gripper", "RUNNING", "")]),
+                                              json.dumps(exc), json.dumps(end)]) + "\n")
+    r = inspect_run(d, plot=False)
+    assert (r.outcome, r.failed_node, r.failure_source) == ("failure", "Segment Object", "exception")
+    assert r.plot_path is None and not (d / PLOT_NAME).exists()
+
+
+VS_ROOT = [("VS Iteration", "FAILURE", ""), ("Until VS Converged", "FAILURE", "iteration failed: see children"),
+           ("Grasp (vs_only)", "FAILURE", "")]
+
+
+@pytest.mark.parametrize(("nodes", "expected"), [
+    # Full VS was not chosen (normal control flow), then the linear step itself failed
+    ([("Extract Features", "SUCCESS", "x_g"), ("Linear VS Converged?", "FAILURE", ""), ("Full VS", "FAILURE", ""),
+      ("Linear VS Step", "FAILURE", "no valid depth over the object blob"), ("Choose VS Mode", "FAILURE", ""),
+      *VS_ROOT], ("Linear VS Step", "no valid depth over the object blob")),
+    # near the border: the inverted condition fails, the linear fallback runs, then depth is lost
+    ([("Object Near Border?", "SUCCESS", "near"), ("Away From Border?", "FAILURE", "success -> failure"),
+      ("Full VS", "FAILURE", ""), ("Linear VS Step", "FAILURE", "no valid depth"),
+      ("Choose VS Mode", "FAILURE", ""), *VS_ROOT], ("Linear VS Step", "no valid depth")),
+    # the loop ran out of iterations: its children succeeded, the decorator says why
+    ([("Linear VS Step", "SUCCESS", "linear"), ("VS Iteration", "SUCCESS", ""),
+      ("Until VS Converged", "FAILURE", "not converged after 900 iterations"), ("Grasp (vs_only)", "FAILURE", "")],
+     ("Until VS Converged", "not converged after 900 iterations")),
+    # a genuine condition failure (no other cause): reported
+    ([("Object Visible?", "FAILURE", "3 object px"), ("Perceive", "FAILURE", "")], ("Perceive", "")),
+    ([("Object Visible?", "FAILURE", "3 object px")], ("Object Visible?", "3 object px")),
+])
+def test_failing_leaf_skips_control_flow(nodes: list[tuple[str, str, str]], expected: tuple[str, str]) -> None:
+    assert failing_leaf([{"node": n, "status": s, "message": m} for n, s, m in nodes]) == expected
+
+
+def test_torn_and_unreadable_lines_are_skipped_with_notes(tmp_path: Path) -> None:
+    p = tmp_path / "ticks.jsonl"
+    p.write_text(_tick(1, "RUNNING", []) + "\nnot json\n" + _tick(2, "RUNNING", []) + '\n{"tick": 3, "sim')
+    records, notes = read_records(p)
+    assert [r["tick"] for r in records] == [1, 2]
+    assert "unreadable line 2" in notes[0]
+    assert "torn last line" in notes[1]
+
+
+def test_bad_run_directory_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        inspect_run(tmp_path / "missing")
+    with pytest.raises(InputError, match="no ticks.jsonl"):
+        main_inspect(str(tmp_path), as_json=False)
+    with pytest.raises(InputError) as e:
+        inspect_run(tmp_path / "missing")
+    assert "\n" not in str(e.value)  # one line for the CLI
