@@ -61,6 +61,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return run_calibrate(args)
 
 
+def _cmd_eval_models(args: argparse.Namespace) -> int:
+    from app.eval_models import run_eval_models
+
+    return run_eval_models(args)
+
+
 def _cmd_dataset(args: argparse.Namespace) -> int:
     from app.dataset_builder import run_dataset
 
@@ -97,6 +103,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "dataset": ("build the CycleGAN dataset (sim or real backend)", _cmd_dataset),
     "train": ("train the CycleGAN (gan) or the PPO pose agent (ppo)", _cmd_train),
     "calibrate": ("compute the VS targets of the hardware file and check them in the simulator", _cmd_calibrate),
+    "eval-models": ("measure the models on paired sim/real images (pose, segmentation, adaptation, latency)",
+                    _cmd_eval_models),
     "inspect": ("explain a run directory: outcome, failing node, time per node, VS plot", _cmd_inspect),
 }
 
@@ -129,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--epochs", type=int, default=None, help="total epochs instead of the recipe's (gan)")
             sp.add_argument("--limit", type=int, default=None, help="use only the first N images per domain (gan)")
             sp.add_argument("--steps", type=int, default=None, help="total environment steps instead of the recipe's (ppo)")
+        if name == "eval-models":
+            sp.add_argument("--out", required=True, help="output directory (model_metrics.json, figures)")
+            sp.add_argument("--images", type=int, default=100, help="held-out views per set for segmentation")
+            sp.add_argument("--latency-frames", type=int, default=200, help="frames timed per thread count")
+            sp.add_argument("--weights", default=None, help="weights directory (default models/weights)")
+            sp.set_defaults(episodes=50)
         if name == "calibrate":
             sp.add_argument("--json", action="store_true", help="print JSON")
         if name == "inspect":

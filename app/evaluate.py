@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import py_trees
@@ -36,7 +36,9 @@ from app.logs import RunLog, finish_run_dir, make_run_dir
 from app.runner import run_episode
 from app.stats import newcombe_difference, wilson_interval
 from app.transforms import Pose, wrap_half_pi
-from app.trees import TreeConfig, build_tree, load_tree_config
+
+if TYPE_CHECKING:  # app.trees imports torch: loaded only where a campaign runs, not by `--help`
+    from app.trees import TreeConfig
 
 RESULTS = "results.jsonl"
 RUNS = "runs"
@@ -195,6 +197,7 @@ def run_trial(cfg: TreeConfig, spec: Any, seed: int, domain: Any, models: Any, l
         The episode record: run_sim_episode's keys plus ``pose_error`` and ``paper_success``.
     """
     from app.sim.session import SimSession
+    from app.trees import build_tree
 
     hw = hardware if isinstance(hardware, HardwareConfig) else load_hardware(hardware)
     own = session is None
@@ -263,6 +266,7 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
     from app.perception import load_perception
     from app.sim.domain import load_domain
     from app.sim.objects import load_object_set
+    from app.trees import load_tree_config
 
     cfg = _cached(("tree", t.tree_ref), lambda: load_tree_config(t.tree_ref))
     spec = _cached(("set", t.set_ref), lambda: load_object_set(t.set_ref)).get(t.object)
@@ -386,6 +390,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from app.sim.domain import load_domain
     from app.sim.objects import load_object_set
+    from app.trees import load_tree_config
 
     out = Path(args.out)
     if getattr(args, "summarize_only", False):
@@ -494,8 +499,9 @@ def build_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
                             for s, _, o in objs}
     shas = sorted({r["domain_sha256"] for r in records})
     first = records[0] if records else {}
-    config = {"trees": trees, "object_sets": {s: _ordered([r["object"] for r in records if r["object_set"] == s], [])
-                                              for s in sets},
+    index = {r["object"]: r["object_index"] for r in records}
+    config = {"trees": trees, "object_sets": {s: sorted({r["object"] for r in records if r["object_set"] == s},
+                                                        key=lambda o: (index[o], o)) for s in sets},
               "trials_per_object": 1 + max((r["trial"] for r in records), default=-1),
               "seed": first.get("base_seed"), "domain": first.get("domain"), "hardware": first.get("hardware"),
               "seed_rule": "sha256('SEED/OBJECT/TRIAL'), same for every tree",
@@ -570,11 +576,12 @@ def write_figures(records: Sequence[dict[str, Any]], summary: dict[str, Any], ou
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     trees, names = list(summary["trees"]), []
     width = 0.8 / max(1, len(trees))  # bars of a group share 80 % of the slot
     for s, objects in summary["config"]["object_sets"].items():
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(objects) * max(1, len(trees)) / 2), 4))
+        fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(objects) + 1), 4))  # inches: ~1 per object
         x = np.arange(len(objects))
         for i, tree in enumerate(trees):
             po = summary["per_object"][tree]
@@ -583,11 +590,12 @@ def write_figures(records: Sequence[dict[str, Any]], summary: dict[str, Any], ou
         ax.set_xticks(x, objects, rotation=45, ha="right")
         ax.set_ylabel("successful grasps")
         ax.set_ylim(0, summary["config"]["trials_per_object"])
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"Successes per object ({s} objects)")
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
         names.append(_save(fig, out, f"per_object_{s}.png"))
     sets = list(summary["config"]["object_sets"])
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     for i, tree in enumerate(trees):
         xs = np.arange(len(sets)) + (i - (len(trees) - 1) / 2) * width
         v = [summary["trees"][tree].get(s) for s in sets]
@@ -596,12 +604,13 @@ def write_figures(records: Sequence[dict[str, Any]], summary: dict[str, Any], ou
         ax.bar(xs, 100 * rate, width, yerr=100 * err, capsize=3, label=tree)
         paper = [PAPER_RATES.get(s, {}).get(tree) for s in sets]
         if any(p is not None for p in paper):
-            ax.plot(xs, [np.nan if p is None else 100 * p for p in paper], "k_", markersize=14,
-                    label="paper" if i == 0 or "paper" not in ax.get_legend_handles_labels()[1] else None)
+            labelled = "paper (real robot)" in ax.get_legend_handles_labels()[1]
+            ax.plot(xs, [np.nan if p is None else 100 * p for p in paper], "k*", markersize=11, linestyle="none",
+                    label=None if labelled else "paper (real robot)")
     ax.set_xticks(np.arange(len(sets)), sets)
     ax.set_ylabel("grasp success (%), 95 % Wilson interval")
     ax.set_ylim(0, 105)  # % with room for the interval caps
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     names.append(_save(fig, out, "rates.png"))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, scale, unit in ((axes[0], "position_m", 100, "horizontal error to nearest good grasp (cm)"),

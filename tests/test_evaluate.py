@@ -188,6 +188,24 @@ def test_summary_contract_paper_columns_and_oracle_difference(tmp_path: Path) ->
     assert "| drl_gan_vs (DRL+GAN+VS) | seen | 3 | 2 | 67 % |" in md and "| 83 % |" in md
     for fig in ("per_object_seen.png", "per_object_unseen.png", "rates.png", "pose_errors.png"):
         assert (tmp_path / fig).stat().st_size > 1000 and f"({fig})" in md
+    (tmp_path / "summary.md").unlink()
+    assert ev.main(["--out", str(tmp_path), "--summarize-only"]) == 0
+    assert (tmp_path / "summary.md").read_text() == md
+
+
+def test_summarize_without_results_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert ev.main(["--out", str(tmp_path), "--summarize-only"]) == 2
+    assert "no results to summarize" in capsys.readouterr().err
+
+
+def test_missing_weights_stop_the_campaign(tmp_path: Path, objects: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import perception
+    from app.errors import CheckpointError
+
+    monkeypatch.setattr(perception, "WEIGHTS_DIR", tmp_path / "no_weights")
+    with pytest.raises(CheckpointError, match="cyclegan.pt: missing"):
+        ev.run_evaluate(_args(tmp_path / "camp", objects, trees="vs_only", trials=1))
+    assert (tmp_path / "camp" / ev.RESULTS).read_text() == ""  # no trial is recorded as failed
 
 
 # ------------------------------------------------------------------------------ campaigns
@@ -304,4 +322,3 @@ def test_kill9_at_random_points_then_resume_keeps_every_trial_once(tmp_path: Pat
         assert (d / "RUNNING").exists() != (d / "episode.json").exists()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trees"]["oracle"]["tiny"]["trials"] == 12
-    print("DEBUG kills", kills, "runs", len(runs), "interrupted", sum((d / "RUNNING").exists() for d in runs))
