@@ -28,7 +28,7 @@ POLICY_FILE = "policy.pt"
 class Perception:
     """The model bundle every tree's leaves receive in ``setup(models=...)``.
 
-    One generator pass per frame: :meth:`adapt` caches its result by frame sequence number, so
+    One generator pass per frame: :meth:`adapt` caches its result for the last frame object, so
     adapt → segment → policy on the same frame costs one G, one D and one policy pass.
     """
 
@@ -36,11 +36,11 @@ class Perception:
     policy_net: torch.nn.Module
     obs_size: int
     timings_ms: dict[str, list[float]] = field(default_factory=lambda: {"generator": [], "segmentation": [], "policy": []})
-    _cache: tuple[int, Frame, torch.Tensor] | None = None
+    _cache: tuple[Frame, Frame, torch.Tensor] | None = None  # (input frame, adapted frame, tensor)
 
     def adapt(self, frame: Frame) -> Frame:
         """Real-looking frame → sim-looking frame (G_Y->X), depth in metres again."""
-        if self._cache is not None and self._cache[0] == frame.seq:
+        if self._cache is not None and self._cache[0] is frame:
             return self._cache[1]
         t0 = time.perf_counter()
         x = to_tensor(frame.rgb, frame.depth, self.gan.depth_range)
@@ -48,7 +48,7 @@ class Perception:
         rgb, depth = from_tensor(sim, self.gan.depth_range)
         self.timings_ms["generator"].append((time.perf_counter() - t0) * 1000)
         out = frame.with_images(rgb, depth)
-        self._cache = (frame.seq, out, sim)
+        self._cache = (frame, out, sim)
         return out
 
     def _tensor(self, frame: Frame) -> torch.Tensor:
