@@ -21,7 +21,8 @@ import numpy as np
 from app.errors import InputError
 
 PLOT_NAME = "vs_errors.png"
-ACTIVE = ("RUNNING", "SUCCESS")  # statuses of a node that is doing its work this tick
+#: Records of the run's frame, not of what happened in it (the rest are counted as events).
+FRAME_EVENTS = {"tick", "episode_start", "episode_end", "scored"}
 #: episode.json keys shown elsewhere in the report; any other key is printed as an extra.
 STANDARD_KEYS = {"tree", "object", "seed", "success", "tree_outcome", "outcome", "failed_node", "reason",
                  "ticks", "pose_steps", "vs_iterations", "vs_fallbacks", "vs_mode_switches", "sim_time",
@@ -31,16 +32,16 @@ M_TO_CM, RAD_TO_DEG = 100.0, float(np.degrees(1.0))
 
 @dataclass
 class NodeTime:
-    """Time one node (all nodes of that name) was active: ticked RUNNING or SUCCESS.
+    """Time one node (all nodes of that name) was ticked, whatever it returned.
 
     Nodes ticked in the same control period share it: a VS iteration's leaves each count it.
     """
 
     node: str
-    ticks: int = 0  # ticks in which it returned RUNNING or SUCCESS
+    ticks: int = 0  # ticks in which it was ticked (RUNNING, SUCCESS or FAILURE)
     sim_s: float = 0.0  # control periods of those ticks (s, simulated or camera time)
     wall_s: float = 0.0  # wall-clock time of those ticks (s), the clock advance included
-    failed: int = 0  # ticks in which it returned FAILURE (control flow for conditions)
+    failed: int = 0  # of those, ticks in which it returned FAILURE (control flow for conditions)
 
 
 @dataclass
@@ -71,6 +72,15 @@ class ModeSwitch:
 
 
 @dataclass
+class LogEvent:
+    """Records of one other kind in the log (safety refusals and clamps, exceptions)."""
+
+    count: int
+    first_tick: int  # the tick during which the first one was logged
+    first: str  # what the first one says
+
+
+@dataclass
 class InspectReport:
     """What :func:`inspect_run` found in a run directory."""
 
@@ -86,7 +96,7 @@ class InspectReport:
     failed_node: str = ""
     reason: str = ""
     failure_source: str = ""  # "tick log", "exception" or "episode record"
-    active_node: str = ""  # the leaf running at the last tick (what an interrupted run was doing)
+    active_node: str = ""  # deepest node RUNNING at the last tick (what an interrupted run was doing)
     nodes: list[NodeTime] = field(default_factory=list)
     vs_iterations: int = 0
     vs_switches: list[ModeSwitch] = field(default_factory=list)
@@ -94,6 +104,7 @@ class InspectReport:
     final_vs_error: list[float] | None = None  # (t_x, t_y in m, theta in rad)
     final_vs_mode: str | None = None
     episode_extras: dict[str, Any] = field(default_factory=dict)
+    log_events: dict[str, LogEvent] = field(default_factory=dict)
     plot_path: str | None = None
     notes: list[str] = field(default_factory=list)
     vs_samples: list[VSSample] = field(default_factory=list, repr=False)
@@ -137,13 +148,13 @@ def failing_leaf(nodes: list[dict[str, Any]]) -> tuple[str, str]:
     condition and says why is the cause. Without one, the first non-condition failure, then
     the first failure.
     """
-    failed = [n for n in nodes if n.get("status") == "FAILURE"]
-    for keep in (lambda n: not n["node"].endswith("?") and n.get("message"),
-                 lambda n: not n["node"].endswith("?"),
-                 lambda n: True):
-        for n in failed:
-            if keep(n):
-                return str(n["node"]), str(n.get("message") or "")
+    failed = [(str(n.get("node", "")), str(n.get("message") or "")) for n in nodes if n.get("status") == "FAILURE"]
+    for keep in (lambda name, msg: not name.endswith("?") and msg,
+                 lambda name, msg: not name.endswith("?"),
+                 lambda name, msg: True):
+        for name, msg in failed:
+            if keep(name, msg):
+                return name, msg
     return "", ""
 
 
@@ -154,7 +165,7 @@ def _durations(ticks: list[dict[str, Any]], key: str, period: float | None) -> l
 
 
 def node_times(ticks: list[dict[str, Any]], period: float | None) -> list[NodeTime]:
-    """Active ticks, simulated and wall time, and failures per node name, in order of first visit."""
+    """Ticks, simulated and wall time, and failures per node name, in order of first visit."""
     sim_d = _durations(ticks, "sim_time", period)
     wall_d = _durations(ticks, "wall_time", None)
     if ticks:  # the last tick's wall time: its tree time only (nothing was stamped after it)
@@ -165,9 +176,8 @@ def node_times(ticks: list[dict[str, Any]], period: float | None) -> list[NodeTi
         for n in rec.get("nodes") or []:
             name = str(n.get("node"))
             row = table.setdefault(name, NodeTime(name))
-            if n.get("status") == "FAILURE":
-                row.failed += 1
-            elif n.get("status") in ACTIVE and name not in seen:  # a name twice in a tick counts once
+            row.failed += n.get("status") == "FAILURE"
+            if name not in seen:  # a name twice in a tick ("Acquire Frame") counts the tick once
                 seen.add(name)
                 row.ticks += 1
                 row.sim_s += ds
@@ -199,6 +209,23 @@ def mode_switches(samples: list[VSSample]) -> list[ModeSwitch]:
     """Mode changes between consecutive VS iterations."""
     return [ModeSwitch(b.tick, b.iteration, a.mode, b.mode, b.fallbacks > a.fallbacks)
             for a, b in zip(samples, samples[1:], strict=False) if a.mode != b.mode]
+
+
+def log_events(records: list[dict[str, Any]]) -> dict[str, LogEvent]:
+    """Count the records that are not ticks nor the episode's frame, by event name."""
+    out: dict[str, LogEvent] = {}
+    tick = 0
+    for rec in records:
+        event = str(rec.get("event"))
+        if event == "tick":
+            tick = int(rec.get("tick", tick))
+        elif event not in FRAME_EVENTS:
+            if event in out:
+                out[event].count += 1
+            else:  # logged while the next tick ran (its record comes after)
+                what = ": ".join(str(rec[k]) for k in ("node", "command", "detail", "reason") if rec.get(k))
+                out[event] = LogEvent(1, tick + 1, what)
+    return out
 
 
 def _load_episode(run_dir: Path, notes: list[str]) -> dict[str, Any] | None:
@@ -246,7 +273,8 @@ def inspect_run(run_dir: Path, plot: bool = True) -> InspectReport:
     start = events.get("episode_start", {})
     source = episode or end or {}
     report = InspectReport(str(run_dir), "interrupted", tree=start.get("tree") or source.get("tree"),
-                           object=start.get("object") or source.get("object"), backend=start.get("backend"))
+                           object=start.get("object") or source.get("object"), backend=start.get("backend"),
+                           notes=notes)
     if interrupted:
         why = "RUNNING marker present" if (run_dir / "RUNNING").exists() else "no episode_end record"
         notes.append(f"interrupted run ({why}): no result")
@@ -263,10 +291,11 @@ def inspect_run(run_dir: Path, plot: bool = True) -> InspectReport:
         steps = np.diff([float(r.get("sim_time") or 0.0) for r in ticks])
         report.period_s = round(float(np.median(steps[steps > 0])), 6) if np.any(steps > 0) else None
         running = [n for n in last.get("nodes") or [] if n.get("status") == "RUNNING"]
-        report.active_node = str(running[0]["node"]) if running else ""  # post-order: deepest first
+        report.active_node = str(running[0].get("node", "")) if running else ""  # post-order: deepest first
     else:
         notes.append("no tick records")
     report.nodes = node_times(ticks, report.period_s)
+    report.log_events = log_events(records)
 
     if report.outcome in ("failure", "timeout"):
         _explain_failure(report, ticks, events.get("exception"), source)
@@ -285,7 +314,6 @@ def inspect_run(run_dir: Path, plot: bool = True) -> InspectReport:
             report.plot_path = str(plot_vs(samples, run_dir / PLOT_NAME, f"{run_dir.name}: {report.outcome}"))
         except OSError as e:  # a read-only run directory: the report still stands
             notes.append(f"plot not written: {e}")
-    report.notes = notes
     return report
 
 
@@ -304,7 +332,8 @@ def _explain_failure(report: InspectReport, ticks: list[dict[str, Any]], excepti
     report.failed_node, report.reason = node, reason
     recorded = str(source.get("failed_node") or "")
     if recorded and recorded != node:
-        report.notes.append(f"the episode record names '{recorded}': {source.get('reason', '')}")
+        why = source.get("reason")
+        report.notes.append(f"the episode record names '{recorded}'" + (f": {why}" if why else ""))
 
 
 def plot_vs(samples: list[VSSample], path: Path, title: str) -> Path:
@@ -416,6 +445,8 @@ def format_report(r: InspectReport) -> str:
     lines.append(f"  {'node':<26} {'ticks':>6} {'time s':>8} {'wall s':>8} {'failed':>7}")
     for n in r.nodes:
         lines.append(f"  {n.node[:26]:<26} {n.ticks:>6} {n.sim_s:>8.2f} {n.wall_s:>8.2f} {n.failed:>7}")
+    for name, ev in r.log_events.items():
+        lines.append(f"Log: {name} x{ev.count}, first at tick {ev.first_tick}" + (f": {ev.first}" if ev.first else ""))
     if r.episode_extras:
         lines.append("Episode record: " + ", ".join(f"{k}={v}" for k, v in r.episode_extras.items()))
     if r.plot_path:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from app.episode import run_sim_episode, safe_robot
 from app.errors import ConfigError
 from app.hardware_config import load_hardware
-from app.interfaces import Robot
 from app.logs import RunLog, finish_run_dir, make_run_dir
 from app.runner import EpisodeResult, run_episode
-from app.safety import SafeArm, load_safety
 from app.trees import TreeConfig, build_tree, load_tree_config, render_tree
 
 
@@ -34,56 +33,6 @@ def pick_objects(args: argparse.Namespace) -> list[tuple[str, Any]]:
                               f"(expected one of {[o.name for _, o in pairs]})")
         return chosen
     return [(pairs[0][0].name, pairs[0][1])]
-
-
-def run_sim_episode(cfg: TreeConfig, spec: Any, seed: int, domain: str, models: Any, log_dir: str | Path,
-                    record: bool = False, hardware: str | None = None, session: Any = None) -> dict[str, Any]:
-    """One simulated episode of ``cfg`` on ``spec``; returns its summary record.
-
-    The object placement depends only on ``seed`` (every tree sees the same placements).
-    """
-    from app.sim.session import SimSession
-
-    hw = load_hardware(hardware)
-    own = session is None
-    s = session or SimSession(hw, domain=domain, seed=seed, deformable=spec.shape == "soft")
-    run_dir = make_run_dir(log_dir, cfg.name, spec.name, seed, 0)
-    log = RunLog(run_dir / "ticks.jsonl")
-    try:
-        rest = s.reset(spec, seed)
-        log.log.info("episode_start", tree=cfg.name, object=spec.name, seed=seed, domain=s.domain.name,
-                     domain_sha256=s.domain.sha256, backend="sim")
-        oracle = cfg.builder == "oracle"
-        root = build_tree(cfg, hw, truth=s.truth if oracle else None)
-        robot = safe_robot(s.robot, log)
-        s.truth.locked = not oracle
-        try:
-            res = run_episode(root, robot, models, cfg.max_ticks, log,
-                              record_dir=run_dir / "images" if record else None)
-        finally:
-            s.truth.locked = False
-        # Scoring (ground truth, after the tree): held >= 10 cm above the rest height by both fingers.
-        lifted = s.truth.object_lifted(rest.position[2], min_lift=0.9 * cfg.lift_height) if cfg.lift_height else False
-        record_ = {"tree": cfg.name, "object": spec.name, "seed": seed, "success": bool(res.success and lifted),
-                   "tree_outcome": res.outcome, "physics_lifted": bool(lifted), **asdict(res),
-                   "run_dir": str(run_dir), "domain_sha256": s.domain.sha256}
-        record_["safety_refusals"] = sum(e.kind == "refused" for e in robot.arm.events)
-        record_["safety_clamps"] = sum(e.kind == "clamped" for e in robot.arm.events)
-        if res.success and not lifted:
-            record_["failed_node"], record_["reason"] = "Lift And Verify", "scoring: object not held 10 cm up"
-        log.log.info("scored", success=record_["success"], physics_lifted=bool(lifted))
-        finish_run_dir(run_dir, record_)
-        return record_
-    finally:
-        log.close()
-        if own:
-            s.close()
-
-
-def safe_robot(robot: Robot, log: RunLog | None = None) -> Robot:
-    """The same robot with its arm behind the safety envelope (``config/safety.yaml``)."""
-    arm = SafeArm(robot.arm, load_safety(), robot.clock.period, log=log.log.warning if log else None)
-    return replace(robot, arm=arm)
 
 
 def run_episodes(args: argparse.Namespace) -> int:

@@ -49,13 +49,15 @@ class EpisodeResult:
 
 
 def _leaf_failure(root: py_trees.behaviour.Behaviour) -> tuple[str, str]:
-    """The first (depth-first) leaf that failed this tick, with its feedback message."""
+    """The first (depth-first) failed leaf of this tick that says why.
+
+    Conditions (names ending in "?") are control flow (a failing "Object Near Border?" or
+    "Linear VS Converged?" only picks another branch), so the failure is the first failed
+    non-condition leaf with a feedback message.
+    """
     for node in root.iterate():
-        if node.status == Status.FAILURE and not node.children and not isinstance(node, py_trees.decorators.Decorator):
-            if node.name.endswith("?") and node.parent is not None and isinstance(node.parent, py_trees.decorators.Inverter):
-                continue
-            if node.name.endswith("?") and isinstance(node.parent, (py_trees.composites.Selector,)):
-                continue
+        if (node.status == Status.FAILURE and not node.children and not node.name.endswith("?")
+                and node.feedback_message):
             return node.name, node.feedback_message
     for node in root.iterate():
         if node.status == Status.FAILURE and node.feedback_message:

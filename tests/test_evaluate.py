@@ -20,6 +20,7 @@ import numpy as np
 import py_trees
 import pytest
 
+from app import episode as ep
 from app import evaluate as ev
 from app.errors import ConfigError
 from app.stats import newcombe_difference, wilson_interval
@@ -38,7 +39,8 @@ objects:
 """
 SUMMARY_KEYS = {"trials", "successes", "rate", "ci95", "paper_score_rate"}
 LINE_KEYS = {"tree", "object", "object_set", "trial", "seed", "success", "paper_success", "failed_node", "reason",
-             "pose_error", "pose_steps", "vs_iterations", "vs_fallbacks", "sim_time", "wall_time", "run_dir"}
+             "pose_error", "pose_steps", "vs_iterations", "vs_fallbacks", "sim_time", "wall_time", "run_dir",
+             "safety_refusals", "safety_clamps"}
 
 
 @pytest.fixture
@@ -88,23 +90,23 @@ def test_seeds_depend_on_object_and_trial_not_tree(objects: str, oracle_copy: st
 def test_pose_errors_hand_computed() -> None:
     grasps = [Pose.top_down(np.array([0.50, 0.00, 0.02]), 0.0), Pose.top_down(np.array([0.60, 0.0, 0.02]), 0.0)]
     # straight down, 3 cm / 4 cm off the first grasp, 5 cm above it, finger line at 100 deg vs axis at -85 deg
-    e = ev.pose_errors(Pose.top_down(np.array([0.53, 0.04, 0.07]), np.radians(100)), grasps, np.radians(-85))
+    e = ep.pose_errors(Pose.top_down(np.array([0.53, 0.04, 0.07]), np.radians(100)), grasps, np.radians(-85))
     assert e["position_m"] == pytest.approx(0.05) and e["height_m"] == pytest.approx(0.05)
     assert e["yaw_deg"] == pytest.approx(5.0)  # 185 deg modulo 180
     # tilted 45 deg towards +x from 10 cm above (0.5, 0): its axis meets z = 0.02 at x = 0.58
     tilted = Pose(np.array([0.50, 0.0, 0.10]), rot_y(np.radians(-45)) @ Pose.top_down(np.zeros(3), 0.0).matrix)
-    e = ev.pose_errors(tilted, grasps, None)
+    e = ep.pose_errors(tilted, grasps, None)
     assert e["position_m"] == pytest.approx(0.02, abs=1e-9) and e["height_m"] == pytest.approx(0.08)
     assert e["yaw_deg"] is None  # round object: no grasp axis
-    assert ev.pose_errors(tilted, [], 0.0)["position_m"] is None
+    assert ep.pose_errors(tilted, [], 0.0)["position_m"] is None
 
 
 def test_paper_success_needs_close_and_4_cm() -> None:
-    assert ev.paper_success({"at": "close", "position_m": 0.039})
-    assert ev.paper_success({"at": "close", "position_m": 0.04})
-    assert not ev.paper_success({"at": "close", "position_m": 0.041})
-    assert not ev.paper_success({"at": "end", "position_m": 0.0})  # failed before closing
-    assert not ev.paper_success({"at": "close", "position_m": None})
+    assert ep.paper_success({"at": "close", "position_m": 0.039})
+    assert ep.paper_success({"at": "close", "position_m": 0.04})
+    assert not ep.paper_success({"at": "close", "position_m": 0.041})
+    assert not ep.paper_success({"at": "end", "position_m": 0.0})  # failed before closing
+    assert not ep.paper_success({"at": "close", "position_m": None})
 
 
 class _Truth:
@@ -126,8 +128,8 @@ def test_close_probe_measures_once_when_close_gripper_starts() -> None:
     arm = SimpleNamespace(pose=lambda: Pose.top_down(np.array([0.52, 0.0, 0.03]), np.radians(10)))
     session = SimpleNamespace(truth=_Truth(), arm=arm)
     root = py_trees.composites.Sequence("Grasp", memory=True, children=[
-        py_trees.behaviours.Success(name="Descend"), py_trees.behaviours.Running(name=ev.CLOSE_NODE)])
-    probe = ev.CloseProbe(root, session)
+        py_trees.behaviours.Success(name="Descend"), py_trees.behaviours.Running(name=ep.CLOSE_NODE)])
+    probe = ep.CloseProbe(root, session)
     probe(0)
     assert probe.measured is None  # Close Gripper not ticked yet
     root.tick_once()
@@ -138,6 +140,24 @@ def test_close_probe_measures_once_when_close_gripper_starts() -> None:
     arm.pose = lambda: Pose.top_down(np.array([0.9, 0.0, 0.3]), 0.0)
     probe(2)
     assert probe.measured["tick"] == 1  # the first start only
+
+
+def test_a_broken_world_is_a_failed_trial_with_a_finished_run_dir(tmp_path: Path, objects: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.errors import SimulationError
+    from app.sim.objects import load_object_set
+    from app.sim.session import SimSession
+
+    def explode(self, spec, placement=None, settle=True):
+        raise SimulationError("soft body exploded\nsecond line")
+
+    monkeypatch.setattr(SimSession, "reset", explode)
+    rec = ep.run_sim_episode(load_tree_config("oracle"), load_object_set(objects).get("block"), 3, "real", None,
+                       tmp_path / "runs")
+    assert (rec["success"], rec["paper_success"], rec["tree_outcome"]) == (False, False, "error")
+    assert (rec["failed_node"], rec["reason"]) == ("(simulation)", "SimulationError: soft body exploded")
+    run = Path(rec["run_dir"])
+    assert (run / "episode.json").is_file() and not (run / "RUNNING").exists()
 
 
 # ------------------------------------------------------------------------------ results file

@@ -64,10 +64,12 @@ def test_wrong_yaw_on_elongated_object_fails_with_reason(session, objects):
 
 
 def test_grasp_beside_object_closes_on_nothing(session, objects):
-    spec = objects["marker"]  # 2.2 cm thick: a grasp 4 cm off along its narrow axis misses it
+    # 2.5 cm wide: 6 cm off along the finger line, the block lies outside the open fingers
+    # (each 4 cm from the centre). At 4 cm a finger lands on it and may push it into the grasp.
+    spec = objects["jenga_block"]
     obj = _place(session, spec)
     x, y, z, yaw = spec.grasps[0]
-    off = obj @ Pose.top_down(np.array([x, y + 0.04, z]), np.radians(yaw))
+    off = obj @ Pose.top_down(np.array([x, y + 0.06, z]), np.radians(yaw))
     out = execute_grasp(session, off)
     assert not out.success
     assert "closed on nothing" in out.reason

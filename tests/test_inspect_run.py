@@ -84,23 +84,20 @@ def test_lost_blob_failure_is_explained(lost_blob_run: Path, capsys: pytest.Capt
 
 @pytest.mark.slow
 def test_successful_episode_shows_switch_and_plot(real_session, seen, tmp_path: Path) -> None:
-    from app.run import run_sim_episode
-    from app.trees import load_tree_config
-    from tests.fakes.truth_models import TruthModels
-
     # seed 2: one of the shortest successful vs_only sugar-box episodes (~450 ticks)
-    rec = run_sim_episode(load_tree_config("vs_only"), seen.get("sugar_box"), 2, "real",
-                          TruthModels(real_session), tmp_path, session=real_session)
-    assert rec["success"], rec
-    r = inspect_run(Path(rec["run_dir"]))
+    run_dir = _episode(real_session, seen.get("sugar_box"), 2, tmp_path)
+    episode = json.loads((run_dir / "episode.json").read_text())
+    assert episode["success"], episode
+    r = inspect_run(run_dir)
     assert (r.outcome, r.failed_node, r.tree, r.object) == ("success", "", "vs_only", "sugar_box")
-    assert r.vs_iterations == rec["vs_iterations"]
+    assert r.vs_iterations == episode["vs_iterations"]
     assert len(r.vs_switches) >= 1 and (r.vs_switches[0].old, r.vs_switches[0].new) == ("linear", "full")
     assert r.final_vs_mode == "full" and r.final_vs_error is not None
-    steps = {n.node: n.ticks for n in r.nodes}
-    assert steps["Linear VS Step"] + steps["Full VS Step"] == r.vs_iterations  # one step per iteration
+    ticks = {n.node: n.ticks for n in r.nodes}
+    assert ticks["Linear VS Step"] + ticks["Full VS Step"] == r.vs_iterations  # one step per iteration
+    assert ticks[f"Grasp ({r.tree})"] == r.ticks  # the root is ticked every tick
     assert r.period_s == pytest.approx(1 / 30, rel=0.01)  # the simulator's 30 fps control period
-    png = Path(rec["run_dir"]) / PLOT_NAME
+    png = run_dir / PLOT_NAME
     assert r.plot_path == str(png)
     assert png.read_bytes()[:8] == PNG_SIGNATURE
     import matplotlib.image
@@ -148,6 +145,7 @@ def _real_like_run(tmp_path: Path) -> Path:
         lines.append(_tick(i, "RUNNING", vs, {"vs_iterations": i, "vs_mode": mode, "vs_fallbacks": fb,
                                               "vs_error": [0.01 / i, -0.02 / i, 0.1 / i],
                                               "vs_twist": [0.005, -0.01, 0, 0, 0, 0.05]}))
+    lines.insert(3, json.dumps({"event": "safety_clamped", "command": "command_velocity", "detail": "speed limited"}))
     end = {"outcome": "timeout", "failed_node": "Until VS Converged", "reason": "episode exceeded 6 ticks",
            "ticks": 6, "vs_iterations": 6, "extra": {}}
     lines.append(json.dumps({"event": "episode_end", **end}))
@@ -172,6 +170,8 @@ def test_real_robot_run_with_fallback_needs_no_simulator(tmp_path: Path) -> None
         (3, "linear", "full", False), (5, "full", "linear", True), (6, "linear", "full", False)]
     assert r.vs_fallbacks == 1 and r.vs_iterations == 6
     assert r.episode_extras == {"pose_error_cm": 1.2}
+    clamp = r.log_events["safety_clamped"]
+    assert (clamp.count, clamp.first_tick, clamp.first) == (1, 3, "command_velocity: speed limited")
     assert r.final_vs_error == pytest.approx([0.01 / 6, -0.02 / 6, 0.1 / 6])
     assert (d / PLOT_NAME).read_bytes()[:8] == PNG_SIGNATURE
 
@@ -187,6 +187,34 @@ def test_exception_record_names_the_raising_leaf(tmp_path: Path) -> None:
     r = inspect_run(d, plot=False)
     assert (r.outcome, r.failed_node, r.failure_source) == ("failure", "Segment Object", "exception")
     assert r.plot_path is None and not (d / PLOT_NAME).exists()
+
+
+def test_scoring_failure_after_tree_success_names_the_record(tmp_path: Path) -> None:
+    """The tree held the object but the physics check did not: the episode record says why."""
+    d = tmp_path / "run"
+    d.mkdir()
+    end = {"outcome": "success", "failed_node": "", "reason": "", "extra": {}}
+    (d / "ticks.jsonl").write_text("\n".join([
+        _tick(1, "SUCCESS", [("Lift And Verify", "SUCCESS", "holding"), ("Grasp (oracle)", "SUCCESS", "")]),
+        json.dumps({"event": "episode_end", **end})]) + "\n")
+    (d / "episode.json").write_text(json.dumps({
+        "success": False, "tree_outcome": "success", **end, "failed_node": "Lift And Verify",
+        "reason": "scoring: object not held 10 cm up"}))
+    r = inspect_run(d)
+    assert (r.outcome, r.failed_node, r.failure_source) == ("failure", "Lift And Verify", "episode record")
+    assert "not held" in r.reason and r.vs_iterations == 0 and r.plot_path is None
+
+
+def test_disagreeing_episode_record_is_noted(tmp_path: Path) -> None:
+    d = tmp_path / "run"
+    d.mkdir()
+    nodes = [("Linear VS Converged?", "FAILURE", ""), ("Full VS", "FAILURE", ""),
+             ("Linear VS Step", "FAILURE", "no valid depth over the object blob"), ("Grasp (vs_only)", "FAILURE", "")]
+    end = {"event": "episode_end", "outcome": "failure", "failed_node": "Linear VS Converged?", "reason": ""}
+    (d / "ticks.jsonl").write_text(_tick(1, "FAILURE", nodes) + "\n" + json.dumps(end) + "\n")
+    r = inspect_run(d)
+    assert (r.failed_node, r.failure_source) == ("Linear VS Step", "tick log")
+    assert r.notes == ["the episode record names 'Linear VS Converged?'"]
 
 
 VS_ROOT = [("VS Iteration", "FAILURE", ""), ("Until VS Converged", "FAILURE", "iteration failed: see children"),

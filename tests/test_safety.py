@@ -108,7 +108,7 @@ def test_refusals_name_the_limit() -> None:
     safe.move_to(Pose.top_down(np.array([0.5, 0.0, -0.05]), 0.0))
     assert "outside the workspace" in safe.motion_error()
     safe.recover()
-    safe.move_relative(delta_pose(0.0, 0.0, 0.45, 0.0))
+    safe.move_relative(delta_pose(0.0, 0.25, 0.45, 0.0))  # inside the box, but a 51 cm step
     assert "max_step" in safe.motion_error()
     safe.recover()
     safe.command_velocity(np.array([1.0, 0, 0, 0, 0, 0]))  # clamped, not refused

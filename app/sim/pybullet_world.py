@@ -19,6 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from app.errors import MotionError, SimulationError
+from app.interfaces import Intrinsics
+from app.transforms import Pose
+
 
 def _import_pybullet_quietly():  # type: ignore[no-untyped-def]
     """Import pybullet without its C-level "pybullet build time" banner on stdout/stderr."""
@@ -39,9 +43,6 @@ def _import_pybullet_quietly():  # type: ignore[no-untyped-def]
 
 p, pybullet_data = _import_pybullet_quietly()
 
-from app.errors import MotionError, SimulationError
-from app.interfaces import Intrinsics
-from app.transforms import Pose
 
 TIME_STEP = 1.0 / 240.0  # s; exactly 1/240 keeps PyBullet soft bodies stable (FACTS.md)
 ARM_JOINTS = list(range(7))  # revolute joints panda_joint1..7
