@@ -43,12 +43,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
-def _cmd_grasps(args: argparse.Namespace) -> int:
-    from app.sim.grasp_tool import main as grasp_main
-
-    return grasp_main(args.rest)
-
-
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from app.inspect_run import main_inspect
 
@@ -105,7 +99,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "bench": ("time rendering, environment steps and the VS pipeline", _cmd_bench),
-    "grasps": ("propose and physics-verify good grasps; oracle rates", _cmd_grasps),
     "dataset": ("build the CycleGAN dataset (sim or real backend)", _cmd_dataset),
     "train": ("train the CycleGAN (gan) or the PPO pose agent (ppo)", _cmd_train),
     "calibrate": ("compute the VS targets of the hardware file and check them in the simulator", _cmd_calibrate),
@@ -124,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--show-tree", nargs="?", const="-", default=None, metavar="FILE",
                         help="print the tree (and write FILE.dot/.svg/.png if given) and exit")
     add_common(parser)
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser,
+                                metavar="{" + ",".join([*COMMANDS, "grasps"]) + "}")
     for name, (help_text, _) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text)
         add_common(sp)
@@ -159,15 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "inspect":
             sp.add_argument("run_dir", help="a run directory (under --log-dir)")
             sp.add_argument("--json", action="store_true", help="print one JSON object")
-        if name == "grasps":
-            sp.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the grasp tool")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
     os.environ.setdefault("OMP_NUM_THREADS", "2")
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv[:1] == ["grasps"]:  # the grasp tool has its own flags (see `python -m app grasps --help`)
+            from app.sim.grasp_tool import main as grasp_main
+
+            return grasp_main(argv[1:])
         args = build_parser().parse_args(argv)
         if args.command is None:
             return _cmd_run(args)
