@@ -1,0 +1,53 @@
+"""Honest simulation: only the oracle tree (and scoring) may read simulator ground truth."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.episode import run_sim_episode
+from app.sim.objects import load_object_set
+from app.trees import load_tree_config
+from tests.fakes.truth_models import ColourModels
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("tree", ["vs_only", "drl_gan"])
+def test_non_oracle_trees_never_read_ground_truth(tree, tmp_path) -> None:
+    spec = load_object_set("seen").get("sugar_box")
+    rec = run_sim_episode(load_tree_config(tree), spec, 3, "sim", ColourModels(), tmp_path)
+    # Any read of the locked accessor raises GroundTruthLocked inside a leaf, which the runner
+    # turns into a failure naming it; none happened.
+    assert "GroundTruthLocked" not in rec["reason"]
+    assert not rec.get("extra", {}).get("exception")
+    if tree == "vs_only":
+        assert rec["success"], (rec["failed_node"], rec["reason"])
+
+
+def test_a_leaf_reading_ground_truth_is_caught(tmp_path, monkeypatch) -> None:
+    """Positive control: a tree that reaches for the accessor while locked fails, naming it."""
+    import behaviours.motion as motion
+
+    original = motion.PoseStep.target_delta
+
+    def cheating(self):  # reads the object pose through a leaked accessor
+        self.leaked_truth.object_pose()
+        return original(self)
+
+    from app.sim import session as session_mod
+
+    sessions = []
+    real_init = session_mod.SimSession.__init__
+
+    def spy_init(self, *a, **k):
+        real_init(self, *a, **k)
+        sessions.append(self)
+
+    monkeypatch.setattr(session_mod.SimSession, "__init__", spy_init)
+    monkeypatch.setattr(motion.PoseStep, "target_delta", cheating)
+    monkeypatch.setattr(motion.PoseStep, "leaked_truth", property(lambda self: sessions[-1].truth), raising=False)
+    rec = run_sim_episode(load_tree_config("drl_gan"), load_object_set("seen").get("sugar_box"), 3, "sim",
+                          ColourModels(), tmp_path)
+    assert not rec["success"]
+    assert "GroundTruthLocked" in rec["reason"]
+    assert rec["failed_node"] == "Move By Policy 1"
