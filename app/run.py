@@ -22,7 +22,8 @@ from app.trees import TreeConfig, build_tree, load_tree_config, render_tree
 
 
 def pick_objects(args: argparse.Namespace) -> list[tuple[str, Any]]:
-    """(set name, ObjectSpec) pairs selected by ``--objects`` and ``--object``."""
+    """(set name, ObjectSpec) pairs selected by ``--objects`` and ``--object``; episode ``k``
+    uses pair ``k mod n`` (one episode: the first object of the first set)."""
     from app.sim.objects import load_objects
 
     pairs = load_objects(args.objects)
@@ -32,7 +33,7 @@ def pick_objects(args: argparse.Namespace) -> list[tuple[str, Any]]:
             raise ConfigError(f"--object: no object {args.object!r} in {args.objects!r} "
                               f"(expected one of {[o.name for _, o in pairs]})")
         return chosen
-    return [(pairs[0][0].name, pairs[0][1])]
+    return [(s.name, o) for s, o in pairs]  # episodes cycle through the set(s)
 
 
 def run_episodes(args: argparse.Namespace) -> int:
