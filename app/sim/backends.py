@@ -61,7 +61,7 @@ class SimCamera:
         tid = w.texture(f"table_{domain.sha256[:12]}", tex) if tex is not None else None
         w.set_table_look((*domain.table.color, 1.0) if tex is None else (1, 1, 1, 1), tid)
         w.set_gripper_look((*domain.gripper_color, 1.0))
-        if w.object_id is not None and getattr(w, "object_color", None) is not None:
+        if w.object_id is not None and w.object_color is not None:
             w.set_object_look(domain.object_rgba(w.object_color), None)
         self._cache = None
 

@@ -123,8 +123,7 @@ class PyBulletWorld:
         self._tmp = tempfile.TemporaryDirectory(prefix="simgrasp_")
         self.object_id: int | None = None
         self.object_is_soft = False
-        self._object_rgba: tuple[float, float, float, float] = (1, 1, 1, 1)
-        self._object_texture: int | None = None
+        self.object_color: tuple[float, float, float] | None = None  # sim-domain RGB of the object
         self._textures: dict[str, int] = {}
         self.sim_time = 0.0
         self._build()
