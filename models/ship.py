@@ -1,0 +1,75 @@
+"""Copy a finished training run's shippable files into ``models/weights/``.
+
+``python -m models.ship --gan RUN_DIR --ppo RUN_DIR`` copies the inference weights (plain
+tensor state dicts, loaded with ``weights_only=True``) with their resolved config, curves and a
+cleaned training log (progress-bar redraws dropped), and checks that each file loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+from pathlib import Path
+
+from app import ROOT
+
+WEIGHTS = ROOT / "models" / "weights"
+MAX_BYTES = 20 * 1024 * 1024  # every committed file stays under ~20 MB
+FILES = {
+    "gan": {"cyclegan.pt": "cyclegan.pt", "config.yaml": "cyclegan_config.yaml", "losses.csv": "cyclegan_losses.csv",
+            "losses.png": "cyclegan_losses.png"},
+    "ppo": {"policy.pt": "policy.pt", "config.yaml": "ppo_config.yaml", "env.yaml": "ppo_env.yaml",
+            "eval.csv": "ppo_eval.csv", "eval.png": "ppo_eval.png", "summary.json": "ppo_summary.json"},
+}
+
+
+def clean_log(text: str) -> str:
+    """Keep the last state of each progress-bar line (tqdm rewrites lines with carriage returns)."""
+    out = []
+    for line in text.splitlines():
+        last = line.split("\r")[-1]
+        if last.strip():
+            out.append(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", last))
+    return "\n".join(out) + "\n"
+
+
+def ship(kind: str, run_dir: Path, log: Path | None) -> list[Path]:
+    """Copy ``kind``'s files from ``run_dir`` (and its log) into :data:`WEIGHTS`."""
+    WEIGHTS.mkdir(parents=True, exist_ok=True)
+    written = []
+    for src, dst in FILES[kind].items():
+        p = run_dir / src
+        if not p.exists():
+            raise SystemExit(f"{p}: missing (expected a finished {kind} run)")
+        if p.stat().st_size > MAX_BYTES:
+            raise SystemExit(f"{p}: {p.stat().st_size / 1e6:.1f} MB is over the 20 MB limit")
+        shutil.copyfile(p, WEIGHTS / dst)
+        written.append(WEIGHTS / dst)
+    if log is not None and log.exists():
+        (WEIGHTS / f"{'cyclegan' if kind == 'gan' else 'ppo'}_train.log").write_text(clean_log(log.read_text()))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    p = argparse.ArgumentParser(prog="python -m models.ship", description=__doc__)
+    p.add_argument("--gan", type=Path, help="CycleGAN run directory")
+    p.add_argument("--gan-log", type=Path, help="its console log")
+    p.add_argument("--ppo", type=Path, help="PPO run directory")
+    p.add_argument("--ppo-log", type=Path, help="its console log")
+    a = p.parse_args(argv)
+    if a.gan:
+        ship("gan", a.gan, a.gan_log)
+    if a.ppo:
+        ship("ppo", a.ppo, a.ppo_log)
+    from app.perception import load_perception
+
+    if (WEIGHTS / "cyclegan.pt").exists() and (WEIGHTS / "policy.pt").exists():
+        load_perception(WEIGHTS)
+        print("shipped weights load:", sorted(f.name for f in WEIGHTS.iterdir()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
