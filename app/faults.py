@@ -24,7 +24,8 @@ Kinds (``config/faults.yaml`` says when each fires and how):
 The arm wrapper sits *inside* the safety envelope (:class:`~app.safety.SafeArm`): it is the
 hardware's side, so it sees every command that left the envelope and re-checks it against the
 limits (``unsafe_commands``, which must stay 0). The campaign reuses :mod:`app.evaluate`'s
-machinery (seeds, workers, the fsync'ed resumable ``results.jsonl``, torn-line repair).
+and :mod:`app.report` 's machinery (seeds, workers, the fsync'ed resumable ``results.jsonl``,
+torn-line repair).
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ from app import CONFIG_DIR
 from app.config import Section, file_sha256, load_yaml
 from app.errors import AppError, CheckpointError, ConfigError, HardwareError, SimulationError
 from app.evaluate import (
-    RESULTS,
     RUNS,
     Campaign,
     ResultsWriter,
@@ -54,8 +54,6 @@ from app.evaluate import (
     _init_worker,
     _resume_state,
     _split,
-    _write_atomic,
-    read_results,
     trial_seed,
 )
 from app.interfaces import (
@@ -69,6 +67,7 @@ from app.interfaces import (
     MotionStatus,
     Robot,
 )
+from app.report import RESULTS, _write_atomic, read_results
 from app.safety import SafeArm, SafetyLimits, load_safety
 from app.stats import wilson_interval
 from app.transforms import Pose, rot_z
