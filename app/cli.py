@@ -67,6 +67,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate(args)
 
 
+def _cmd_faults(args: argparse.Namespace) -> int:
+    from app.faults import run_faults
+
+    return run_faults(args)
+
+
 def _cmd_dataset(args: argparse.Namespace) -> int:
     from app.dataset_builder import run_dataset
 
@@ -103,6 +109,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "train": ("train the CycleGAN (gan) or the PPO pose agent (ppo)", _cmd_train),
     "calibrate": ("compute the VS targets of the hardware file and check them in the simulator", _cmd_calibrate),
     "evaluate": ("run an evaluation campaign (trees x objects x trials) and summarize it", _cmd_evaluate),
+    "faults": ("run a fault-injection campaign (kinds x trials) and summarize it", _cmd_faults),
     "eval-models": ("measure the models on paired sim/real images (pose, segmentation, adaptation, latency)",
                     _cmd_eval_models),
     "inspect": ("explain a run directory: outcome, failing node, time per node, VS plot", _cmd_inspect),
@@ -142,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
             from app.evaluate import add_arguments
 
             add_arguments(sp)
+        if name == "faults":
+            from app.faults import add_arguments as add_fault_arguments
+
+            add_fault_arguments(sp)
         if name == "eval-models":
             sp.add_argument("--out", required=True, help="output directory (model_metrics.json, figures)")
             sp.add_argument("--images", type=int, default=100, help="held-out views per set for segmentation")

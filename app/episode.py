@@ -107,7 +107,7 @@ class CloseProbe:
         return {"at": at, "tick": tick, **pose_errors(self.session.arm.pose(), grasps, axis)}
 
 
-def run_sim_episode(cfg: TreeConfig, spec: Any, seed: int, domain: Any, models: Any, log_dir: str | Path,
+def run_sim_episode(cfg: TreeConfig, spec: Any, seed: int, domain: Any, models: Any, log_dir: str | Path, *,
               hardware: HardwareConfig | str | None = None, session: Any = None, trial: int = 0,
               record: bool = False) -> dict[str, Any]:
     """One simulated episode of ``cfg`` on ``spec``, scored two ways (physics lift, paper radius).

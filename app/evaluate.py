@@ -139,7 +139,7 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
     domain = _cached(("domain", c.domain), lambda: load_domain(c.domain))
     hw = _cached(("hardware", str(c.hardware)), lambda: load_hardware(c.hardware))
     t0 = time.perf_counter()
-    ep = run_sim_episode(cfg, spec, t.seed, domain, models, Path(c.out) / RUNS, hw, trial=t.trial, record=c.record)
+    ep = run_sim_episode(cfg, spec, t.seed, domain, models, Path(c.out) / RUNS, hardware=hw, trial=t.trial, record=c.record)
     return {"tree": t.tree, "object": t.object, "object_set": t.object_set, "trial": t.trial, "seed": t.seed,
             "success": ep["success"], "paper_success": ep["paper_success"], "outcome": ep["tree_outcome"],
             "failed_node": ep["failed_node"], "reason": ep["reason"], "pose_error": ep["pose_error"],

@@ -23,8 +23,8 @@ Kinds (``config/faults.yaml`` says when each fires and how):
 
 The arm wrapper sits *inside* the safety envelope (:class:`~app.safety.SafeArm`): it is the
 hardware's side, so it sees every command that left the envelope and re-checks it against the
-limits (``unsafe_commands``, which must stay 0). The campaign reuses :mod:`app.evaluate`'s
-and :mod:`app.report` 's machinery (seeds, workers, the fsync'ed resumable ``results.jsonl``,
+limits (``unsafe_commands``, which must stay 0). The campaign reuses the machinery of
+:mod:`app.evaluate` and :mod:`app.report` (seeds, workers, the fsync'ed resumable ``results.jsonl``,
 torn-line repair).
 """
 
@@ -704,7 +704,7 @@ def _episode(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
         else:
             models = (_cached(("models", fc.weights), lambda: load_perception(fc.weights, threads=1))
                       if cfg.uses_models else None)
-        ep = run_sim_episode(cfg, spec, t.seed, domain, models, Path(c.out) / RUNS / t.kind, hw,
+        ep = run_sim_episode(cfg, spec, t.seed, domain, models, Path(c.out) / RUNS / t.kind, hardware=hw,
                              session=session, trial=t.trial)
     finally:
         session.close()
@@ -736,8 +736,10 @@ def run_fault_job(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
                 "reason": f"unhandled {type(e).__name__}: {e}".splitlines()[0], "exception": True,
                 "exception_type": type(e).__name__, "unsafe_commands": 0, "injected": 0}
     c = fc.campaign
+    spec = fc.faults.get(t.kind)
     return {"tree": t.case, "tree_name": t.tree, "kind": t.kind, "object": t.object, "object_set": t.object_set,
             "object_index": t.object_index, "trial": t.trial, "seed": t.seed, **body,
+            "fault": asdict(spec) if spec and t.kind != BASELINE else None,
             "trial_wall_time": round(time.perf_counter() - t0, 3), "base_seed": c.base_seed, "domain": c.domain,
             "domain_sha256": c.domain_sha256, "hardware": c.hardware, "faults_sha256": fc.faults_sha256}
 
@@ -839,23 +841,39 @@ def _unnamed(r: dict[str, Any]) -> bool:
     return not r["success"] and not (r.get("failed_node") and r.get("reason"))
 
 
+def when(fault: dict[str, Any] | None) -> str:
+    """When a fault (a results line's ``fault``) fires, in words."""
+    if not fault:
+        return "–"
+    if fault["kind"] in CHECKPOINT_KINDS:
+        return "at load"
+    phase = "" if fault["phase"] == "any" else f" ({fault['phase']})"
+    lasting = f", {fault['duration']} ticks" if fault["duration"] > 1 else ""
+    if fault["at"] is not None:
+        return f"tick >= {fault['at']}{phase}{lasting}"
+    return f"{fault['rate']:.2f}/tick{phase}{lasting}"
+
+
 def _kind_summary(kind: str, rs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     n, k = len(rs), sum(bool(r["success"]) for r in rs)
+    hit = [r for r in rs if r.get("injected")]
+    k_hit = sum(bool(r["success"]) for r in hit)
     fails = Counter(r.get("failed_node") or r["outcome"] for r in rs if not r["success"])
     reasons = Counter(r.get("reason") or "" for r in rs if not r["success"])
     rate = k / n if n else 0.0
     v = {"trials": n, "successes": k, "unsafe_commands": sum(int(r.get("unsafe_commands") or 0) for r in rs),
          "unhandled_exceptions": sum(bool(r.get("exception")) for r in rs),
          "unnamed_failures": sum(_unnamed(r) for r in rs), "transient": kind in TRANSIENT,
-         "rate": rate, "ci95": list(wilson_interval(k, n)), "injected_trials": sum(bool(r.get("injected")) for r in rs),
+         "rate": rate, "ci95": list(wilson_interval(k, n)), "injected_trials": len(hit),
+         "successes_injected": k_hit, "when": when(rs[0].get("fault") if rs else None),
          "outcomes": dict(Counter(r["outcome"] for r in rs)), "failures": dict(fails.most_common()),
          "reasons": [r for r, _ in reasons.most_common(3)], "target": None, "meets_target": None}
     if kind in CHECKPOINT_KINDS:
         v["target"] = "every trial ends at start: exit code 2, one-line CheckpointError"
         v["meets_target"] = k == n
-    elif kind in TRANSIENT:
-        v["target"] = f">= {TRANSIENT_TARGET:.0%} grasped"
-        v["meets_target"] = rate >= TRANSIENT_TARGET
+    elif kind in TRANSIENT:  # judged on the trials the fault actually reached (None: none did)
+        v["target"] = f">= {TRANSIENT_TARGET:.0%} of the injected trials grasped"
+        v["meets_target"] = k_hit >= TRANSIENT_TARGET * len(hit) if hit else None
     return v
 
 
@@ -864,23 +882,25 @@ def build_fault_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     ``faults`` holds, per kind, the contract keys (``trials``, ``successes``, ``unsafe_commands``,
     ``unhandled_exceptions``, ``unnamed_failures``, ``transient``) plus rates and breakdowns; a
-    checkpoint kind's ``successes`` are trials refused at start with exit code 2.
+    checkpoint kind's ``successes`` are trials refused at start with exit code 2. ``baseline``:
+    the same trials without a fault; ``checks``: the must-be-zero totals over both.
     """
     kinds = [k for k in KINDS if any(r["kind"] == k for r in records)]
     faults = {k: _kind_summary(k, [r for r in records if r["kind"] == k]) for k in kinds}
     base = [r for r in records if r["kind"] == BASELINE]
-    checks = {key: sum(v[key] for v in faults.values())
-              for key in ("unsafe_commands", "unhandled_exceptions", "unnamed_failures")}
+    baseline = _kind_summary(BASELINE, base) if base else None
+    counted = [*faults.values(), *([baseline] if baseline else [])]
+    checks = {key: sum(v[key] for v in counted) for key in ("unsafe_commands", "unhandled_exceptions", "unnamed_failures")}
     checks["all_zero"] = not any(checks.values())
     first = records[0] if records else {}
     config = {"tree": first.get("tree_name"), "trials_per_kind": 1 + max((r["trial"] for r in records), default=-1),
               "seed": first.get("base_seed"), "domain": first.get("domain"), "hardware": first.get("hardware"),
               "faults_sha256": first.get("faults_sha256"), "objects": sorted({r["object"] for r in records}),
+              "faults": {k: next(r.get("fault") for r in records if r["kind"] == k) for k in kinds},
               "transient_kinds": sorted(TRANSIENT), "transient_target": TRANSIENT_TARGET,
               "total_trials": len(records),
               "seed_rule": "trial k: object k mod n over the sets, sha256('SEED/OBJECT/k'); the same for every kind"}
-    return {"faults": faults, "baseline": _kind_summary(BASELINE, base) if base else None, "checks": checks,
-            "config": config}
+    return {"faults": faults, "baseline": baseline, "checks": checks, "config": config}
 
 
 def _pct(x: float) -> str:
@@ -896,15 +916,17 @@ def fault_markdown(summary: dict[str, Any]) -> str:
              "Unsafe = commands that reached the arm outside the safety envelope; unhandled = episodes ended by "
              "an exception; unnamed = failures without a node and a reason. Checkpoint kinds: 'grasped' counts "
              "trials refused at start with exit code 2 and a one-line reason.", "",
-             "| Kind | Transient | Trials | Injected | Grasped | Rate | 95 % CI | Unsafe | Unhandled | Unnamed "
+             "| Kind | When | Transient | Trials | Injected | Grasped | Rate | 95 % CI | Unsafe | Unhandled | Unnamed "
              "| Target met | Main failure |",
-             "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|---|"]
+             "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|---|"]
     rows = list(summary["faults"].items()) + ([("(no fault)", summary["baseline"])] if summary["baseline"] else [])
+    fault_kinds = set(summary["faults"])
     for kind, v in rows:
         lo, hi = v["ci95"]
         main = next(iter(v["failures"].items()), None)
-        met = "–" if v["meets_target"] is None else ("yes" if v["meets_target"] else "**no**")
-        lines.append(f"| {kind} | {'yes' if v['transient'] else 'no'} | {v['trials']} | {v['injected_trials']} | "
+        met = "–" if v["target"] is None else {True: "yes", False: "**no**", None: "not injected"}[v["meets_target"]]
+        transient = "–" if kind not in fault_kinds else ("yes" if v["transient"] else "no")
+        lines.append(f"| {kind} | {v['when']} | {transient} | {v['trials']} | {v['injected_trials']} | "
                      f"{v['successes']} | {_pct(v['rate'])} | {100 * lo:.0f}–{100 * hi:.0f} % | "
                      f"{v['unsafe_commands']} | {v['unhandled_exceptions']} | {v['unnamed_failures']} | {met} | "
                      f"{f'{main[0]} × {main[1]}' if main else '–'} |")

@@ -58,7 +58,8 @@ def run_episodes(args: argparse.Namespace) -> int:
     for ep in range(args.episodes):
         set_name, spec = objects[ep % len(objects)]
         seed = args.seed + ep
-        r = run_sim_episode(cfg, spec, seed, args.domain, models, args.log_dir, args.record, args.config)
+        r = run_sim_episode(cfg, spec, seed, args.domain, models, args.log_dir, hardware=args.config,
+                            record=args.record, trial=ep)
         failures += not r["success"]
         _print_summary(r, set_name)
     return 0 if failures == 0 else 1

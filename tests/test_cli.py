@@ -60,7 +60,7 @@ def test_unreachable_robot_exits_3() -> None:
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-CONFIGS = ["hardware.yaml", "vs.yaml", "env.yaml", "safety.yaml", "domains/real.yaml", "objects/seen.yaml",
+CONFIGS = ["faults.yaml", "hardware.yaml", "vs.yaml", "env.yaml", "safety.yaml", "domains/real.yaml", "objects/seen.yaml",
            "trees/drl_gan_vs.yaml"]
 junk = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
                  st.text(max_size=8), st.lists(st.integers(), max_size=4), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
@@ -87,6 +87,7 @@ def _paths(data, prefix=()):
 
 def _loader(name: str):
     from app.controllers.vs import load_vs_params
+    from app.faults import load_faults
     from app.hardware_config import load_hardware
     from app.safety import load_safety
     from app.sim.domain import load_domain
@@ -94,7 +95,7 @@ def _loader(name: str):
     from app.sim.pose_env import load_env_config
     from app.trees import load_tree_config
 
-    return {"hardware.yaml": load_hardware, "vs.yaml": load_vs_params, "env.yaml": load_env_config,
+    return {"faults.yaml": load_faults, "hardware.yaml": load_hardware, "vs.yaml": load_vs_params, "env.yaml": load_env_config,
             "safety.yaml": load_safety, "domains/real.yaml": lambda p: load_domain(str(p)),
             "objects/seen.yaml": lambda p: load_object_set(str(p)),
             "trees/drl_gan_vs.yaml": lambda p: load_tree_config(str(p))}[name]
