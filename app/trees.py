@@ -26,6 +26,7 @@ from behaviours.motion import (
     OpenGripper,
     OraclePose,
     PoseStep,
+    RecoverFromReflex,
 )
 from behaviours.perception import (
     AcquireFrame,
@@ -54,6 +55,8 @@ class TreeConfig:
     hold_ticks: int
     max_ticks: int
     standoff: float
+    max_reflex_recoveries: int = 1
+    max_missed_frames: int = 15  # ticks a missed (dropped, stale, timed-out) frame may be held
 
     @property
     def uses_models(self) -> bool:
@@ -66,7 +69,8 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
     path = resolve(name_or_path, "trees")
     root = Section(load_yaml(path), path)
     root.unknown_keys({"name", "description", "builder", "adapt", "pose_steps", "last_step_z",
-                       "visual_servoing", "vs", "lift_height", "hold_ticks", "max_ticks", "standoff"})
+                       "visual_servoing", "vs", "lift_height", "hold_ticks", "max_ticks", "standoff",
+                       "max_reflex_recoveries", "max_missed_frames"})
     builder = root.string("builder", choices=["grasp", "oracle"])
     vs_file = root.string("vs", default="vs.yaml")
     vs_path = Path(vs_file) if "/" in vs_file else CONFIG_DIR / vs_file
@@ -85,38 +89,49 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
         hold_ticks=root.integer("hold_ticks", lo=0, hi=10_000),
         max_ticks=root.integer("max_ticks", lo=1, hi=1_000_000),
         standoff=root.number("standoff", default=0.10, lo=0.0, hi=0.4),
+        max_reflex_recoveries=root.integer("max_reflex_recoveries", default=1, lo=0, hi=100),
+        max_missed_frames=root.integer("max_missed_frames", default=15, lo=0, hi=10_000),  # 0.5 s at 30 fps
     )
     if grasp and cfg.pose_steps == 0 and not cfg.visual_servoing:
         raise ConfigError(f"{path}: a grasp tree needs pose_steps > 0 or visual_servoing: true")
     return cfg
 
 
+def guard(node: py_trees.behaviour.Behaviour, cfg: TreeConfig) -> py_trees.behaviour.Behaviour:
+    """``node`` retried after an arm reflex (``max_reflex_recoveries`` times), or as is."""
+    if cfg.max_reflex_recoveries <= 0:
+        return node
+    return RecoverFromReflex(node, cfg.max_reflex_recoveries)
+
+
 def pose_steps_subtree(cfg: TreeConfig, env: EnvConfig) -> py_trees.behaviour.Behaviour:
     """DRL pose steps: each is acquire → adapt → policy → move (memory: one pass per step)."""
     steps = []
     for k in range(1, cfg.pose_steps + 1):
+        move = PoseStep(k, cfg.pose_steps, env.step_z, env.max_xy, env.max_yaw, env.z_range, cfg.last_step_z,
+                        name=f"Move By Policy {k}")
         steps.append(py_trees.composites.Sequence(f"Pose Step {k}", memory=True, children=[
-            AcquireFrame(), AdaptToSim(enabled=cfg.adapt),
-            PoseStep(k, cfg.pose_steps, env.step_z, env.max_xy, env.max_yaw, env.z_range, cfg.last_step_z,
-                     name=f"Move By Policy {k}")]))
+            AcquireFrame(max_missed=cfg.max_missed_frames), AdaptToSim(enabled=cfg.adapt),
+            guard(move, cfg)]))
     return py_trees.composites.Sequence("DRL Pose Steps", memory=True, children=steps)
 
 
-def vs_subtree(params: VSParams, adapt: bool, finger_depth: float) -> py_trees.behaviour.Behaviour:
+def vs_subtree(cfg: TreeConfig, finger_depth: float) -> py_trees.behaviour.Behaviour:
     """Visual servoing: per tick acquire → adapt → segment → features → choose mode → command;
     linear VS until converged, then full VS unless the object is near the border (fallback to
     linear); repeat until full VS converges; then descend by depth."""
+    params, adapt = cfg.vs, cfg.adapt
     full = py_trees.composites.Sequence("Full VS", memory=False, children=[
         LinearConverged(),
         py_trees.decorators.Inverter("Away From Border?", ObjectNearBorder()),
         FullVSStep(params)])
     choose = py_trees.composites.Selector("Choose VS Mode", memory=False, children=[full, LinearVSStep(params)])
     iteration = py_trees.composites.Sequence("VS Iteration", memory=False, children=[
-        AcquireFrame(), AdaptToSim(enabled=adapt), SegmentObject(adapted=True),
+        AcquireFrame(max_missed=cfg.max_missed_frames), AdaptToSim(enabled=adapt), SegmentObject(adapted=True),
         ExtractFeatures(params.features), choose])
     return py_trees.composites.Sequence("Visual Servoing", memory=True, children=[
-        UntilConverged(iteration, params.max_iterations),
-        DescendByDepth(params.depth, finger_depth)])
+        UntilConverged(guard(iteration, cfg), params.max_iterations),
+        guard(DescendByDepth(params.depth, finger_depth), cfg)])
 
 
 def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
@@ -133,15 +148,15 @@ def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
     if cfg.builder == "oracle":
         if truth is None:
             raise ConfigError(f"{cfg.path}: the oracle tree needs simulator ground truth (--backend sim)")
-        children += [OraclePose(truth, cfg.standoff), Descend(cfg.standoff)]
+        children += [guard(OraclePose(truth, cfg.standoff), cfg), guard(Descend(cfg.standoff), cfg)]
     else:
         env = env or load_env_config()
         if cfg.pose_steps:
             children.append(pose_steps_subtree(cfg, env))
         if cfg.visual_servoing:
-            children.append(vs_subtree(cfg.vs, cfg.adapt, hw.finger_depth))
+            children.append(vs_subtree(cfg, hw.finger_depth))
     children += [CloseGripper(hw.grasp_force),
-                 LiftAndVerify(cfg.lift_height, cfg.hold_ticks)]
+                 guard(LiftAndVerify(cfg.lift_height, cfg.hold_ticks), cfg)]
     return py_trees.composites.Sequence(f"Grasp ({cfg.name})", memory=True, children=children)
 
 

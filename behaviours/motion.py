@@ -7,6 +7,7 @@ Moves start in ``initialise()`` and are polled in ``update()`` (one tick per con
 from __future__ import annotations
 
 import numpy as np
+import py_trees
 from py_trees.common import Status
 
 from app.controllers.depth import (
@@ -29,14 +30,21 @@ class _Move(Leaf):
         """The relative move (gripper frame) to start, or None (failure already set)."""
         raise NotImplementedError
 
+    resume_goal = False  # set by RecoverFromReflex: retry towards the same absolute goal
+
     def initialise(self) -> None:
-        """Start the motion."""
+        """Start the motion (after a reflex recovery: towards the goal of the first attempt)."""
         self._started = False
-        self._error = ""
+        if self.resume_goal and getattr(self, "_goal", None) is not None:
+            self.resume_goal = False
+            self.robot.arm.move_to(self._goal)
+            self._started = True
+            return
         delta = self.target_delta()
         if delta is None:
             return
-        self.robot.arm.move_relative(delta, "gripper")
+        self._goal = self.robot.arm.pose() @ delta
+        self.robot.arm.move_to(self._goal)
         self._started = True
 
     def update(self) -> Status:
@@ -231,3 +239,49 @@ class Descend(_Move):
     def target_delta(self) -> Pose | None:
         """Straight along gripper z."""
         return Pose(np.array([0.0, 0.0, self.distance]), np.eye(3))
+
+
+REFLEX = "reflex"  # substring of the arm's error after a collision/force reflex (libfranka, faults)
+
+
+class RecoverFromReflex(py_trees.decorators.Decorator):
+    """Retry the child after an arm reflex: ``arm.recover()``, then run the child again.
+
+    Only reflexes are recovered (the arm's error mentions "reflex"); any other failure passes
+    through. Motion leaves inside resume towards the goal of their first attempt.
+
+    Args:
+        child: The guarded subtree.
+        max_recoveries: Reflexes recovered before the failure stands.
+    """
+
+    def __init__(self, child: py_trees.behaviour.Behaviour, max_recoveries: int, name: str | None = None) -> None:
+        super().__init__(name=name or f"Recover {child.name}", child=child)
+        self.max_recoveries = max_recoveries
+        self.recoveries = 0
+        self.robot = None
+
+    def setup(self, **kwargs: object) -> None:
+        """Receive the robot."""
+        self.robot = kwargs.get("robot")
+
+    def update(self) -> Status:
+        """Pass the child's status through, except a reflex failure within the budget."""
+        status = self.decorated.status
+        if status != Status.FAILURE:
+            self.feedback_message = ""
+            return status
+        arm = self.robot.arm
+        error = arm.motion_error()
+        if arm.motion_status() != MotionStatus.FAILED or REFLEX not in error.lower():
+            return Status.FAILURE
+        if self.recoveries >= self.max_recoveries:
+            self.feedback_message = f"reflex not cleared after {self.recoveries} recoveries: {error}"
+            return Status.FAILURE
+        self.recoveries += 1
+        arm.recover()
+        for node in self.decorated.iterate():
+            if isinstance(node, _Move):
+                node.resume_goal = True
+        self.feedback_message = f"recovered from reflex {self.recoveries}/{self.max_recoveries}: {error}"
+        return Status.RUNNING

@@ -17,11 +17,34 @@ from behaviours.base import Leaf
 
 
 class AcquireFrame(Leaf):
-    """Take the newest camera frame and put it on the blackboard."""
+    """Take the newest camera frame and put it on the blackboard.
 
-    def __init__(self, name: str = "Acquire Frame") -> None:
+    A camera error or a frame that is not newer than the last one (a dropped or stale frame)
+    holds the tree for a tick (RUNNING, nothing new is decided, so the arm gets no new command);
+    after ``max_missed`` such ticks in a row the leaf fails, naming the last error.
+
+    Args:
+        max_missed: Consecutive missed frames tolerated (config ``max_missed_frames``).
+    """
+
+    def __init__(self, name: str = "Acquire Frame", max_missed: int = 5) -> None:
         super().__init__(name, writes=("frame",))
+        self.max_missed = max_missed
         self.latency_ms = 0.0
+        self._last_seq = -1
+        self._missed = 0
+
+    def setup(self, **kwargs: object) -> None:
+        """Receive the backends; forget frames of a previous episode."""
+        super().setup(**kwargs)
+        self._last_seq, self._missed = -1, 0
+
+    def _miss(self, why: str) -> Status:
+        self._missed += 1
+        if self._missed > self.max_missed:
+            return self.fail(f"camera: {self._missed} frames missed in a row, last: {why}")
+        self.feedback_message = f"holding: {why} ({self._missed}/{self.max_missed})"
+        return Status.RUNNING
 
     def update(self) -> Status:
         """Read the camera (one frame period at most on the real camera)."""
@@ -29,9 +52,12 @@ class AcquireFrame(Leaf):
         try:
             frame = self.robot.camera.get_frame()
         except AppError as e:
-            return self.fail(f"camera: {e}")
-        self.bb.frame = frame
+            return self._miss(str(e))
         self.latency_ms = (time.perf_counter() - t0) * 1000
+        if frame.seq <= self._last_seq:
+            return self._miss(f"no new frame (seq {frame.seq})")
+        self._last_seq, self._missed = frame.seq, 0
+        self.bb.frame = frame
         self.feedback_message = f"frame {frame.seq} at {frame.timestamp:.3f} s"
         return Status.SUCCESS
 

@@ -10,6 +10,7 @@ from py_trees.common import Status
 
 from app.controllers.depth import object_distance
 from app.controllers.vs import VSParams, compute_targets, vs_step
+from app.interfaces import MotionStatus
 from behaviours.base import Leaf
 
 
@@ -34,6 +35,8 @@ class _VSStep(Leaf):
 
     def update(self) -> Status:
         """Compute and send the twist; SUCCESS after commanding (one iteration per tick)."""
+        if self.robot.arm.motion_status() == MotionStatus.FAILED:  # e.g. a reflex: commands refused
+            return self.fail(f"arm not ready: {self.robot.arm.motion_error()}")
         z = self._distance()
         if z is None:
             self.robot.arm.stop()

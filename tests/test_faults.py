@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -296,12 +297,14 @@ def test_oracle_campaign_writes_the_contract_and_resumes(tmp_path: Path, objects
         assert v["trials"] == 2 and v["transient"] == (kind == "arm_reflex")
         assert v["unsafe_commands"] == 0 and v["unhandled_exceptions"] == 0 and v["unnamed_failures"] == 0
         assert v["injected_trials"] == 2
-    # Today's trees do not recover a reflex, and an aborted grasp is never retried: named failures.
-    assert summary["faults"]["arm_reflex"]["failures"] == {"Oracle Pose": 2}
+    # The trees recover one reflex (Recover ... decorators call arm.recover() and resume towards
+    # the same goal); an aborted grasp is never retried: a named failure.
+    assert summary["faults"]["arm_reflex"]["failures"] == {}
+    assert summary["faults"]["arm_reflex"]["successes"] == 2
     assert summary["faults"]["gripper_fail"]["failures"] == {"Close Gripper": 2}
-    assert summary["faults"]["arm_reflex"]["meets_target"] is False
+    assert summary["faults"]["arm_reflex"]["meets_target"] is True
     assert summary["checks"]["all_zero"] and code == 0
-    assert "| arm_reflex | tick >= 40 (moving) | yes | 2 | 2 | 0 |" in (out / "summary.md").read_text()
+    assert "| arm_reflex | tick >= 40 (moving) | yes | 2 | 2 | 2 |" in (out / "summary.md").read_text()
     lines = (out / fl.RESULTS).read_text().splitlines()
     assert sorted((json.loads(x)["kind"], json.loads(x)["trial"]) for x in lines) == [
         ("arm_reflex", 0), ("arm_reflex", 1), ("gripper_fail", 0), ("gripper_fail", 1)]
@@ -315,15 +318,14 @@ def test_oracle_campaign_writes_the_contract_and_resumes(tmp_path: Path, objects
 
 
 def test_vs_only_campaign_with_truth_models(tmp_path: Path, objects: str) -> None:
-    """A camera timeout during VS fails the episode at Acquire Frame with its reason; a stale
-    frame is ridden out; a corrupt checkpoint stops at start with exit code 2."""
+    """A camera timeout during VS is held for a tick (Acquire Frame returns RUNNING) and the grasp
+    goes on; a stale frame is ridden out; a corrupt checkpoint stops at start with exit code 2."""
     out = tmp_path / "faults"
     fl.run_faults(_args(out, objects, "frame_timeout,stale_frame,checkpoint_corrupt", "vs_only", 1,
                         "--no-baseline"), models_factory=TruthModels)
     lines = {r["kind"]: r for r in map(json.loads, (out / fl.RESULTS).read_text().splitlines())}
     timeout = lines["frame_timeout"]
-    assert not timeout["success"] and timeout["failed_node"] == "Acquire Frame"
-    assert "frame timeout" in timeout["reason"] and not timeout["exception"]
+    assert timeout["injected"] >= 1 and timeout["success"] and not timeout["exception"]
     assert lines["stale_frame"]["injected"] == 10 and lines["stale_frame"]["success"]
     assert lines["checkpoint_corrupt"]["exit_code"] == 2 and lines["checkpoint_corrupt"]["ticks"] == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -341,3 +343,21 @@ def test_command_errors_are_one_line_exit_2(tmp_path: Path, objects: str, capsys
     assert fl.main([*base, "--tree", "drl_gan_vs", "--kinds", "frame_drop", "--weights", str(empty)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cyclegan.pt: missing" in err
+
+
+def test_persistent_camera_failure_fails_at_acquire_frame_naming_it() -> None:
+    """Held frames are bounded: after max_missed misses in a row the leaf fails with the error."""
+    import py_trees
+
+    from app.errors import HardwareError
+    from behaviours.perception import AcquireFrame
+
+    class DeadCamera:
+        def get_frame(self):
+            raise HardwareError("frame timeout after 100 ms")
+
+    leaf = AcquireFrame(max_missed=3)
+    leaf.setup(robot=SimpleNamespace(camera=DeadCamera()))
+    statuses = [leaf.tick_once() or leaf.status for _ in range(4)]
+    assert statuses == [py_trees.common.Status.RUNNING] * 3 + [py_trees.common.Status.FAILURE]
+    assert "4 frames missed in a row, last: frame timeout after 100 ms" in leaf.feedback_message
