@@ -116,7 +116,7 @@ def test_shipped_configs() -> None:
         assert cfg.loss.identity_form == "paper" and cfg.loss.lambda_depth == 0.0
         assert (cfg.train.lr, cfg.train.beta1, cfg.train.pool_size, cfg.train.flip) == (2e-4, 0.5, 50, True)
         assert (cfg.depth.near, cfg.depth.far) == (0.2, 1.5)
-    assert (cpu.model.ngf, cpu.model.ndf, cpu.train.epochs) == (16, 16, 40)
+    assert (cpu.model.ngf, cpu.model.ndf, cpu.train.epochs) == (16, 16, 20)
     assert (paper.model.ngf, paper.model.ndf, paper.train.epochs) == (64, 64, 200)
     assert parse_gan_config(cpu.to_dict(), "round trip") == cpu
 
