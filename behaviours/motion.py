@@ -14,7 +14,7 @@ from app.controllers.depth import (
     DepthParams,
     background_distance,
     descent_distance,
-    object_distance,
+    object_distance_or_surround,
 )
 from app.interfaces import MotionStatus
 from app.transforms import Pose, delta_pose
@@ -131,7 +131,7 @@ class DescendByDepth(_Move):
         if f is None or f.mask is None:
             self.fail("no tracked blob to read depth over")
             return None
-        est = object_distance(frame.depth, f.mask, self.params)
+        est = object_distance_or_surround(frame.depth, f.mask, self.params)
         if est.z is None:
             self.fail(f"object depth: {est.reason}")
             return None
@@ -139,7 +139,8 @@ class DescendByDepth(_Move):
         d = descent_distance(est.z, self.robot.arm.camera_mount, self.finger_depth, table.z,
                              self.params.table_clearance)
         self.bb.z_g = est.z
-        self.feedback_message = f"Z_g {est.z:.3f} m ({est.valid_fraction:.0%} valid): descend {d * 100:.1f} cm"
+        self.feedback_message = (f"Z_g {est.z:.3f} m ({est.valid_fraction:.0%} valid"
+                                 f"{'; ' + est.reason if est.reason else ''}): descend {d * 100:.1f} cm")
         return Pose(np.array([0.0, 0.0, d]), np.eye(3))
 
 

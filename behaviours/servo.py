@@ -8,7 +8,7 @@ import numpy as np
 import py_trees
 from py_trees.common import Status
 
-from app.controllers.depth import object_distance
+from app.controllers.depth import object_distance_or_surround
 from app.controllers.vs import VSParams, compute_targets, vs_step
 from app.interfaces import MotionStatus
 from behaviours.base import Leaf
@@ -27,7 +27,7 @@ class _VSStep(Leaf):
 
     def _distance(self) -> float | None:
         f = self.bb.features
-        est = object_distance(self.bb.frame.depth, f.mask, self.params.depth)
+        est = object_distance_or_surround(self.bb.frame.depth, f.mask, self.params.depth)
         if est.z is not None:
             self.bb.z_g = est.z
             return est.z

@@ -126,3 +126,22 @@ def test_descent_distance_general_mount() -> None:
 def test_descent_distance_refuses_bad_distances(z: float) -> None:
     with pytest.raises(InputError, match="positive number of metres"):
         descent_distance(z, MOUNT, 0.018)
+
+
+def test_dark_object_falls_back_to_the_table_around_it() -> None:
+    """A blob that reads no depth (a black marker on an SR300) takes the table's distance."""
+    from app.controllers.depth import object_distance_or_surround
+
+    depth = np.full((64, 64), 0.30, np.float32)
+    blob = np.zeros((64, 64), np.uint8)
+    blob[28:36, 20:44] = 1
+    depth[blob > 0] = 0.0  # no reading on the object
+    est = object_distance_or_surround(depth, blob, DepthParams())
+    assert est.z == pytest.approx(0.30)
+    assert "used the table around it" in est.reason
+    depth[blob > 0] = 0.28  # readable object: its own distance, no fallback
+    est = object_distance_or_surround(depth, blob, DepthParams())
+    assert est.z == pytest.approx(0.28) and est.reason == ""
+    depth[:] = 0.0  # nothing anywhere: no estimate, both reasons given
+    est = object_distance_or_surround(depth, blob, DepthParams())
+    assert est.z is None and "ring around the blob" in est.reason

@@ -253,6 +253,7 @@ class SimGripper:
 
     SETTLE_SPEED = 0.002  # m/s: fingers slower than this have stopped
     SETTLE_STEPS = 12  # consecutive slow physics steps (50 ms) that end an open/grasp
+    MIN_STEPS = 24  # physics steps (0.1 s) before the fingers may count as settled: they start at rest
     TIMEOUT_S = 2.0  # s, longest open/grasp
 
     def __init__(self, world: PyBulletWorld, hw: HardwareConfig) -> None:
@@ -298,7 +299,8 @@ class SimGripper:
         if not self._busy:
             return
         self._slow = self._slow + 1 if self.world.finger_speed() < self.SETTLE_SPEED else 0
-        if self._slow >= self.SETTLE_STEPS or self.world.sim_time - self._started > self.TIMEOUT_S:
+        elapsed = self.world.sim_time - self._started
+        if (self._slow >= self.SETTLE_STEPS and elapsed >= self.MIN_STEPS * TIME_STEP) or elapsed > self.TIMEOUT_S:
             self._busy = False
 
 
