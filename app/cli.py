@@ -97,6 +97,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def standalone_parser(prog: str, doc: str | None,
+                      add_arguments: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
+    """The parser of one subcommand run on its own: the common flags plus its own."""
+    p = _Parser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common(p)
+    add_arguments(p)
+    return p
+
+
+def standalone_main(prog: str, doc: str | None, add_arguments: Callable[[argparse.ArgumentParser], None],
+                    run: Callable[[argparse.Namespace], int], argv: list[str] | None = None) -> int:
+    """``python -m app.MODULE ...``: one subcommand on its own (common flags + its own), with the
+    CLI's exit codes and one-line errors. Campaign modules use it so their workers can import them
+    under their package name."""
+    try:
+        return run(standalone_parser(prog, doc, add_arguments).parse_args(argv))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPT
+    except AppError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from app.run import run_episodes
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.episode import run_sim_episode
-from app.errors import AppError, ConfigError, SimulationError
+from app.errors import ConfigError, SimulationError
 from app.hardware_config import load_hardware
 from app.report import RESULTS, read_results, summarize
 
@@ -277,27 +277,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m app.evaluate``: the CLI's common flags plus :func:`add_arguments`."""
-    from app.cli import _Parser, add_common
+    from app.cli import standalone_parser
 
-    p = _Parser(prog="python -m app.evaluate", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common(p)
-    add_arguments(p)
-    return p
+    return standalone_parser("python -m app.evaluate", __doc__, add_arguments)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m app.evaluate ...``: the evaluate command on its own, same exit codes as the CLI."""
-    from app.cli import EXIT_INTERRUPT
+    """``python -m app.evaluate ...``: the evaluate command on its own, same flags and exit codes as the CLI."""
+    from app.cli import standalone_main
 
-    try:
-        return run_evaluate(build_parser().parse_args(argv))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPT
-    except AppError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+    return standalone_main("python -m app.evaluate", __doc__, add_arguments, run_evaluate, argv)
 
 
 if __name__ == "__main__":

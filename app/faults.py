@@ -45,7 +45,7 @@ import numpy as np
 
 from app import CONFIG_DIR
 from app.config import Section, file_sha256, load_yaml
-from app.errors import AppError, CheckpointError, ConfigError, HardwareError, SimulationError
+from app.errors import CheckpointError, ConfigError, HardwareError, SimulationError
 from app.evaluate import (
     RUNS,
     Campaign,
@@ -976,27 +976,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m app.faults``: the CLI's common flags plus :func:`add_arguments`."""
-    from app.cli import _Parser, add_common
+    from app.cli import standalone_parser
 
-    p = _Parser(prog="python -m app.faults", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common(p)
-    add_arguments(p)
-    return p
+    return standalone_parser("python -m app.faults", __doc__, add_arguments)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m app.faults ...``: the faults command on its own, same exit codes as the CLI."""
-    from app.cli import EXIT_INTERRUPT
+    """``python -m app.faults ...``: the faults command on its own, same flags and exit codes as the CLI."""
+    from app.cli import standalone_main
 
-    try:
-        return run_faults(build_parser().parse_args(argv))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPT
-    except AppError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+    return standalone_main("python -m app.faults", __doc__, add_arguments, run_faults, argv)
 
 
 if __name__ == "__main__":
