@@ -59,6 +59,9 @@ def _leaf_failure(root: py_trees.behaviour.Behaviour) -> tuple[str, str]:
         if (node.status == Status.FAILURE and not node.children and not node.name.endswith("?")
                 and node.feedback_message):
             return node.name, node.feedback_message
+    for node in root.iterate():  # then a decorator that says why (e.g. "Until VS Converged")
+        if node.status == Status.FAILURE and node.feedback_message and not node.name.endswith("?"):
+            return node.name, node.feedback_message
     for node in root.iterate():
         if node.status == Status.FAILURE and node.feedback_message:
             return node.name, node.feedback_message
