@@ -19,9 +19,10 @@ from behaviours.base import Leaf
 class AcquireFrame(Leaf):
     """Take the newest camera frame and put it on the blackboard.
 
-    A camera error or a frame that is not newer than the last one (a dropped or stale frame)
-    holds the tree for a tick (RUNNING, nothing new is decided, so the arm gets no new command);
-    after ``max_missed`` such ticks in a row the leaf fails, naming the last error.
+    A camera error or a frame that is not newer than the last frame on the blackboard (a
+    dropped or stale frame, e.g. one taken before the last pose step) holds the tree for a tick
+    (RUNNING: nothing new is decided, so the arm gets no new command); after ``max_missed`` such
+    ticks in a row the leaf fails, naming the last error.
 
     Args:
         max_missed: Consecutive missed frames tolerated (config ``max_missed_frames``).
@@ -31,13 +32,7 @@ class AcquireFrame(Leaf):
         super().__init__(name, writes=("frame",))
         self.max_missed = max_missed
         self.latency_ms = 0.0
-        self._last_seq = -1
         self._missed = 0
-
-    def setup(self, **kwargs: object) -> None:
-        """Receive the backends; forget frames of a previous episode."""
-        super().setup(**kwargs)
-        self._last_seq, self._missed = -1, 0
 
     def _miss(self, why: str) -> Status:
         self._missed += 1
@@ -54,9 +49,10 @@ class AcquireFrame(Leaf):
         except AppError as e:
             return self._miss(str(e))
         self.latency_ms = (time.perf_counter() - t0) * 1000
-        if frame.seq <= self._last_seq:
+        last = self.read("frame")  # shared by every Acquire Frame of the tree
+        if last is not None and frame.seq <= last.seq:
             return self._miss(f"no new frame (seq {frame.seq})")
-        self._last_seq, self._missed = frame.seq, 0
+        self._missed = 0
         self.bb.frame = frame
         self.feedback_message = f"frame {frame.seq} at {frame.timestamp:.3f} s"
         return Status.SUCCESS
