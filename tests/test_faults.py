@@ -361,3 +361,41 @@ def test_persistent_camera_failure_fails_at_acquire_frame_naming_it() -> None:
     statuses = [leaf.tick_once() or leaf.status for _ in range(4)]
     assert statuses == [py_trees.common.Status.RUNNING] * 3 + [py_trees.common.Status.FAILURE]
     assert "4 frames missed in a row, last: frame timeout after 100 ms" in leaf.feedback_message
+
+
+def test_kill9_then_resume_keeps_every_fault_trial_once(tmp_path: Path, objects: str) -> None:
+    """A fault campaign killed with SIGKILL after a result line, then resumed: every (kind,
+    trial) exactly once and every line whole (the machinery is app.evaluate's, tested there
+    with several random kills)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from app import ROOT
+    from tests.test_evaluate import _alive_in_group, _count_lines
+
+    out = tmp_path / "faults"
+    cmd = [sys.executable, "-m", "app.faults", "--tree", "oracle", "--kinds", "depth_nan,latency_spike",
+           "--objects", objects, "--trials", "4", "--seed", "0", "--out", str(out), "--workers", "2",
+           "--no-baseline"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with (tmp_path / "log").open("w") as log:
+        p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 90  # s: worker start-up plus the first trial
+        while _count_lines(out / fl.RESULTS) < 1 and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+        p.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _alive_in_group(p.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in _alive_in_group(p.pid):
+            os.kill(pid, signal.SIGKILL)
+        done = subprocess.run([*cmd, "--resume"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                              timeout=180)
+    assert done.returncode == 0, (tmp_path / "log").read_text()[-2000:]
+    lines = [json.loads(x) for x in (out / fl.RESULTS).read_text().splitlines()]
+    assert sorted((r["kind"], r["trial"]) for r in lines) == sorted(
+        (k, t) for k in ("depth_nan", "latency_spike") for t in range(4))
