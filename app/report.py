@@ -62,7 +62,18 @@ def build_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
               "paper_radius_m": PAPER_RADIUS_M, "total_trials": len(records)}
     return {"trees": by_tree, "per_object": per_object, "config": config,
             "domain_sha256": shas[0] if len(shas) == 1 else shas,
-            "vs_oracle": _vs_reference(by_tree, "oracle"), "failures": _failures(records, trees)}
+            "vs_oracle": _vs_reference(by_tree, "oracle"), "failures": _failures(records, trees),
+            "raw_mask_fallbacks": _raw_mask_fallbacks(records, trees)}
+
+
+def _raw_mask_fallbacks(records: Sequence[dict[str, Any]], trees: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Trials per tree whose VS ended on D_Y's mask of the raw image (segmentation fallback)."""
+    out = {}
+    for tree in trees:
+        raw = [r for r in records if r["tree"] == tree and r.get("mask_source") == "raw"]
+        if raw:
+            out[tree] = {"trials": len(raw), "successes": sum(bool(r["success"]) for r in raw)}
+    return out
 
 
 def _vs_reference(by_tree: dict[str, Any], ref: str) -> dict[str, Any]:
@@ -119,6 +130,10 @@ def summary_markdown(summary: dict[str, Any], figures: Sequence[str]) -> str:
     lines += ["", "Failures by failing node:", ""]
     for tree, counts in summary["failures"].items():
         lines.append(f"- {tree}: " + (", ".join(f"{n} × {k}" for n, k in counts.items()) or "none"))
+    fallbacks = summary.get("raw_mask_fallbacks") or {}
+    if fallbacks:
+        lines += ["", "Trials whose VS fell back to D_Y's mask of the raw image (D_X found no trackable blob):", ""]
+        lines += [f"- {tree}: {v['trials']} trials, {v['successes']} grasped" for tree, v in fallbacks.items()]
     lines += [""] + [f"![{Path(f).stem}]({f})" for f in figures]
     return "\n".join(lines) + "\n"
 

@@ -70,7 +70,7 @@ def _print_summary(r: dict[str, Any], set_name: str) -> None:
     why = "" if r["success"] else f" at '{r['failed_node']}': {r['reason']}"
     print(f"{outcome}{why}\n  tree {r['tree']}, object {r['object']} ({set_name}), seed {r['seed']}\n"
           f"  pose steps {r['pose_steps']}, VS iterations {r['vs_iterations']} "
-          f"(fallbacks {r['vs_fallbacks']}), ticks {r['ticks']}, sim {r['sim_time']:.1f} s, "
+          f"(border fallbacks {r['vs_fallbacks']}{', mask from the raw image' if r.get('mask_source') == 'raw' else ''}), ticks {r['ticks']}, sim {r['sim_time']:.1f} s, "
           f"wall {r['wall_time']:.1f} s\n  run directory {r['run_dir']}")
     sys.stdout.flush()
 

@@ -21,9 +21,9 @@ from app.logs import RunLog
 
 #: Blackboard keys logged when they change (images are recorded separately with --record).
 LOGGED_KEYS = ("pose_step", "action", "vs_mode", "vs_iterations", "vs_error", "vs_gain", "vs_twist",
-               "linear_converged", "vs_converged", "vs_fallbacks", "z_g")
+               "linear_converged", "vs_converged", "vs_fallbacks", "z_g", "mask_source")
 STAGE_NAMES = {"Acquire Frame": "acquire", "Adapt To Sim": "adapt", "Segment Object": "segment",
-               "Extract Features": "features"}
+               "Segment Raw Image": "segment", "Extract Features": "features"}
 
 
 @dataclass
@@ -38,6 +38,7 @@ class EpisodeResult:
     vs_iterations: int = 0
     vs_fallbacks: int = 0
     vs_mode_switches: int = 0
+    mask_source: str = ""  # image the last VS mask came from: "adapted", "raw" (D_Y fallback), "" (no VS)
     sim_time: float = 0.0
     wall_time: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -138,7 +139,8 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
                     visited.append({"node": node.name, "status": node.status.value,
                                     "message": node.feedback_message})
                     if node.name in STAGE_NAMES and hasattr(node, "latency_ms"):
-                        stages[STAGE_NAMES[node.name]] = round(node.latency_ms, 3)
+                        stage = STAGE_NAMES[node.name]  # both segmenters of a fallback tick add up
+                        stages[stage] = round(stages.get(stage, 0.0) + node.latency_ms, 3)
             changes = {}
             for key in LOGGED_KEYS:
                 v = _bb_value(key)
@@ -176,6 +178,7 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
     result.vs_iterations = int(_bb_value("vs_iterations") or 0)
     result.vs_fallbacks = int(_bb_value("vs_fallbacks") or 0)
     result.vs_mode_switches = max(0, len(modes) - 1)
+    result.mask_source = str(_bb_value("mask_source") or "")
     result.sim_time = robot.clock.now() - t_sim0
     result.wall_time = time.perf_counter() - t_wall
     if log is not None:

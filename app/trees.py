@@ -30,10 +30,10 @@ from behaviours.motion import (
 )
 from behaviours.perception import (
     AcquireFrame,
+    SEGMENTATION_MODES,
     AdaptToSim,
-    ExtractFeatures,
     ObjectNearBorder,
-    SegmentObject,
+    find_object,
 )
 from behaviours.servo import FullVSStep, LinearConverged, LinearVSStep, UntilConverged
 
@@ -57,6 +57,7 @@ class TreeConfig:
     standoff: float
     max_reflex_recoveries: int = 1
     max_missed_frames: int = 15  # ticks a missed (dropped, stale, timed-out) frame may be held
+    segmentation: str = "adapted"  # VS mask: "adapted" (D_X, the paper), "raw" (D_Y), "adapted_or_raw"
 
     @property
     def uses_models(self) -> bool:
@@ -70,7 +71,7 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
     root = Section(load_yaml(path), path)
     root.unknown_keys({"name", "description", "builder", "adapt", "pose_steps", "last_step_z",
                        "visual_servoing", "vs", "lift_height", "hold_ticks", "max_ticks", "standoff",
-                       "max_reflex_recoveries", "max_missed_frames"})
+                       "max_reflex_recoveries", "max_missed_frames", "segmentation"})
     builder = root.string("builder", choices=["grasp", "oracle"])
     vs_file = root.string("vs", default="vs.yaml")
     vs_path = Path(vs_file) if "/" in vs_file else CONFIG_DIR / vs_file
@@ -91,6 +92,7 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
         standoff=root.number("standoff", default=0.10, lo=0.0, hi=0.4),
         max_reflex_recoveries=root.integer("max_reflex_recoveries", default=1, lo=0, hi=100),
         max_missed_frames=root.integer("max_missed_frames", default=15, lo=0, hi=10_000),  # 0.5 s at 30 fps
+        segmentation=root.string("segmentation", default="adapted", choices=list(SEGMENTATION_MODES)),
     )
     if grasp and cfg.pose_steps == 0 and not cfg.visual_servoing:
         raise ConfigError(f"{path}: a grasp tree needs pose_steps > 0 or visual_servoing: true")
@@ -117,7 +119,8 @@ def pose_steps_subtree(cfg: TreeConfig, env: EnvConfig) -> py_trees.behaviour.Be
 
 
 def vs_subtree(cfg: TreeConfig, finger_depth: float) -> py_trees.behaviour.Behaviour:
-    """Visual servoing: per tick acquire → adapt → segment → features → choose mode → command;
+    """Visual servoing: per tick acquire → adapt → find object (segment → features, see
+    :func:`behaviours.perception.find_object`) → choose mode → command;
     linear VS until converged, then full VS unless the object is near the border (fallback to
     linear); repeat until full VS converges; then descend by depth."""
     params, adapt = cfg.vs, cfg.adapt
@@ -127,8 +130,8 @@ def vs_subtree(cfg: TreeConfig, finger_depth: float) -> py_trees.behaviour.Behav
         FullVSStep(params)])
     choose = py_trees.composites.Selector("Choose VS Mode", memory=False, children=[full, LinearVSStep(params)])
     iteration = py_trees.composites.Sequence("VS Iteration", memory=False, children=[
-        AcquireFrame(max_missed=cfg.max_missed_frames), AdaptToSim(enabled=adapt), SegmentObject(adapted=True),
-        ExtractFeatures(params.features), choose])
+        AcquireFrame(max_missed=cfg.max_missed_frames), AdaptToSim(enabled=adapt),
+        find_object(params.features, cfg.segmentation), choose])
     return py_trees.composites.Sequence("Visual Servoing", memory=True, children=[
         UntilConverged(guard(iteration, cfg), params.max_iterations),
         guard(DescendByDepth(params.depth, finger_depth), cfg)])

@@ -81,22 +81,57 @@ class AdaptToSim(Leaf):
 
 
 class SegmentObject(Leaf):
-    """Segment the model frame: D_X on the adapted image (or D_Y on the raw image)."""
+    """Segment the object: D_X on the model frame (the paper's run-time path: the adapted image),
+    or D_Y on the raw camera frame.
 
-    def __init__(self, name: str = "Segment Object", adapted: bool = True) -> None:
-        super().__init__(name, reads=("model_frame",), writes=("mask",))
-        self.adapted = adapted
+    When the mask's source changes within an episode (a fallback), the tracked blob is dropped:
+    blobs of two segmenters are not comparable, so the next features start from the largest blob.
+
+    Args:
+        source: "adapted" (D_X on ``model_frame``) or "raw" (D_Y on the raw ``frame``).
+        name: Node name.
+    """
+
+    def __init__(self, name: str = "Segment Object", source: str = "adapted") -> None:
+        if source not in ("adapted", "raw"):
+            raise ValueError(f"{name}: source {source!r} (expected 'adapted' or 'raw')")
+        super().__init__(name, reads=("model_frame", "frame", "mask_source"),
+                         writes=("mask", "mask_source", "features"))
+        self.source = source
         self.latency_ms = 0.0
 
     def update(self) -> Status:
-        """Write the class mask."""
+        """Write the class mask and which image it came from."""
         t0 = time.perf_counter()
-        frame = self.bb.model_frame
-        mask = self.models.segment(frame) if self.adapted else self.models.segment_raw(frame)
+        if self.source == "adapted":
+            mask = self.models.segment(self.bb.model_frame)
+        else:
+            mask = self.models.segment_raw(self.bb.frame)
+        previous = self.read("mask_source")
+        if previous is not None and previous != self.source:
+            self.bb.features = None  # re-acquire the blob in the new mask
         self.bb.mask = mask
+        self.bb.mask_source = self.source
         self.latency_ms = (time.perf_counter() - t0) * 1000
-        self.feedback_message = f"{int((mask == 1).sum())} object px"
+        self.feedback_message = f"{int((mask == 1).sum())} object px ({self.source})"
         return Status.SUCCESS
+
+
+class AdaptedMaskInUse(Leaf):
+    """Condition "Adapted Mask In Use?": the episode has not fallen back to D_Y on the raw image.
+
+    The fallback is sticky: once the raw image's mask has been used, the tree keeps it for the
+    rest of the episode, so the tracked blob does not jump between two segmenters' masks.
+    """
+
+    def __init__(self, name: str = "Adapted Mask In Use?") -> None:
+        super().__init__(name, reads=("mask_source",))
+
+    def update(self) -> Status:
+        """SUCCESS until a raw-image mask has been used."""
+        raw = self.read("mask_source") == "raw"
+        self.feedback_message = "fallen back to D_Y on the raw image" if raw else "D_X on the adapted image"
+        return Status.FAILURE if raw else Status.SUCCESS
 
 
 class ExtractFeatures(Leaf):
@@ -152,10 +187,25 @@ class ObjectVisible(Leaf):
         return Status.SUCCESS if n >= self.params.min_blob_area_px else Status.FAILURE
 
 
-def perceive(name: str, adapt: bool, params: FeatureParams | None = None) -> py_trees.composites.Sequence:
-    """Acquire → adapt → segment (→ features): the perception subtree used by every tree."""
-    children: list[py_trees.behaviour.Behaviour] = [
-        AcquireFrame(), AdaptToSim(enabled=adapt), SegmentObject(adapted=True)]
-    if params is not None:
-        children.append(ExtractFeatures(params))
-    return py_trees.composites.Sequence(name, memory=False, children=children)
+SEGMENTATION_MODES = ("adapted", "raw", "adapted_or_raw")
+
+
+def find_object(params: FeatureParams, mode: str = "adapted") -> py_trees.behaviour.Behaviour:
+    """Segment → extract features, in one of three ways (tree YAML key ``segmentation``).
+
+    Args:
+        params: Mask clean-up and blob tracking parameters.
+        mode: "adapted": D_X on the model frame (the paper); "raw": D_Y on the raw frame;
+            "adapted_or_raw": D_X, and when its mask holds no trackable blob, D_Y on the raw
+            frame for the rest of the episode (a selector: the fallback shows in the tick log).
+    """
+    if mode not in SEGMENTATION_MODES:
+        raise ValueError(f"segmentation {mode!r} (expected one of {list(SEGMENTATION_MODES)})")
+    if mode != "adapted_or_raw":
+        return py_trees.composites.Sequence("Find Object", memory=False, children=[
+            SegmentObject(source=mode), ExtractFeatures(params)])
+    adapted = py_trees.composites.Sequence("In Adapted Image", memory=False, children=[
+        AdaptedMaskInUse(), SegmentObject(source="adapted"), ExtractFeatures(params)])
+    raw = py_trees.composites.Sequence("In Raw Image", memory=False, children=[
+        SegmentObject("Segment Raw Image", source="raw"), ExtractFeatures(params)])
+    return py_trees.composites.Selector("Find Object", memory=False, children=[adapted, raw])

@@ -130,3 +130,83 @@ def test_lost_blob_fails_with_reason(real_session, seen) -> None:
     assert not res.success
     assert res.failed_node == "Extract Features"
     assert "no object" in res.reason
+
+
+class _BlindAdaptedModels(TruthModels):
+    """D_X sees nothing on the adapted image (as for the salmon fillet); D_Y sees the truth."""
+
+    def segment(self, frame):
+        self.calls["segment"] += 1
+        t, was = self._truth()
+        try:
+            return np.zeros_like(t.last_mask())
+        finally:
+            t.locked = was
+
+    def segment_raw(self, frame):
+        self.calls["raw"] = self.calls.get("raw", 0) + 1
+        t, was = self._truth()
+        try:
+            return t.last_mask().copy()
+        finally:
+            t.locked = was
+
+
+def _variant(tmp_path, base: str, segmentation: str) -> str:
+    f = tmp_path / f"{base}_{segmentation}.yaml"
+    text = open(load_tree_config(base).path).read()
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("segmentation:"))
+    f.write_text(text + f"\nsegmentation: {segmentation}\n")
+    return str(f)
+
+
+def test_segmentation_modes_build_their_subtrees(tmp_path) -> None:
+    hw = load_hardware()
+    adapted = _names(build_tree(load_tree_config(_variant(tmp_path, "vs_only", "adapted")), hw))
+    assert "Segment Object" in adapted and "Segment Raw Image" not in adapted
+    raw_root = build_tree(load_tree_config(_variant(tmp_path, "vs_only", "raw")), hw)
+    seg = next(n for n in raw_root.iterate() if n.name == "Segment Object")
+    assert seg.source == "raw"
+    both = _names(build_tree(load_tree_config(_variant(tmp_path, "vs_only", "adapted_or_raw")), hw))
+    assert both.index("Adapted Mask In Use?") < both.index("Segment Object") < both.index("Segment Raw Image")
+
+
+def test_segmentation_key_is_checked(tmp_path) -> None:
+    from app.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="segmentation"):
+        load_tree_config(_variant(tmp_path, "vs_only", "otsu"))
+
+
+def test_adapted_mask_falls_back_to_raw_and_stays(real_session, seen, tmp_path) -> None:
+    """D_X finds no object: the selector takes D_Y on the raw image, keeps it for the rest of the
+    episode (the D_X branch is skipped by its condition), and the episode grasps."""
+    s = real_session
+    rest = s.reset(seen.get("sugar_box"), 14)
+    cfg = load_tree_config(_variant(tmp_path, "vs_only", "adapted_or_raw"))
+    root = build_tree(cfg, load_hardware())
+    keys = ("Adapted Mask In Use?", "Segment Object", "Segment Raw Image", "In Adapted Image", "Find Object")
+    trace: list[dict[str, str]] = []
+    models = _BlindAdaptedModels(s)
+    res = run_episode(root, s.robot, models, cfg.max_ticks, on_tick=lambda t: trace.append(dict(_trace(root, keys))))
+    assert res.success, (res.failed_node, res.reason)
+    assert res.mask_source == "raw"
+    vs_ticks = [t for t in trace if t.get("Find Object") not in (None, "INVALID")]
+    # first VS tick: D_X tried (its branch fails), D_Y used; afterwards D_X is never asked again
+    assert vs_ticks[0]["Segment Object"] == "SUCCESS" and vs_ticks[0]["In Adapted Image"] == "FAILURE"
+    assert vs_ticks[0]["Segment Raw Image"] == "SUCCESS" and vs_ticks[0]["Find Object"] == "SUCCESS"
+    later = vs_ticks[1:]
+    assert later and all(t["Adapted Mask In Use?"] == "FAILURE" for t in later)
+    assert models.calls["segment"] == 1 and models.calls["raw"] >= res.vs_iterations > 10
+    assert s.truth.object_lifted(rest.position[2], 0.09)
+
+
+def test_adapted_mask_kept_when_it_sees_the_object(real_session, seen, tmp_path) -> None:
+    s = real_session
+    s.reset(seen.get("sugar_box"), 15)
+    cfg = load_tree_config(_variant(tmp_path, "vs_only", "adapted_or_raw"))
+    models = TruthModels(s)
+    calls = {"raw": 0}
+    models.segment_raw = lambda frame: calls.__setitem__("raw", calls["raw"] + 1)  # never called
+    res = run_episode(build_tree(cfg, load_hardware()), s.robot, models, cfg.max_ticks)
+    assert res.success and res.mask_source == "adapted" and calls["raw"] == 0
