@@ -101,6 +101,7 @@ class InspectReport:
     vs_iterations: int = 0
     vs_switches: list[ModeSwitch] = field(default_factory=list)
     vs_fallbacks: int = 0
+    mask_sources: list[tuple[int, str]] = field(default_factory=list)  # (tick, "adapted"/"raw") at each change
     final_vs_error: list[float] | None = None  # (t_x, t_y in m, theta in rad)
     final_vs_mode: str | None = None
     episode_extras: dict[str, Any] = field(default_factory=dict)
@@ -205,6 +206,12 @@ def vs_samples(ticks: list[dict[str, Any]]) -> list[VSSample]:
     return out
 
 
+def mask_source_changes(ticks: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """(tick, source) each time the VS mask's source changed: "adapted" (D_X) or "raw" (D_Y)."""
+    return [(int(rec.get("tick", 0)), str(rec["blackboard"]["mask_source"])) for rec in ticks
+            if (rec.get("blackboard") or {}).get("mask_source")]
+
+
 def mode_switches(samples: list[VSSample]) -> list[ModeSwitch]:
     """Mode changes between consecutive VS iterations."""
     return [ModeSwitch(b.tick, b.iteration, a.mode, b.mode, b.fallbacks > a.fallbacks)
@@ -304,6 +311,7 @@ def inspect_run(run_dir: Path, plot: bool = True) -> InspectReport:
     report.vs_samples, report.vs_switches = samples, mode_switches(samples)
     report.vs_iterations = samples[-1].iteration if samples else 0
     report.vs_fallbacks = max((s.fallbacks for s in samples), default=0)
+    report.mask_sources = mask_source_changes(ticks)
     if samples:
         report.final_vs_error, report.final_vs_mode = samples[-1].error, samples[-1].mode
     if episode is not None:
@@ -434,6 +442,9 @@ def format_report(r: InspectReport) -> str:
         for sw in r.vs_switches:
             lines.append(f"  iteration {sw.iteration} (tick {sw.tick}): {sw.old} -> {sw.new}"
                          + (" (border fallback)" if sw.fallback else ""))
+        for tick, source in r.mask_sources:
+            lines.append(f"  tick {tick}: VS mask from " + ("D_X on the adapted image" if source == "adapted"
+                                                            else "D_Y on the raw image (segmentation fallback)"))
         if r.final_vs_error is not None:
             e = r.final_vs_error
             lines.append(f"  final error ({r.final_vs_mode}): t_x {e[0] * M_TO_CM:+.2f} cm, "

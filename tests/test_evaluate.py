@@ -213,6 +213,17 @@ def test_summary_contract_paper_columns_and_oracle_difference(tmp_path: Path) ->
     assert (tmp_path / "summary.md").read_text() == md
 
 
+def test_summary_counts_raw_mask_fallbacks() -> None:
+    from app.report import build_summary, summary_markdown
+
+    records = [{**_record("drl_gan_vs", "fillet", "unseen", k, k != 1), "mask_source": "raw"} for k in range(3)]
+    records += [{**_record("drl_gan_vs", "mug", "seen", 0, True), "mask_source": "adapted"},
+                _record("oracle", "mug", "seen", 0, True)]  # an old line without the key
+    s = build_summary(records)
+    assert s["raw_mask_fallbacks"] == {"drl_gan_vs": {"trials": 3, "successes": 2}}
+    assert "- drl_gan_vs: 3 trials, 2 grasped" in summary_markdown(s, [])
+
+
 def test_summarize_without_results_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert ev.main(["--out", str(tmp_path), "--summarize-only"]) == 2
     assert "no results to summarize" in capsys.readouterr().err

@@ -259,3 +259,23 @@ def test_bad_run_directory_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError) as e:
         inspect_run(tmp_path / "missing")
     assert "\n" not in str(e.value)  # one line for the CLI
+
+
+def test_segmentation_fallback_is_reported(tmp_path: Path) -> None:
+    """The tick at which VS switched from D_X's mask to D_Y's shows in the report."""
+    from app.inspect_run import format_report, mask_source_changes
+
+    ticks = [{"event": "tick", "tick": 1, "blackboard": {"pose_step": 1}},
+             {"event": "tick", "tick": 4, "blackboard": {"mask_source": "adapted", "vs_iterations": 1}},
+             {"event": "tick", "tick": 5, "blackboard": {"vs_iterations": 2}},
+             {"event": "tick", "tick": 9, "blackboard": {"mask_source": "raw"}}]
+    assert mask_source_changes(ticks) == [(4, "adapted"), (9, "raw")]
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "ticks.jsonl").write_text("".join(json.dumps({**t, "sim_time": t["tick"] / 30, "wall_time": 0.0,
+                                                       "nodes": [], "root": "RUNNING"}) + "\n" for t in ticks))
+    r = inspect_run(d, plot=False)
+    assert r.mask_sources == [(4, "adapted"), (9, "raw")]
+    r.vs_iterations = 2  # the synthetic log has no VS errors: force the VS section
+    text = format_report(r)
+    assert "tick 9: VS mask from D_Y on the raw image (segmentation fallback)" in text
