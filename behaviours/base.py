@@ -24,7 +24,6 @@ KEYS = {
     "mask": "class mask (H, W) uint8 of model_frame: 0 background, 1 object, 2 gripper",
     "features": "BlobFeatures of the tracked object blob",
     "pose_step": "number of pose steps done",
-    "pose_yaw": "total yaw turned by the pose steps so far (rad), kept within (-90, 90] deg",
     "action": "last pose action (dx, dy, dz, dyaw) in m and rad, gripper frame",
     "vs_mode": "'linear' or 'full'",
     "vs_iterations": "VS iterations so far",

@@ -80,29 +80,6 @@ class OpenGripper(Leaf):
         return Status.RUNNING if self.robot.gripper.busy() else Status.SUCCESS
 
 
-def equivalent_yaw_step(turned: float, dyaw: float) -> float:
-    """The yaw step, or its parallel-gripper equivalent 180 deg away, that keeps the total turn of
-    the pose steps within (-90, 90] deg.
-
-    A parallel gripper grasps the same way rotated by 180 deg about its approach axis, so three
-    policy steps of up to ±90 deg each never need to turn the wrist more than 90 deg from where it
-    started (more can leave joint 7's range, ±166 deg).
-
-    Args:
-        turned: Yaw already turned by earlier pose steps (rad, about the approach axis).
-        dyaw: The policy's yaw step (rad).
-
-    Returns:
-        dyaw or dyaw ∓ π (rad).
-    """
-    total = turned + dyaw
-    if total > np.pi / 2:
-        return dyaw - np.pi
-    if total <= -np.pi / 2:
-        return dyaw + np.pi
-    return dyaw
-
-
 class PoseStep(_Move):
     """One DRL pose step: the policy's relative pose on the model frame, then the move.
 
@@ -116,8 +93,7 @@ class PoseStep(_Move):
 
     def __init__(self, step: int, steps: int, step_z: float, max_xy: float, max_yaw: float,
                  z_range: tuple[float, float], last_z: str, name: str | None = None) -> None:
-        super().__init__(name or f"Pose Step {step}", reads=("model_frame", "pose_yaw"),
-                         writes=("action", "pose_step", "pose_yaw"))
+        super().__init__(name or f"Pose Step {step}", reads=("model_frame",), writes=("action", "pose_step"))
         self.step, self.steps, self.step_z = step, steps, step_z
         self.max_xy, self.max_yaw, self.z_range, self.last_z = max_xy, max_yaw, z_range, last_z
 
@@ -125,9 +101,6 @@ class PoseStep(_Move):
         """Policy action scaled as in training (see :meth:`app.sim.pose_env.PoseEnv.scale_action`)."""
         a = np.clip(np.asarray(self.models.policy(self.bb.model_frame), dtype=float), -1, 1)
         dx, dy, dyaw = a[0] * self.max_xy, a[1] * self.max_xy, a[3] * self.max_yaw
-        turned = float(self.read("pose_yaw", 0.0))
-        dyaw = equivalent_yaw_step(turned, float(dyaw))
-        self.bb.pose_yaw = turned + dyaw
         if self.step < self.steps:
             dz = self.step_z
         elif self.last_z == "zero":
