@@ -18,7 +18,7 @@ RESULTS = "results.jsonl"
 PAPER_RATES = {"seen": {"vs_only": 0.17, "drl_gan": 0.10, "drl_gan_vs": 0.83},
                "unseen": {"vs_only": 0.39, "drl_gan": 0.11, "drl_gan_vs": 0.83}}
 PAPER_LABELS = {"vs_only": "VS", "drl_gan": "DRL+GAN", "drl_gan_vs": "DRL+GAN+VS"}
-TREE_ORDER = ("drl_gan_vs", "drl_gan", "vs_only", "drl_vs", "oracle")  # tables and figures
+TREE_ORDER = ("drl_gan_vs", "drl_gan", "vs_only", "vs_only_fixed_y", "drl_vs", "oracle")  # tables and figures
 SET_ORDER = ("seen", "unseen")
 
 

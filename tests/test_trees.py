@@ -210,3 +210,12 @@ def test_adapted_mask_kept_when_it_sees_the_object(real_session, seen, tmp_path)
     models.segment_raw = lambda frame: calls.__setitem__("raw", calls["raw"] + 1)  # never called
     res = run_episode(build_tree(cfg, load_hardware()), s.robot, models, cfg.max_ticks)
     assert res.success and res.mask_source == "adapted" and calls["raw"] == 0
+
+
+def test_fixed_target_ablation_differs_from_vs_only_only_in_y_target() -> None:
+    from dataclasses import replace
+
+    base, fixed = load_tree_config("vs_only"), load_tree_config("vs_only_fixed_y")
+    assert base.vs.fixed_y_target is None and fixed.vs.fixed_y_target == pytest.approx(-0.20)
+    assert replace(fixed.vs, fixed_y_target=None, source=base.vs.source) == base.vs
+    assert replace(fixed, name=base.name, path=base.path, description=base.description, vs=base.vs) == base
