@@ -29,8 +29,8 @@ from behaviours.motion import (
     RecoverFromReflex,
 )
 from behaviours.perception import (
-    AcquireFrame,
     SEGMENTATION_MODES,
+    AcquireFrame,
     AdaptToSim,
     ObjectNearBorder,
     find_object,
