@@ -63,6 +63,8 @@ class SimCamera:
         w.set_gripper_look((*domain.gripper_color, 1.0))
         if w.object_id is not None and w.object_color is not None:
             w.set_object_look(domain.object_rgba(w.object_color), None)
+        for body, rgb in w.extra_objects.items():  # the further objects of a multi-object scene
+            w.set_body_look(body, domain.object_rgba(rgb))
         self._cache = None
 
     def render_raw(self, domain: Domain | None = None) -> RawRender:

@@ -124,6 +124,9 @@ class PyBulletWorld:
         self.object_id: int | None = None
         self.object_is_soft = False
         self.object_color: tuple[float, float, float] | None = None  # sim-domain RGB of the object
+        # Further objects of a multi-object scene (app/sim/scene.py): body id -> sim-domain RGB.
+        self.extra_objects: dict[int, tuple[float, float, float]] = {}
+        self.fixtures: list[int] = []  # static scene furniture (the clearing bin's walls)
         self._textures: dict[str, int] = {}
         self.sim_time = 0.0
         self._build()
@@ -273,7 +276,10 @@ class PyBulletWorld:
 
     # ------------------------------------------------------------------ objects
     def remove_object(self) -> None:
-        """Remove the current object, if any."""
+        """Remove the current object (and the further objects of a multi-object scene), if any."""
+        for body in list(self.extra_objects):
+            p.removeBody(body, physicsClientId=self.client)
+        self.extra_objects.clear()
         if self.object_id is not None:
             p.removeBody(self.object_id, physicsClientId=self.client)
             self.object_id = None
@@ -281,7 +287,8 @@ class PyBulletWorld:
 
     def spawn_rigid(self, shape: str, size: list[float], mass: float, friction: float,
                     rgba: tuple[float, float, float, float], pose: Pose,
-                    mesh_path: str | None = None, urdf: str | None = None, scale: float = 1.0) -> int:
+                    mesh_path: str | None = None, urdf: str | None = None, scale: float = 1.0,
+                    extra: bool = False) -> int:
         """Add a rigid object.
 
         Args:
@@ -292,8 +299,10 @@ class PyBulletWorld:
             size: Shape parameters (m), as above.
             mass: kg. friction: lateral friction coefficient. rgba: colour in [0, 1].
             pose: Pose of the object frame in the base frame.
+            extra: Add it beside the current object (a multi-object scene) instead of replacing it.
         """
-        self.remove_object()
+        if not extra:
+            self.remove_object()
         c = self.client
         pos, orn = pose.position.tolist(), pose.quat.tolist()
         if shape == "urdf":
@@ -326,6 +335,10 @@ class PyBulletWorld:
             body = p.createMultiBody(mass, col, vis, pos, orn, physicsClientId=c)
         p.changeDynamics(body, -1, lateralFriction=friction, spinningFriction=0.001,
                          rollingFriction=0.0001, physicsClientId=c)
+        if extra:  # its sim-domain colour is set by the caller (camera.apply_domain recolours it)
+            self.extra_objects[body] = (1.0, 1.0, 1.0)
+            self.set_body_look(body, rgba)
+            return body
         self.object_id = body
         self.object_is_soft = False
         self.set_object_look(rgba, None)
@@ -412,6 +425,46 @@ class PyBulletWorld:
             path.write_text("\n".join(lines) + "\n")
         return str(path)
 
+    @property
+    def object_ids(self) -> list[int]:
+        """Every object body on the table: the first object, then the further ones."""
+        return ([] if self.object_id is None else [self.object_id]) + list(self.extra_objects)
+
+    def body_pose(self, body: int) -> Pose:
+        """Ground-truth pose of a rigid body (base frame)."""
+        pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=self.client)
+        return Pose.from_quat(np.array(pos), np.array(orn))
+
+    def set_body_pose(self, body: int, pose: Pose) -> None:
+        """Teleport a rigid body (scene set-up)."""
+        p.resetBasePositionAndOrientation(body, pose.position.tolist(), pose.quat.tolist(),
+                                          physicsClientId=self.client)
+
+    def body_aabb(self, body: int) -> tuple[np.ndarray, np.ndarray]:
+        """Axis-aligned bounding box (min, max) of a body in the base frame (m)."""
+        lo, hi = p.getAABB(body, physicsClientId=self.client)
+        return np.array(lo), np.array(hi)
+
+    def bodies_distance(self, a: int, b: int, max_distance: float = 0.05) -> float:
+        """Smallest distance (m) between two bodies' collision shapes (negative: penetration);
+        ``max_distance`` when they are farther apart than that."""
+        pts = p.getClosestPoints(a, b, max_distance, physicsClientId=self.client)
+        return min((float(c[8]) for c in pts), default=max_distance)
+
+    def add_bin(self, centre: tuple[float, float], inner: float, wall_height: float,
+                wall_thickness: float = 0.01) -> None:
+        """Four static walls on the table around a square of side ``inner`` (m) at ``centre``
+        (x, y in the base frame): the clearing bin. Walls are table-coloured and not objects."""
+        c = self.client
+        half, t = inner / 2 + wall_thickness / 2, wall_thickness / 2
+        for dx, dy, hx, hy in ((half, 0, t, half + t), (-half, 0, t, half + t),
+                               (0, half, half + t, t), (0, -half, half + t, t)):
+            col = p.createCollisionShape(p.GEOM_BOX, halfExtents=[hx, hy, wall_height / 2], physicsClientId=c)
+            vis = p.createVisualShape(p.GEOM_BOX, halfExtents=[hx, hy, wall_height / 2],
+                                      rgbaColor=[0.45, 0.45, 0.5, 1.0], physicsClientId=c)
+            self.fixtures.append(p.createMultiBody(0, col, vis, [centre[0] + dx, centre[1] + dy, wall_height / 2],
+                                                   physicsClientId=c))
+
     def object_pose(self) -> Pose:
         """Ground-truth object pose (base frame); the centroid of the nodes for soft bodies."""
         if self.object_id is None:
@@ -471,6 +524,10 @@ class PyBulletWorld:
             kw["textureUniqueId"] = texture
         p.changeVisualShape(self.object_id, -1, physicsClientId=self.client, **kw)
 
+    def set_body_look(self, body: int, rgba: tuple[float, float, float, float]) -> None:
+        """Colour of one body (a further object of a multi-object scene)."""
+        p.changeVisualShape(body, -1, rgbaColor=list(rgba), physicsClientId=self.client)
+
     def set_gripper_look(self, rgba: tuple[float, float, float, float]) -> None:
         """Colour of the hand and fingers."""
         for link in GRIPPER_LINKS:
@@ -502,6 +559,6 @@ class PyBulletWorld:
         link = np.where(seg >= 0, (seg >> 24) - 1, -2)
         mask = np.zeros((k.height, k.width), np.uint8)
         if self.object_id is not None:
-            mask[body == self.object_id] = SEG_OBJECT
+            mask[np.isin(body, self.object_ids)] = SEG_OBJECT
         mask[(body == self.robot_id) & np.isin(link, GRIPPER_LINKS)] = SEG_GRIPPER
         return RawRender(rgb, depth, mask)

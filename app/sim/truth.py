@@ -97,6 +97,12 @@ class GroundTruth:
         rgb, depth = self._s.camera.sense(raw, domain, rng)
         return rgb, depth, raw.mask
 
+    def world(self) -> PyBulletWorld:
+        """The simulated world itself, for the scoring of multi-object scenes (app/sim/scene.py);
+        checked like every read."""
+        self._check()
+        return self._s.world
+
     def object_lifted(self, rest_z: float, min_lift: float = 0.10) -> bool:
         """Object at least ``min_lift`` m above ``rest_z`` and touching both fingers."""
         self._check()
