@@ -28,6 +28,7 @@ from behaviours.motion import (
     PoseStep,
     RecoverFromReflex,
 )
+from app.controllers.features import FIRST_BLOB_RULES
 from behaviours.perception import (
     SEGMENTATION_MODES,
     AcquireFrame,
@@ -58,11 +59,14 @@ class TreeConfig:
     max_reflex_recoveries: int = 1
     max_missed_frames: int = 15  # ticks a missed (dropped, stale, timed-out) frame may be held
     segmentation: str = "adapted"  # VS mask: "adapted" (D_X, the paper), "raw" (D_Y), "adapted_or_raw"
+    first_blob: str = "largest"  # which blob a VS track starts on: "largest" or "nearest_centre"
+    depth_gate: object | None = None  # DepthGateParams: object pixels must stand above the table plane
+    clear: object | None = None  # ClearParams of a clear_table tree (app/clearing.py)
 
     @property
     def uses_models(self) -> bool:
         """Whether the tree needs the learned models."""
-        return self.builder == "grasp" and (self.pose_steps > 0 or self.visual_servoing)
+        return self.builder in ("grasp", "clear_table") and (self.pose_steps > 0 or self.visual_servoing)
 
 
 def load_tree_config(name_or_path: str) -> TreeConfig:
@@ -71,13 +75,14 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
     root = Section(load_yaml(path), path)
     root.unknown_keys({"name", "description", "builder", "adapt", "pose_steps", "last_step_z",
                        "visual_servoing", "vs", "lift_height", "hold_ticks", "max_ticks", "standoff",
-                       "max_reflex_recoveries", "max_missed_frames", "segmentation"})
-    builder = root.string("builder", choices=["grasp", "oracle"])
+                       "max_reflex_recoveries", "max_missed_frames", "segmentation", "first_blob",
+                       "depth_gate", "clear"})
+    builder = root.string("builder", choices=["grasp", "oracle", "clear_table"])
     vs_file = root.string("vs", default="vs.yaml")
     vs_path = Path(vs_file) if "/" in vs_file else CONFIG_DIR / vs_file
     if not vs_path.is_file():
         raise ConfigError(f"{path}: key 'vs': file {vs_file!r} not found")
-    grasp = builder == "grasp"
+    grasp = builder in ("grasp", "clear_table")
     cfg = TreeConfig(
         name=root.string("name", default=path.stem), path=str(path),
         description=root.string("description", default=""), builder=builder,
@@ -93,6 +98,9 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
         max_reflex_recoveries=root.integer("max_reflex_recoveries", default=1, lo=0, hi=100),
         max_missed_frames=root.integer("max_missed_frames", default=15, lo=0, hi=10_000),  # 0.5 s at 30 fps
         segmentation=root.string("segmentation", default="adapted", choices=list(SEGMENTATION_MODES)),
+        first_blob=root.string("first_blob", default="largest", choices=list(FIRST_BLOB_RULES)),
+        depth_gate=load_depth_gate(root),
+        clear=load_clear_params(root) if builder == "clear_table" else None,
     )
     if grasp and cfg.pose_steps == 0 and not cfg.visual_servoing:
         raise ConfigError(f"{path}: a grasp tree needs pose_steps > 0 or visual_servoing: true")
@@ -106,6 +114,16 @@ def guard(node: py_trees.behaviour.Behaviour, cfg: TreeConfig) -> py_trees.behav
     return RecoverFromReflex(node, cfg.max_reflex_recoveries)
 
 
+def perceive(cfg: TreeConfig, adapt: bool | None = None) -> list[py_trees.behaviour.Behaviour]:
+    """Acquire Frame → (Flatten Table, when the tree's depth gate says so) → Adapt To Sim."""
+    from behaviours.scene import FlattenTable
+
+    gate = cfg.depth_gate
+    flatten = [FlattenTable(gate, gate.flatten_color)] if gate is not None and gate.flatten else []
+    return [AcquireFrame(max_missed=cfg.max_missed_frames), *flatten,
+            AdaptToSim(enabled=cfg.adapt if adapt is None else adapt)]
+
+
 def pose_steps_subtree(cfg: TreeConfig, env: EnvConfig) -> py_trees.behaviour.Behaviour:
     """DRL pose steps: each is acquire → adapt → policy → move (memory: one pass per step)."""
     steps = []
@@ -113,8 +131,7 @@ def pose_steps_subtree(cfg: TreeConfig, env: EnvConfig) -> py_trees.behaviour.Be
         move = PoseStep(k, cfg.pose_steps, env.step_z, env.max_xy, env.max_yaw, env.z_range, cfg.last_step_z,
                         name=f"Move By Policy {k}")
         steps.append(py_trees.composites.Sequence(f"Pose Step {k}", memory=True, children=[
-            AcquireFrame(max_missed=cfg.max_missed_frames), AdaptToSim(enabled=cfg.adapt),
-            guard(move, cfg)]))
+            *perceive(cfg), guard(move, cfg)]))
     return py_trees.composites.Sequence("DRL Pose Steps", memory=True, children=steps)
 
 
@@ -130,8 +147,8 @@ def vs_subtree(cfg: TreeConfig, finger_depth: float) -> py_trees.behaviour.Behav
         FullVSStep(params)])
     choose = py_trees.composites.Selector("Choose VS Mode", memory=False, children=[full, LinearVSStep(params)])
     iteration = py_trees.composites.Sequence("VS Iteration", memory=False, children=[
-        AcquireFrame(max_missed=cfg.max_missed_frames), AdaptToSim(enabled=adapt),
-        find_object(params.features, cfg.segmentation), choose])
+        *perceive(cfg, adapt),
+        find_object(params.features, cfg.segmentation, cfg.first_blob, cfg.depth_gate), choose])
     return py_trees.composites.Sequence("Visual Servoing", memory=True, children=[
         UntilConverged(guard(iteration, cfg), params.max_iterations),
         guard(DescendByDepth(params.depth, finger_depth), cfg)])
@@ -147,6 +164,17 @@ def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
         truth: Simulator ground truth; required by (and only given to) the oracle builder.
         env: Pose-step scaling (default ``config/env.yaml``, as in training).
     """
+    if cfg.builder == "clear_table":
+        from app.clearing import clear_table_tree
+
+        return clear_table_tree(cfg, hw, grasp_children(cfg, hw, env)[1:])
+    return py_trees.composites.Sequence(f"Grasp ({cfg.name})", memory=True,
+                                        children=grasp_children(cfg, hw, truth, env))
+
+
+def grasp_children(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
+                   env: EnvConfig | None = None) -> list[py_trees.behaviour.Behaviour]:
+    """The grasp subtrees in order: open → (oracle pose | DRL pose steps → VS) → close → lift."""
     children: list[py_trees.behaviour.Behaviour] = [OpenGripper()]
     if cfg.builder == "oracle":
         if truth is None:
@@ -160,7 +188,35 @@ def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
             children.append(vs_subtree(cfg, hw.finger_depth))
     children += [CloseGripper(hw.grasp_force),
                  guard(LiftAndVerify(cfg.lift_height, cfg.hold_ticks), cfg)]
-    return py_trees.composites.Sequence(f"Grasp ({cfg.name})", memory=True, children=children)
+    return children
+
+
+def load_depth_gate(root: Section) -> object | None:
+    """The tree's ``depth_gate`` mapping as DepthGateParams (absent or null: no gate)."""
+    from app.controllers.depth_gate import DepthGateParams
+
+    if not root.has("depth_gate") or root.data.get("depth_gate") is None:
+        return None
+    sec = root.section("depth_gate")
+    sec.unknown_keys({"min_height", "inlier_tolerance", "iterations", "sample_points", "min_valid_fraction", "fill_px",
+                      "flatten", "flatten_color"})
+    d = DepthGateParams()
+    return DepthGateParams(
+        min_height=sec.number("min_height", default=d.min_height, lo=0.0, hi=0.1),
+        inlier_tolerance=sec.number("inlier_tolerance", default=d.inlier_tolerance, lo=1e-4, hi=0.05),
+        iterations=sec.integer("iterations", default=d.iterations, lo=1, hi=10_000),
+        sample_points=sec.integer("sample_points", default=d.sample_points, lo=10, hi=1_000_000),
+        min_valid_fraction=sec.number("min_valid_fraction", default=d.min_valid_fraction, lo=0.0, hi=1.0),
+        fill_px=sec.integer("fill_px", default=d.fill_px, lo=0, hi=63),
+        flatten=sec.boolean("flatten", default=d.flatten),
+        flatten_color=tuple(sec.vector("flatten_color", 3, default=list(d.flatten_color), lo=0.0, hi=255.0)))
+
+
+def load_clear_params(root: Section) -> object:
+    """The ``clear`` section of a clear_table tree (see :mod:`app.clearing`)."""
+    from app.clearing import parse_clear_params
+
+    return parse_clear_params(root.section("clear"))
 
 
 def render_tree(root: py_trees.behaviour.Behaviour, target: str | None = None) -> str:

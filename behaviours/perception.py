@@ -140,21 +140,25 @@ class ExtractFeatures(Leaf):
     Fails (with the reason) when no blob is found or the tracked blob is lost.
     """
 
-    def __init__(self, params: FeatureParams, name: str = "Extract Features") -> None:
+    def __init__(self, params: FeatureParams, name: str = "Extract Features", first_blob: str = "largest") -> None:
         super().__init__(name, reads=("mask", "model_frame", "features"), writes=("features",))
         self.params = params
+        self.first_blob = first_blob  # rule for the first blob of a track (tree YAML ``first_blob``)
         self.latency_ms = 0.0
 
     def update(self) -> Status:
         """Track the blob from the previous features (if any)."""
         t0 = time.perf_counter()
         prev = self.read("features")
-        f = extract_features(self.bb.mask, self.bb.model_frame.intrinsics, self.params, prev)
+        f = extract_features(self.bb.mask, self.bb.model_frame.intrinsics, self.params, prev, self.first_blob)
         self.latency_ms = (time.perf_counter() - t0) * 1000
         if not f.ok:
             return self.fail(f.reason)
         self.bb.features = f
-        self.feedback_message = (f"x_g {f.x_g:+.3f} y_g {f.y_g:+.3f} alpha "
+        chose = (f"chose the {'blob nearest the image centre' if f.association == 'nearest_centre' else 'largest blob'}"
+                 f" of {f.n_components} at ({f.centroid_px[0]:.0f}, {f.centroid_px[1]:.0f}) px; "
+                 if f.association in ("largest", "nearest_centre") else "")
+        self.feedback_message = chose + (f"x_g {f.x_g:+.3f} y_g {f.y_g:+.3f} alpha "
                                  f"{'%+.1f deg' % (f.alpha * 57.2958) if f.use_alpha else 'ignored'}")
         return Status.SUCCESS
 
@@ -190,7 +194,8 @@ class ObjectVisible(Leaf):
 SEGMENTATION_MODES = ("adapted", "raw", "adapted_or_raw")
 
 
-def find_object(params: FeatureParams, mode: str = "adapted") -> py_trees.behaviour.Behaviour:
+def find_object(params: FeatureParams, mode: str = "adapted", first_blob: str = "largest",
+                depth_gate: object | None = None) -> py_trees.behaviour.Behaviour:
     """Segment → extract features, in one of three ways (tree YAML key ``segmentation``).
 
     Args:
@@ -198,14 +203,22 @@ def find_object(params: FeatureParams, mode: str = "adapted") -> py_trees.behavi
         mode: "adapted": D_X on the model frame (the paper); "raw": D_Y on the raw frame;
             "adapted_or_raw": D_X, and when its mask holds no trackable blob, D_Y on the raw
             frame for the rest of the episode (a selector: the fallback shows in the tick log).
+        first_blob: Rule for the first blob of a track ("largest" or "nearest_centre").
+        depth_gate: :class:`app.controllers.depth_gate.DepthGateParams`: a "Gate By Depth" leaf
+            after each segmenter; None: no gate.
     """
+    from behaviours.scene import GateByDepth
+
+    def chain(segment: Leaf) -> list[Leaf]:
+        gate = [GateByDepth(depth_gate)] if depth_gate is not None else []
+        return [segment, *gate, ExtractFeatures(params, first_blob=first_blob)]
+
     if mode not in SEGMENTATION_MODES:
         raise ValueError(f"segmentation {mode!r} (expected one of {list(SEGMENTATION_MODES)})")
     if mode != "adapted_or_raw":
-        return py_trees.composites.Sequence("Find Object", memory=False, children=[
-            SegmentObject(source=mode), ExtractFeatures(params)])
+        return py_trees.composites.Sequence("Find Object", memory=False, children=chain(SegmentObject(source=mode)))
     adapted = py_trees.composites.Sequence("In Adapted Image", memory=False, children=[
-        AdaptedMaskInUse(), SegmentObject(source="adapted"), ExtractFeatures(params)])
-    raw = py_trees.composites.Sequence("In Raw Image", memory=False, children=[
-        SegmentObject("Segment Raw Image", source="raw"), ExtractFeatures(params)])
+        AdaptedMaskInUse(), *chain(SegmentObject(source="adapted"))])
+    raw = py_trees.composites.Sequence("In Raw Image", memory=False, children=chain(
+        SegmentObject("Segment Raw Image", source="raw")))
     return py_trees.composites.Selector("Find Object", memory=False, children=[adapted, raw])

@@ -80,7 +80,8 @@ class BlobFeatures:
         touches_border: Whether the bounding box touches an image edge.
         near_border: Whether the bounding box is within the border margin of an image edge.
         n_components: Number of object components (above the minimum area) in the frame.
-        association: How the blob was chosen: "largest", "overlap" or "nearest" ("" on failure).
+        association: How the blob was chosen: "largest" or "nearest_centre" (first frame of a
+            track), "overlap" or "nearest" (tracked) ("" on failure).
         mask: (H, W) uint8 mask of the blob (1 inside, 0 outside), kept for tracking and depth.
     """
 
@@ -175,10 +176,18 @@ def moments_features(blob: Mask, intrinsics: Intrinsics) -> tuple[tuple[float, f
     return (float(u), float(v)), alpha, ratio
 
 
+FIRST_BLOB_RULES = ("largest", "nearest_centre")  # how the first blob of a track is chosen
+
+
 def _choose(labels: np.ndarray, stats: np.ndarray, centroids: np.ndarray, ids: list[int],
-            previous: BlobFeatures | None, params: FeatureParams) -> tuple[int | None, str, str]:
+            previous: BlobFeatures | None, params: FeatureParams,
+            first: str = "largest") -> tuple[int | None, str, str]:
     """Pick a component id: (id or None, association, failure reason)."""
     if previous is None or not previous.ok or previous.mask is None:
+        if first == "nearest_centre":  # the blob whose centroid is nearest the image centre
+            cu, cv = (labels.shape[1] - 1) / 2, (labels.shape[0] - 1) / 2
+            return (min(ids, key=lambda i: float(np.hypot(centroids[i, 0] - cu, centroids[i, 1] - cv))),
+                    "nearest_centre", "")
         return max(ids, key=lambda i: int(stats[i, cv2.CC_STAT_AREA])), "largest", ""
     prev = previous.mask.astype(bool)
     if prev.shape != labels.shape:
@@ -202,7 +211,7 @@ def _choose(labels: np.ndarray, stats: np.ndarray, centroids: np.ndarray, ids: l
 
 
 def extract_features(class_mask: Mask, intrinsics: Intrinsics, params: FeatureParams,
-                     previous: BlobFeatures | None = None) -> BlobFeatures:
+                     previous: BlobFeatures | None = None, first: str = "largest") -> BlobFeatures:
     """Clean the mask, choose (or track) the object blob and compute its features.
 
     Args:
@@ -211,7 +220,10 @@ def extract_features(class_mask: Mask, intrinsics: Intrinsics, params: FeaturePa
         intrinsics: Intrinsics of the mask's image (pixels to normalised coordinates).
         params: Clean-up, tracking and orientation parameters.
         previous: The previous frame's features to track from; None (or a failed one) picks the
-            largest component.
+            component ``first`` names.
+        first: Rule for the first blob of a track (no previous blob): "largest" (the most
+            object pixels) or "nearest_centre" (centroid nearest the image centre; in a
+            multi-object scene the object the pose steps brought under the camera).
 
     Returns:
         The blob's features, or a failure (``ok`` False) with a reason: no object pixels, only
@@ -234,7 +246,9 @@ def extract_features(class_mask: Mask, intrinsics: Intrinsics, params: FeaturePa
             return BlobFeatures.failure(f"no object blob: largest component {largest} px < "
                                         f"{params.min_blob_area_px} px minimum")
         return BlobFeatures.failure("no object pixels in the mask")
-    chosen, association, reason = _choose(labels, stats, centroids, ids, previous, params)
+    if first not in FIRST_BLOB_RULES:
+        raise InputError(f"first blob rule {first!r} (expected one of {list(FIRST_BLOB_RULES)})")
+    chosen, association, reason = _choose(labels, stats, centroids, ids, previous, params, first)
     if chosen is None:
         return BlobFeatures.failure(reason, n_components=len(ids))
     blob = (labels == chosen).astype(np.uint8)

@@ -27,7 +27,7 @@ class TableLook:
     """Table top: base colour (RGB in [0, 1]) and an optional procedural texture."""
 
     color: tuple[float, float, float]
-    texture: str  # "none", "grain" (wood/laminate), "clutter" (non-uniform, many colours)
+    texture: str  # "none", "grain" (wood/laminate), "clutter" (coloured patches), "clutter_rects" (sheets, strips)
     texture_contrast: float
     texture_seed: int
 
@@ -106,6 +106,19 @@ class Domain:
                 axes = rng.integers(size // 30, size // 8, 2)
                 cv2.ellipse(img, (int(c[0]), int(c[1])), (int(axes[0]), int(axes[1])),
                             float(rng.uniform(0, 180)), 0, 360, colour.tolist(), -1)
+            img = img * (1.0 + rng.normal(0, 0.15 * t.texture_contrast, (size, size, 1)))
+        elif t.texture == "clutter_rects":  # printed sheets, labels and long strips (tools, tape, cables)
+            img = np.tile(base, (size, size, 1))
+            for _ in range(30):  # rotated rectangles: sheets of paper, packaging, labels
+                colour = rng.uniform(0.05, 0.95, 3)
+                c = rng.uniform(0, size, 2)
+                wh = rng.uniform(size / 20, size / 5, 2)
+                box = cv2.boxPoints(((float(c[0]), float(c[1])), (float(wh[0]), float(wh[1])), float(rng.uniform(0, 180))))
+                cv2.fillPoly(img, [np.round(box).astype(np.int32)], colour.tolist())
+            for _ in range(25):  # thin strips: pens, cables, tape
+                colour = rng.uniform(0.0, 0.9, 3)
+                a, b = rng.integers(0, size, 2), rng.integers(0, size, 2)
+                cv2.line(img, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), colour.tolist(), int(rng.integers(1, 4)))
             img = img * (1.0 + rng.normal(0, 0.15 * t.texture_contrast, (size, size, 1)))
         else:  # validated at load time
             raise ConfigError(f"{self.path}: unknown table texture {t.texture!r}")
@@ -221,7 +234,7 @@ def load_domain(name_or_path: str | Path) -> Domain:
         ),
         table=TableLook(
             color=tuple(table.vector("color", 3, lo=0, hi=1)),
-            texture=table.string("texture", default="none", choices=["none", "grain", "clutter"]),
+            texture=table.string("texture", default="none", choices=["none", "grain", "clutter", "clutter_rects"]),
             texture_contrast=table.number("texture_contrast", default=0.0, lo=0, hi=1),
             texture_seed=table.integer("texture_seed", default=0, lo=0),
         ),
