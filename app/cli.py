@@ -155,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
 
             return grasp_main(argv[1:])
         args = build_parser().parse_args(argv)
+        if getattr(args, "scene", "single") != "single" and args.command not in (None, "evaluate"):
+            from app.errors import ConfigError
+
+            raise ConfigError(f"--scene {args.scene}: multi-object scenes run with the main job and `evaluate` only, "
+                              f"not with `{args.command}`")
         if args.command is None:
             return _cmd_run(args)
         return COMMANDS[args.command][1](args)

@@ -30,6 +30,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objects", default="seen", help="comma-separated object set names or YAML paths")
     p.add_argument("--domain", default="real", help="appearance domain name or YAML path (sim backend)")
     p.add_argument("--seed", type=int, default=0, help="seed of placements and sensor noise")
+    p.add_argument("--scene", default="single", help="'single' (one object) or 'multi:N' (N = 2..5 objects at once)")
     p.add_argument("--episodes", type=int, default=1, help="episodes to run")
     p.add_argument("--log-dir", default="runs", help="directory under which run directories are made")
     p.add_argument("--config", default=None, help="hardware config YAML (default config/hardware.yaml)")

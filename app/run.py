@@ -53,7 +53,12 @@ def run_episodes(args: argparse.Namespace) -> int:
         from app.perception import load_perception
 
         models = load_perception()
+    from app.sim.scene import parse_scene
+
+    scene = parse_scene(getattr(args, "scene", "single"))
     objects = pick_objects(args)
+    if scene.multi or cfg.clear is not None:
+        return _run_scenes(args, cfg, scene.n, [o for _, o in objects], models)
     failures = 0
     for ep in range(args.episodes):
         set_name, spec = objects[ep % len(objects)]
@@ -62,6 +67,32 @@ def run_episodes(args: argparse.Namespace) -> int:
                             record=args.record, trial=ep)
         failures += not r["success"]
         _print_summary(r, set_name)
+    return 0 if failures == 0 else 1
+
+
+def _run_scenes(args: argparse.Namespace, cfg: TreeConfig, n: int, pool: list[Any], models: Any) -> int:
+    """Episodes on multi-object scenes (``--scene multi:N``), or clear_table runs (``n`` objects)."""
+    from app.scene_episode import run_clear_episode, run_scene_episode
+
+    run = run_clear_episode if cfg.clear is not None else run_scene_episode
+    failures = 0
+    for ep in range(args.episodes):
+        r = run(cfg, pool, n, args.seed + ep, args.domain, models, args.log_dir, hardware=args.config,
+                record=args.record, trial=ep)
+        failures += not r["success"]
+        head = "CLEARED" if cfg.clear is not None and r["success"] else "GRASPED" if r["success"] else "FAILED"
+        why = "" if r["success"] or not r.get("failed_node") else f" at '{r['failed_node']}': {r['reason']}"
+        print(f"{head}{why}\n  tree {r['tree']}, scene of {n} ({', '.join(r.get('scene_objects', []))}), seed {r['seed']}")
+        if cfg.clear is not None and "picks_attempted" in r:
+            fails = ", ".join(f"{k} {v}" for k, v in r["pick_failures"].items()) or "none"
+            print(f"  placed {r['n_placed']}/{r['objects']} in the bin, cleared {r['n_cleared']}/{r['objects']}, "
+                  f"{r['picks_attempted']} picks (failed: {fails}), off the table {len(r['off_table'])}, "
+                  f"table strikes {r['table_strikes']}, {r['picks_per_hour']:.0f} picks/h; {r['end']}")
+        elif "lifted" in r:
+            print(f"  grasped {r['grasped_object'] or '-'}, lifted {r['lifted'] or '-'}, off the table {r['off_table'] or '-'}, "
+                  f"close target {r['pose_error'].get('target', '-')}")
+        print(f"  ticks {r['ticks']}, sim {r['sim_time']:.1f} s, wall {r['wall_time']:.1f} s\n  run directory {r['run_dir']}")
+        sys.stdout.flush()
     return 0 if failures == 0 else 1
 
 

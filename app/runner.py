@@ -21,7 +21,8 @@ from app.robot.interfaces import Robot
 
 #: Blackboard keys logged when they change (images are recorded separately with --record).
 LOGGED_KEYS = ("pose_step", "action", "vs_mode", "vs_iterations", "vs_error", "vs_gain", "vs_twist",
-               "linear_converged", "vs_converged", "vs_fallbacks", "z_g", "mask_source")
+               "linear_converged", "vs_converged", "vs_fallbacks", "z_g", "mask_source",
+               "last_pick", "picks_done")  # the last two: clear_table picks (behaviours/clearing.py)
 STAGE_NAMES = {"Acquire Frame": "acquire", "Adapt To Sim": "adapt", "Segment Object": "segment",
                "Segment Raw Image": "segment", "Extract Features": "features"}
 
@@ -67,6 +68,9 @@ def _leaf_failure(root: py_trees.behaviour.Behaviour) -> tuple[str, str]:
         if node.status == Status.FAILURE and node.feedback_message:
             return node.name, node.feedback_message
     return root.name, root.feedback_message or "failed"
+
+
+leaf_failure = _leaf_failure  # public: the clear_table loop names each failed pick with it
 
 
 def _raising_node(e: BaseException, default: str) -> str:

@@ -14,6 +14,7 @@ import py_trees
 
 from app import CONFIG_DIR
 from app.config import Section, load_yaml, resolve
+from app.controllers.features import FIRST_BLOB_RULES
 from app.controllers.vs import VSParams, load_vs_params
 from app.errors import ConfigError
 from app.hardware_config import HardwareConfig
@@ -28,7 +29,6 @@ from behaviours.motion import (
     PoseStep,
     RecoverFromReflex,
 )
-from app.controllers.features import FIRST_BLOB_RULES
 from behaviours.perception import (
     SEGMENTATION_MODES,
     AcquireFrame,

@@ -53,6 +53,7 @@ class Trial:
     object_index: int  # position in its set (figure order)
     trial: int
     seed: int
+    scene: str = "single"  # "single" or "multi:N" (then set_ref holds every set's path, comma-separated)
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -61,7 +62,7 @@ class Trial:
 
 
 def plan_trials(trees: Sequence[TreeConfig], sets: Sequence[Any], trials: int, base_seed: int,
-                only_object: str | None = None) -> list[Trial]:
+                only_object: str | None = None, scene: str = "single") -> list[Trial]:
     """Every (tree, object, trial), trees innermost so a partial campaign stays balanced.
 
     Args:
@@ -70,6 +71,8 @@ def plan_trials(trees: Sequence[TreeConfig], sets: Sequence[Any], trials: int, b
         trials: Trials per object per tree.
         base_seed: The campaign's ``--seed``.
         only_object: Keep only the object of this name.
+        scene: "single", or "multi:N": then each trial is one scene of N objects drawn from all the
+            sets, keyed (tree, "multi:N", trial), seeded by (campaign seed, "multi:N", trial).
     """
     names = [t.name for t in trees]
     if len(set(names)) != len(names):
@@ -78,6 +81,10 @@ def plan_trials(trees: Sequence[TreeConfig], sets: Sequence[Any], trials: int, b
     dup = sorted({n for n in objects if objects.count(n) > 1})
     if dup:
         raise ConfigError(f"--objects: object names must differ across sets, found {dup} twice")
+    if scene != "single":
+        refs = ",".join(s.path for s in sets)
+        return [Trial(cfg.name, cfg.path, scene, refs, scene, 0, k, trial_seed(base_seed, scene, k), scene)
+                for k in range(trials) for cfg in trees]
     plan = [Trial(cfg.name, cfg.path, s.name, s.path, o.name, i, k, trial_seed(base_seed, o.name, k))
             for s in sets for i, o in enumerate(s.objects) if only_object in (None, o.name)
             for k in range(trials) for cfg in trees]
@@ -95,6 +102,8 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
     from app.trees import load_tree_config
 
     cfg = cached(("tree", t.tree_ref), lambda: load_tree_config(t.tree_ref))
+    if t.scene != "single" or cfg.clear is not None:
+        return _run_scene_job(t, c, cfg)
     spec = cached(("set", t.set_ref), lambda: load_object_set(t.set_ref)).get(t.object)
     models = cached(("models",), lambda: load_perception(threads=1)) if cfg.uses_models else None
     domain = cached(("domain", c.domain), lambda: load_domain(c.domain))
@@ -111,6 +120,37 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
             "domain_sha256": c.domain_sha256, "hardware": c.hardware}
 
 
+def _run_scene_job(t: Trial, c: Campaign, cfg: TreeConfig) -> dict[str, Any]:
+    """One multi-object scene (a grasp tree) or one clearing run (a clear_table tree)."""
+    from app.perception import load_perception
+    from app.scene_episode import run_clear_episode, run_scene_episode
+    from app.sim.domain import load_domain
+    from app.sim.objects import load_object_set
+    from app.sim.scene import parse_scene
+
+    n = parse_scene(t.scene).n
+    pool = [o for ref in split_names(t.set_ref) for o in cached(("set", ref), lambda ref=ref: load_object_set(ref)).objects]
+    if t.scene == "single":  # a clear_table tree on a one-object table: that object
+        pool = [o for o in pool if o.name == t.object]
+    models = cached(("models",), lambda: load_perception(threads=1)) if cfg.uses_models else None
+    domain = cached(("domain", c.domain), lambda: load_domain(c.domain))
+    hw = cached(("hardware", str(c.hardware)), lambda: load_hardware(c.hardware))
+    run = run_clear_episode if cfg.clear is not None else run_scene_episode
+    t0 = time.perf_counter()
+    ep = run(cfg, pool, n, t.seed, domain, models, Path(c.out) / RUNS, hardware=hw, trial=t.trial, record=c.record)
+    keep = ("scene_objects", "pose_steps", "vs_iterations", "vs_fallbacks", "vs_mode_switches", "mask_source", "ticks",
+            "sim_time", "wall_time", "safety_refusals", "safety_clamps", "table_strikes", "lifted", "off_table",
+            "grasped_object", "objects", "placed", "cleared", "n_placed", "n_cleared", "picks_attempted",
+            "picks_placed", "picks", "pick_failures", "picks_per_hour", "end")
+    return {"tree": t.tree, "object": t.object, "object_set": t.object_set, "trial": t.trial, "seed": t.seed,
+            "scene": t.scene, "success": ep["success"], "paper_success": ep["paper_success"],
+            "outcome": ep["tree_outcome"], "failed_node": ep["failed_node"], "reason": ep["reason"],
+            "pose_error": ep["pose_error"], **{k: ep[k] for k in keep if k in ep},
+            "trial_wall_time": round(time.perf_counter() - t0, 3), "run_dir": os.path.relpath(ep["run_dir"], c.out),
+            "object_index": t.object_index, "base_seed": c.base_seed, "domain": c.domain,
+            "domain_sha256": c.domain_sha256, "hardware": c.hardware}
+
+
 # ------------------------------------------------------------------------------ the command
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run (or resume) a campaign, then write its summary files. Returns 0 when it completed."""
@@ -122,7 +162,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if getattr(args, "summarize_only", False):
-        summarize(out)
+        _summaries(out)
         return 0
     if getattr(args, "backend", "sim") != "sim":
         raise ConfigError("evaluate: campaigns run on the simulator (--backend sim)")
@@ -132,7 +172,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     sets = [load_object_set(s) for s in split_names(args.objects)]
     if not trees or not sets:
         raise ConfigError(f"evaluate: expected trees and object sets, found {args.trees!r} and {args.objects!r}")
-    plan = plan_trials(trees, sets, args.trials, args.seed, getattr(args, "object", None))
+    from app.sim.scene import parse_scene
+
+    scene = str(parse_scene(getattr(args, "scene", "single")))
+    plan = plan_trials(trees, sets, args.trials, args.seed, getattr(args, "object", None), scene)
     domain = load_domain(args.domain)
     c = Campaign(str(out), args.seed, args.domain, domain.sha256, getattr(args, "config", None),
                  bool(getattr(args, "record", False)))
@@ -152,11 +195,26 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 bar.update()
     finally:
         writer.close()
-    summary = summarize(out)
+    summary = _summaries(out)
     print(f"{len(todo)} trials run ({len(plan) - len(todo)} already done); summary in {out / 'summary.md'}")
     for tree, by_set in summary["trees"].items():
         print("  " + tree + ": " + ", ".join(f"{s} {v['successes']}/{v['trials']}" for s, v in by_set.items()))
     return 0
+
+
+def _summaries(out: Path) -> dict[str, Any]:
+    """The grasp summary (:func:`summarize`), and the clearing summary when the campaign ran
+    clear_table trees (:mod:`app.campaigns.clear_report`)."""
+    from app.campaigns.clear_report import summarize_clearing
+
+    summary = summarize(out)
+    clearing = summarize_clearing(out)
+    if clearing is not None:
+        for tree, v in clearing["trees"].items():
+            print(f"  {tree}: cleared {v['objects_cleared']}/{v['objects']} objects, placed {v['objects_placed']}, "
+                  f"{v['picks_attempted']} picks, {v['picks_per_hour']:.0f} picks/h of simulated time; "
+                  f"summary in {out / 'clearing.md'}")
+    return summary
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,133 @@
+"""The ``clear_table`` tree: pick every object and put it in a bin beside the table.
+
+Built from the grasp tree's subtree factories (:func:`app.trees.grasp_children`):
+
+```
+{-} Clear Table (NAME)
+    -^- Until Table Clear            repeat until no object is seen or max_picks attempts
+        {-} Pick
+            --> Open Gripper         (drops whatever a failed pick still holds, where it is)
+            --> Return To Start      rise to carry height, then to the start pose
+            {-} Look For Objects     acquire → (flatten) → adapt → [D_X | D_Y] mask → gate → visible?
+            --> Reset Pick
+            ... the grasp subtrees: DRL Pose Steps, Visual Servoing, Close Gripper, Lift And Verify
+            --> Carry To Bin         rise to carry height, over the bin, down to the drop height
+            --> Release
+    --> Return To Start
+```
+
+Parameters: the tree YAML's ``clear`` section (:class:`ClearParams`); the bin is a pose in
+config, outside the camera's view at the start pose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import py_trees
+
+from app.config import Section
+from app.transforms import Pose
+from behaviours.clearing import MoveThrough, ResetPick, UntilTableClear
+from behaviours.motion import OpenGripper
+from behaviours.perception import AcquireFrame, AdaptToSim, ObjectVisible, SegmentObject
+
+if TYPE_CHECKING:
+    from app.hardware_config import HardwareConfig
+    from app.trees import TreeConfig
+
+LOOK_NODE = "Look For Objects"
+
+
+@dataclass(frozen=True)
+class ClearParams:
+    """The ``clear`` section of a clear_table tree YAML (base frame, metres).
+
+    Attributes:
+        bin_position: (x, y) of the bin's centre on the table.
+        bin_inner: Inner side of the square bin.
+        bin_wall_height: Height of its walls.
+        drop_height: Grasp-point height above the table at which the object is released.
+        carry_height: Grasp-point height of carries (above every object on the table).
+        max_picks: Attempt budget: picks tried before the tree gives up.
+        max_leg: Longest straight leg of one arm goal (the safety envelope's max_step is 0.5 m).
+    """
+
+    bin_position: tuple[float, float]
+    bin_inner: float
+    bin_wall_height: float
+    drop_height: float
+    carry_height: float
+    max_picks: int
+    max_leg: float
+
+
+def parse_clear_params(sec: Section) -> ClearParams:
+    """Validate the ``clear`` section (one line naming the key on error)."""
+    sec.unknown_keys({"bin_position", "bin_inner", "bin_wall_height", "drop_height", "carry_height", "max_picks",
+                      "max_leg"})
+    x, y = sec.vector("bin_position", 2, lo=-1.0, hi=1.5)
+    return ClearParams(
+        bin_position=(x, y), bin_inner=sec.number("bin_inner", lo=0.05, hi=0.5),
+        bin_wall_height=sec.number("bin_wall_height", lo=0.0, hi=0.2),
+        drop_height=sec.number("drop_height", lo=0.05, hi=0.6),
+        carry_height=sec.number("carry_height", lo=0.1, hi=0.7),
+        max_picks=sec.integer("max_picks", lo=1, hi=100),
+        max_leg=sec.number("max_leg", default=0.25, lo=0.01, hi=0.5))
+
+
+def _at(pose: Pose, z: float) -> Pose:
+    """``pose`` moved vertically to grasp-point height ``z``."""
+    return Pose(np.array([pose.position[0], pose.position[1], z]), pose.matrix)
+
+
+def look_for_objects(cfg: TreeConfig) -> py_trees.behaviour.Behaviour:
+    """Acquire → (flatten) → adapt → "Any Object Seen": D_X's mask, else D_Y's, each through the
+    depth gate when the tree has one, then "Object Visible?". Fails when neither mask holds an
+    object blob: the table is clear."""
+    from app.trees import perceive
+    from behaviours.scene import GateByDepth
+
+    feats = cfg.vs.features
+
+    def check(segment: SegmentObject, name: str) -> py_trees.behaviour.Behaviour:
+        gate = [GateByDepth(cfg.depth_gate)] if cfg.depth_gate is not None else []
+        return py_trees.composites.Sequence(name, memory=False, children=[segment, *gate, ObjectVisible(feats)])
+
+    seen = py_trees.composites.Selector("Any Object Seen", memory=False, children=[
+        check(SegmentObject(source="adapted"), "In Adapted Image"),
+        check(SegmentObject("Segment Raw Image", source="raw"), "In Raw Image")])
+    parts = perceive(cfg)
+    assert isinstance(parts[0], AcquireFrame) and isinstance(parts[-1], AdaptToSim)
+    return py_trees.composites.Sequence(LOOK_NODE, memory=False, children=[*parts, seen])
+
+
+def clear_table_tree(cfg: TreeConfig, hw: HardwareConfig,
+                     grasp: list[py_trees.behaviour.Behaviour]) -> py_trees.behaviour.Behaviour:
+    """The clear_table root.
+
+    Args:
+        cfg: The tree variant (its grasp keys and its ``clear`` section).
+        hw: Hardware (the start pose).
+        grasp: The grasp subtrees after "Open Gripper" (pose steps, VS, close, lift).
+    """
+    p: ClearParams = cfg.clear  # type: ignore[assignment]
+    start = hw.start_pose()
+
+    def to_start(here: Pose) -> list[Pose]:
+        return [_at(here, max(p.carry_height, here.position[2])), _at(start, max(p.carry_height, here.position[2])),
+                start]
+
+    def to_bin(here: Pose) -> list[Pose]:
+        above = Pose(np.array([p.bin_position[0], p.bin_position[1], p.carry_height]), here.matrix)
+        return [_at(here, p.carry_height), above, _at(above, p.drop_height)]
+
+    look = look_for_objects(cfg)
+    pick = py_trees.composites.Sequence("Pick", memory=True, children=[
+        OpenGripper(), MoveThrough("Return To Start", to_start, p.max_leg), look, ResetPick(), *grasp,
+        MoveThrough("Carry To Bin", to_bin, p.max_leg), OpenGripper("Release")])
+    return py_trees.composites.Sequence(f"Clear Table ({cfg.name})", memory=True, children=[
+        UntilTableClear(pick, look, p.max_picks),
+        MoveThrough("Return To Start", to_start, p.max_leg)])

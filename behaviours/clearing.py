@@ -1,0 +1,146 @@
+"""Leaves of the ``clear_table`` tree: waypoint moves, the per-pick reset and the pick loop.
+
+A pick is the grasp tree's subtrees between a return to the start pose (with a look for
+objects) and a carry to the bin; :class:`UntilTableClear` repeats it until the look sees no
+object or the attempt budget is spent, and writes every finished pick to the blackboard
+(``last_pick``, ``picks_done``), so each one is a record in the tick log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import py_trees
+from py_trees.common import Access, Status
+
+from app.robot.interfaces import MotionStatus
+from app.transforms import Pose
+from behaviours.base import Leaf
+
+
+def subdivide(start: Pose, goal: Pose, max_leg: float) -> list[Pose]:
+    """Straight-line waypoints from ``start`` to ``goal`` (orientation of ``goal``), each leg at
+    most ``max_leg`` m long (the safety envelope limits one pose command's translation)."""
+    d = float(np.linalg.norm(goal.position - start.position))
+    n = max(1, int(np.ceil(d / max_leg)))
+    return [Pose(start.position + (goal.position - start.position) * (k / n), goal.matrix) for k in range(1, n + 1)]
+
+
+class MoveThrough(Leaf):
+    """Move the gripper through absolute waypoints (base frame), one arm goal after another.
+
+    Args:
+        name: Node name.
+        plan: Called with the current gripper pose in ``initialise()``; returns the waypoints.
+        max_leg: Longest straight leg (m); longer segments are subdivided.
+    """
+
+    def __init__(self, name: str, plan: Callable[[Pose], list[Pose]], max_leg: float) -> None:
+        super().__init__(name)
+        self.plan, self.max_leg = plan, max_leg
+        self._legs: list[Pose] = []
+
+    def initialise(self) -> None:
+        """Plan the legs from the current pose and start the first."""
+        here = self.robot.arm.pose()
+        legs: list[Pose] = []
+        for wp in self.plan(here):
+            legs += subdivide(legs[-1] if legs else here, wp, self.max_leg)
+        self._legs = legs
+        self._start_next()
+
+    def _start_next(self) -> None:
+        self._goal = self._legs.pop(0)
+        self.robot.arm.move_to(self._goal)
+
+    def update(self) -> Status:
+        """RUNNING while moving; SUCCESS after the last leg; FAILURE with the arm's reason."""
+        st = self.robot.arm.motion_status()
+        if st == MotionStatus.MOVING:
+            return Status.RUNNING
+        if st == MotionStatus.FAILED:
+            return self.fail(self.robot.arm.motion_error() or "motion failed")
+        if self._legs:
+            self._start_next()
+            return Status.RUNNING
+        p = self._goal.position
+        self.feedback_message = f"at ({p[0]:.3f}, {p[1]:.3f}, {p[2]:.3f}) m"
+        return Status.SUCCESS
+
+    def terminate(self, new_status: Status) -> None:
+        """Stop the arm if pre-empted mid-motion."""
+        if new_status == Status.INVALID and self.robot is not None and self._legs is not None:
+            if self.robot.arm.motion_status() == MotionStatus.MOVING:
+                self.robot.arm.stop()
+
+
+class ResetPick(Leaf):
+    """Start a pick afresh: no tracked blob, D_X first again, pose steps from 0."""
+
+    def __init__(self, name: str = "Reset Pick") -> None:
+        super().__init__(name, writes=("features", "mask_source", "pose_step"))
+
+    def update(self) -> Status:
+        """Clear the per-pick blackboard keys."""
+        self.bb.features = None
+        self.bb.mask_source = None
+        self.bb.pose_step = 0
+        self.feedback_message = "new pick: no tracked blob, D_X first"
+        return Status.SUCCESS
+
+
+class UntilTableClear(py_trees.decorators.Decorator):
+    """Repeat the pick until its look for objects fails (the table is clear) or ``max_picks``
+    picks were attempted.
+
+    A pick that succeeds counts as placed, one that fails elsewhere as a failed pick (its
+    failing node and reason are kept); either way the next pick starts. Ends SUCCESS in both
+    cases (the scoring says how much was cleared); the message says which.
+
+    Args:
+        child: The pick subtree.
+        look: The pick's look-for-objects node (its failure means "no object seen").
+        max_picks: Attempt budget.
+        name: Node name.
+    """
+
+    def __init__(self, child: py_trees.behaviour.Behaviour, look: py_trees.behaviour.Behaviour, max_picks: int,
+                 name: str = "Until Table Clear") -> None:
+        super().__init__(name=name, child=child)
+        self.look, self.max_picks = look, max_picks
+        self.picks: list[dict[str, Any]] = []
+        self.bb = self.attach_blackboard_client(name=name)
+        for key in ("last_pick", "picks_done"):
+            self.bb.register_key(key, access=Access.WRITE)
+
+    def initialise(self) -> None:
+        """A new clearing run."""
+        self.picks = []
+
+    def update(self) -> Status:
+        """Count the finished pick and start the next, or end."""
+        from app.runner import leaf_failure
+
+        st = self.decorated.status
+        if st == Status.RUNNING:
+            self.feedback_message = f"pick {len(self.picks) + 1} of at most {self.max_picks}"
+            return Status.RUNNING
+        if st == Status.FAILURE and self.look.status == Status.FAILURE:
+            self.feedback_message = f"table clear: no object seen after {len(self.picks)} picks"
+            return Status.SUCCESS
+        if st == Status.SUCCESS:
+            rec = {"pick": len(self.picks) + 1, "outcome": "placed", "failed_node": "", "reason": ""}
+        else:
+            node, reason = leaf_failure(self.decorated)
+            rec = {"pick": len(self.picks) + 1, "outcome": "failed", "failed_node": node, "reason": reason}
+        self.picks.append(rec)
+        self.bb.last_pick = rec
+        self.bb.picks_done = len(self.picks)
+        if len(self.picks) >= self.max_picks:
+            self.feedback_message = f"attempt budget spent: {self.max_picks} picks"
+            return Status.SUCCESS
+        self.decorated.stop(Status.INVALID)  # the next tick starts the next pick from its first child
+        self.feedback_message = f"pick {rec['pick']} {rec['outcome']}; next pick"
+        return Status.RUNNING
