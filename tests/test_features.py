@@ -207,3 +207,37 @@ def test_input_errors() -> None:
     mask[40:60, 40:60] = 1
     with pytest.raises(InputError, match="previous blob mask"):
         extract_features(mask, K, PARAMS, previous=bad_prev)
+
+
+# ------------------------------------------------------------------ the chosen-object rule (issue 13)
+def _two_blobs(big_at: tuple[int, int], small_at: tuple[int, int]) -> np.ndarray:
+    m = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.circle(m, big_at, 14, 1, -1)  # the larger blob
+    cv2.circle(m, small_at, 8, 1, -1)
+    return m
+
+
+def test_first_blob_rule_largest_or_nearest_centre() -> None:
+    from app.controllers.features import extract_features as ef
+
+    m = _two_blobs((20, 20), (66, 60))
+    largest = ef(m, K, FeatureParams())
+    assert largest.association == "largest" and abs(largest.centroid_px[0] - 20) < 1
+    centre = ef(m, K, FeatureParams(), first="nearest_centre")
+    assert centre.association == "nearest_centre" and abs(centre.centroid_px[0] - 66) < 1
+    with pytest.raises(InputError, match="first blob rule"):
+        ef(m, K, FeatureParams(), first="leftmost")
+
+
+def test_chosen_blob_is_kept_when_another_gets_bigger_and_more_central() -> None:
+    """Once chosen, the track stays on its blob: the other object growing and moving to the
+    centre (the camera approaching it) does not make VS hop."""
+    from app.controllers.features import extract_features as ef
+
+    f1 = ef(_two_blobs((25, 64), (85, 64)), K, FeatureParams(), first="nearest_centre")
+    assert f1.association == "nearest_centre" and abs(f1.centroid_px[0] - 85) < 1  # 21.5 px from centre vs 38.5
+    m2 = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.circle(m2, (55, 64), 18, 1, -1)  # the other object: now larger and nearer the centre
+    cv2.circle(m2, (87, 64), 8, 1, -1)  # the chosen one moved 2 px
+    f2 = ef(m2, K, FeatureParams(), f1, first="nearest_centre")
+    assert f2.association == "overlap" and abs(f2.centroid_px[0] - 87) < 1 and f2.n_components == 2

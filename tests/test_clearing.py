@@ -1,0 +1,135 @@
+"""The clear_table tree: its loop, moves and config (fast), and one clearing run ticked in the
+simulator with ground-truth models (slow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import py_trees
+import pytest
+from py_trees.common import Status
+
+from app.errors import ConfigError
+from app.transforms import Pose
+from behaviours.clearing import UntilTableClear, subdivide
+
+
+class _Scripted(py_trees.behaviour.Behaviour):
+    """Returns the next status of ``script`` at each tick (the last one repeats)."""
+
+    def __init__(self, name: str, script: list[Status], message: str = "") -> None:
+        super().__init__(name)
+        self.script, self.i, self.message = script, 0, message
+
+    def update(self) -> Status:
+        st = self.script[min(self.i, len(self.script) - 1)]
+        self.i += 1
+        self.feedback_message = self.message if st == Status.FAILURE else ""
+        return st
+
+
+def _loop(look: list[Status], grasp: list[Status], max_picks: int = 5) -> tuple[UntilTableClear, list[str]]:
+    py_trees.blackboard.Blackboard.clear()
+    look_node = _Scripted("Look For Objects", look)
+    grasp_node = _Scripted("Close Gripper", grasp, "fingers closed on nothing")
+    pick = py_trees.composites.Sequence("Pick", memory=True, children=[look_node, grasp_node])
+    loop = UntilTableClear(pick, look_node, max_picks)
+    statuses = []
+    for _ in range(50):
+        loop.tick_once()
+        statuses.append(loop.status.value)
+        if loop.status != Status.RUNNING:
+            break
+    return loop, statuses
+
+
+def test_loop_ends_when_the_look_sees_nothing() -> None:
+    S, F = Status.SUCCESS, Status.FAILURE
+    loop, statuses = _loop([S, S, F], [S])
+    assert statuses == ["RUNNING", "RUNNING", "SUCCESS"]
+    assert [p["outcome"] for p in loop.picks] == ["placed", "placed"]
+    assert loop.feedback_message == "table clear: no object seen after 2 picks"
+    assert py_trees.blackboard.Blackboard.get("picks_done") == 2
+
+
+def test_failed_picks_are_named_and_the_budget_ends_the_loop() -> None:
+    S, F = Status.SUCCESS, Status.FAILURE
+    loop, statuses = _loop([S], [F], max_picks=3)
+    assert statuses[-1] == "SUCCESS" and len(loop.picks) == 3
+    assert all(p == {"pick": k + 1, "outcome": "failed", "failed_node": "Close Gripper",
+                     "reason": "fingers closed on nothing"} for k, p in enumerate(loop.picks))
+    assert loop.feedback_message == "attempt budget spent: 3 picks"
+    assert py_trees.blackboard.Blackboard.get("last_pick")["pick"] == 3
+
+
+def test_subdivide_keeps_every_leg_short() -> None:
+    a = Pose(np.array([0.5, 0.0, 0.5]), np.eye(3))
+    b = Pose(np.array([0.5, 0.42, 0.2]), np.eye(3))
+    legs = subdivide(a, b, 0.25)
+    assert np.allclose(legs[-1].position, b.position) and len(legs) == 3
+    prev = a.position
+    for leg in legs:
+        assert np.linalg.norm(leg.position - prev) <= 0.25 + 1e-9
+        prev = leg.position
+    assert len(subdivide(a, a, 0.25)) == 1
+
+
+def test_clear_table_tree_structure_and_config_errors(tmp_path) -> None:
+    from app.hardware_config import load_hardware
+    from app.trees import build_tree, load_tree_config
+
+    cfg = load_tree_config("clear_table")
+    assert cfg.clear is not None and cfg.clear.max_picks == 8 and cfg.first_blob == "nearest_centre"
+    def pre(n: py_trees.behaviour.Behaviour) -> list[str]:
+        return [n.name] + [m for c in n.children for m in pre(c)]
+
+    names = pre(build_tree(cfg, load_hardware()))
+    order = ["Until Table Clear", "Pick", "Return To Start", "Look For Objects", "Reset Pick", "Move By Policy 1",
+             "Visual Servoing", "Close Gripper", "Lift And Verify", "Carry To Bin", "Release"]
+    assert [n for n in names if n in order][:len(order)] == order
+    assert "Gate By Depth" in names and "Flatten Table" in names
+    text = open(cfg.path).read()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("max_picks: 8", "max_picks: 0"))
+    with pytest.raises(ConfigError, match="clear.max_picks"):
+        load_tree_config(str(bad))
+    bad.write_text(text.replace("  max_leg:", "  bin_colour: 3\n  max_leg:"))
+    with pytest.raises(ConfigError, match="bin_colour"):
+        load_tree_config(str(bad))
+
+
+@pytest.mark.slow
+def test_clearing_run_places_both_objects_in_the_bin(tmp_path, monkeypatch) -> None:
+    """A whole clearing run, ticked in the simulator with perfect segmentation (no weights): every
+    pick tick-logged, both objects in the bin, the loop ends on "table clear"."""
+    import json
+
+    import app.scene_episode as se
+    from app.sim.objects import load_object_set
+    from app.sim.session import SimSession
+    from app.trees import load_tree_config
+    from tests.fakes.truth_models import TruthModels
+
+    text = open(load_tree_config("clear_table").path).read()
+    f = tmp_path / "clear_vs.yaml"  # VS-only picks: the truth models have no policy worth running
+    f.write_text(text.replace("pose_steps: 3", "pose_steps: 0").replace("adapt: true", "adapt: false")
+                 .replace("name: clear_table", "name: clear_vs"))
+    cfg = load_tree_config(str(f))
+    seen = load_object_set("seen")
+    sessions: list[SimSession] = []
+
+    class Session(SimSession):  # the episode builds its own session: keep it for the truth models
+        def __init__(self, *a, **k) -> None:
+            super().__init__(*a, **k)
+            sessions.append(self)
+
+    real_run = se.run_episode
+    monkeypatch.setattr("app.sim.session.SimSession", Session)
+    monkeypatch.setattr(se, "run_episode", lambda root, robot, models, *a, **k: real_run(
+        root, robot, TruthModels(sessions[-1]), *a, **k))
+    r = se.run_clear_episode(cfg, [seen.get("sugar_box"), seen.get("tomato_can")], 2, 5, "sim", None, tmp_path)
+    assert r["picks_attempted"] >= 2 and r["n_placed"] == 2 and r["n_cleared"] == 2, r
+    assert r["success"] and r["off_table"] == [] and r["table_strikes"] == 0
+    assert r["end"].startswith("table clear")
+    ticks = [json.loads(line) for line in open(f"{r['run_dir']}/ticks.jsonl")]
+    picks = [t["blackboard"]["last_pick"] for t in ticks if "last_pick" in t.get("blackboard", {})]
+    assert [p["pick"] for p in picks] == list(range(1, r["picks_attempted"] + 1))
