@@ -279,3 +279,21 @@ def test_segmentation_fallback_is_reported(tmp_path: Path) -> None:
     r.vs_iterations = 2  # the synthetic log has no VS errors: force the VS section
     text = format_report(r)
     assert "tick 9: VS mask from D_Y on the raw image (segmentation fallback)" in text
+
+
+def test_inspect_lists_the_picks_of_a_clearing_run() -> None:
+    """clear_table runs: every pick with its outcome, failing node, ticks and chosen blob."""
+    from app.tools.inspect_run import picks_of
+
+    chose = {"node": "Extract Features", "status": "SUCCESS",
+             "message": "chose the blob nearest the image centre of 3 at (60, 70) px; x_g +0.01"}
+    ticks = [{"tick": 1, "nodes": [chose]}, {"tick": 2, "nodes": [], "blackboard": {"last_pick": {
+                 "pick": 1, "outcome": "failed", "failed_node": "Extract Features", "reason": "blob lost"}}},
+             {"tick": 3, "nodes": []},
+             {"tick": 4, "nodes": [], "blackboard": {"last_pick": {"pick": 2, "outcome": "placed",
+                                                                   "failed_node": "", "reason": ""}}}]
+    picks = picks_of(ticks)
+    assert [(p["pick"], p["outcome"], p["first_tick"], p["last_tick"]) for p in picks] == [
+        (1, "failed", 1, 2), (2, "placed", 3, 4)]
+    assert picks[0]["failed_node"] == "Extract Features" and picks[0]["chose"].startswith("chose the blob nearest")
+    assert picks[1]["chose"] == ""

@@ -107,6 +107,7 @@ class InspectReport:
     episode_extras: dict[str, Any] = field(default_factory=dict)
     log_events: dict[str, LogEvent] = field(default_factory=dict)
     plot_path: str | None = None
+    picks: list[dict[str, Any]] = field(default_factory=list)  # clear_table runs: one entry per pick
     notes: list[str] = field(default_factory=list)
     vs_samples: list[VSSample] = field(default_factory=list, repr=False)
 
@@ -212,6 +213,23 @@ def mask_source_changes(ticks: list[dict[str, Any]]) -> list[tuple[int, str]]:
             if (rec.get("blackboard") or {}).get("mask_source")]
 
 
+def picks_of(ticks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The picks of a clear_table run: each pick's outcome, failing node and reason (the
+    ``last_pick`` blackboard record), its ticks, and the blob the VS track started on."""
+    picks: list[dict[str, Any]] = []
+    start, chose = 1, ""
+    for t in ticks:
+        for n in t.get("nodes") or []:
+            msg = str(n.get("message") or "")
+            if n.get("node") == "Extract Features" and msg.startswith("chose") and not chose:
+                chose = msg.split(";")[0]
+        rec = (t.get("blackboard") or {}).get("last_pick")
+        if isinstance(rec, dict):
+            picks.append({**rec, "first_tick": start, "last_tick": int(t.get("tick", 0)), "chose": chose})
+            start, chose = int(t.get("tick", 0)) + 1, ""
+    return picks
+
+
 def mode_switches(samples: list[VSSample]) -> list[ModeSwitch]:
     """Mode changes between consecutive VS iterations."""
     return [ModeSwitch(b.tick, b.iteration, a.mode, b.mode, b.fallbacks > a.fallbacks)
@@ -312,6 +330,7 @@ def inspect_run(run_dir: Path, plot: bool = True) -> InspectReport:
     report.vs_iterations = samples[-1].iteration if samples else 0
     report.vs_fallbacks = max((s.fallbacks for s in samples), default=0)
     report.mask_sources = mask_source_changes(ticks)
+    report.picks = picks_of(ticks)
     if samples:
         report.final_vs_error, report.final_vs_mode = samples[-1].error, samples[-1].mode
     if episode is not None:
@@ -451,6 +470,12 @@ def format_report(r: InspectReport) -> str:
                          f"t_y {e[1] * M_TO_CM:+.2f} cm, theta {e[2] * RAD_TO_DEG:+.1f} deg")
     else:
         lines.append("VS: no iterations")
+    if r.picks:
+        lines.append(f"Picks: {len(r.picks)}, placed {sum(p['outcome'] == 'placed' for p in r.picks)}")
+        for p in r.picks:
+            what = "placed" if p["outcome"] == "placed" else f"FAILED at {p['failed_node']}: {p['reason']}"
+            lines.append(f"  pick {p['pick']} (ticks {p['first_tick']}-{p['last_tick']}): {what}"
+                         + (f"; VS {p['chose']}" if p.get("chose") else ""))
     period = f" (period {r.period_s * 1000:.1f} ms)" if r.period_s else ""
     lines.append(f"Time per node{period}:")
     lines.append(f"  {'node':<26} {'ticks':>6} {'time s':>8} {'wall s':>8} {'failed':>7}")
