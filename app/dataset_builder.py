@@ -21,6 +21,7 @@ import numpy as np
 
 from app.errors import ConfigError
 from app.interfaces import MotionStatus, Robot
+from app.outputs import check_output_dir, owned, prepare_output_dir, write_guard
 from app.transforms import delta_pose
 from models.dataset import read_index, sample_id, write_index, write_sample
 
@@ -122,7 +123,8 @@ def build_dataset(out: str | Path, n: int, seed: int, objects: str = "seen", sim
     out = Path(out)
     for split, count, base in (("train", n, seed), ("val", max(1, int(round(n * VAL_FRACTION))), seed + 7)):
         d = out if split == "train" else out / "val"
-        d.mkdir(parents=True, exist_ok=True)
+        with write_guard(d):
+            d.mkdir(parents=True, exist_ok=True)
         existing = _existing(d)
         for dom, domain, stream in (("sim", sim_domain, 0), ("real", real_domain, 1)):
             samples = existing[dom]
@@ -170,16 +172,18 @@ def build_real_dataset(out: str | Path, n: int, seed: int, robot: Robot) -> Path
 
 def run_dataset(args: argparse.Namespace) -> int:
     """Entry point of ``python -m app dataset``."""
+    check_output_dir(args.out, "--out")  # before any work: one line and exit 2
     if args.n < 1:
         raise ConfigError(f"--n: expected >= 1, found {args.n}")
-    if args.backend == "real":
-        from app.hardware.real_session import RealSession
-        from app.hardware_config import load_hardware
+    with owned(prepare_output_dir(args.out, "--out", command="dataset", lock=True)):
+        if args.backend == "real":
+            from app.hardware.real_session import RealSession
+            from app.hardware_config import load_hardware
 
-        with RealSession(load_hardware(args.config), args.robot_host) as session:
-            build_real_dataset(args.out, args.n, args.seed, session.robot)
-    else:
-        build_dataset(args.out, args.n, args.seed, objects=args.objects, real_domain=args.domain)
+            with RealSession(load_hardware(args.config), args.robot_host) as session:
+                build_real_dataset(args.out, args.n, args.seed, session.robot)
+        else:
+            build_dataset(args.out, args.n, args.seed, objects=args.objects, real_domain=args.domain)
     idx = read_index(args.out)
     print(json.dumps({d: len(v) for d, v in idx["domains"].items()}), "samples in", args.out)
     return 0

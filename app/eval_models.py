@@ -38,6 +38,7 @@ import yaml
 from app.baselines_seg import iou, kmeans_segment, watershed_segment
 from app.config import load_yaml, resolve
 from app.interfaces import Frame
+from app.outputs import atomic_save, atomic_write_text, check_output_dir, owned, prepare_output_dir
 from app.perception import Perception, load_perception
 from app.sim.objects import load_grasps
 from app.types import RGB, Depth, Mask
@@ -365,8 +366,10 @@ def save_figures(examples: dict[str, View], out: Path) -> None:
     for a in ax.ravel():
         a.axis("off")
     fig.tight_layout()
-    fig.savefig(out / "fig10_adaptation.png", dpi=110)
-    plt.close(fig)
+    try:
+        atomic_save(out / "fig10_adaptation.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
 
     cols = ("raw image", "ground truth", *SEG_METHODS)
     labels = {"discriminator": "D_X on adapted", "discriminator_raw": "D_Y on raw",
@@ -384,8 +387,10 @@ def save_figures(examples: dict[str, View], out: Path) -> None:
     for a in ax.ravel():
         a.axis("off")
     fig.tight_layout()
-    fig.savefig(out / "fig7_segmentation.png", dpi=110)
-    plt.close(fig)
+    try:
+        atomic_save(out / "fig7_segmentation.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
 
 
 # ---------------------------------------------------------------- the command
@@ -443,9 +448,9 @@ def evaluate_models(out_dir: str | Path, seed: int = 0, episodes: int = DEFAULT_
     if min(episodes, images, latency_frames) < 1 or episodes >= SET_SEED_STRIDE:
         raise InputError(f"eval-models: expected episodes (< {SET_SEED_STRIDE}), images and latency frames "
                          f">= 1, found {episodes}, {images}, {latency_frames}")
+    out = check_output_dir(out_dir, "--out")  # before any work: one line and exit 2
     models = bundle if bundle is not None else load_perception(weights_dir, threads=2)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(out, "--out")
     torch.set_num_threads(2)
     by_set = {s: evaluate_pose(models, s, episodes, seed) for s in OBJECT_SETS}
     pooled = {m: pose_stats([e for s in OBJECT_SETS for e in by_set[s][m]]) for m in POSE_MODES}
@@ -474,7 +479,7 @@ def evaluate_models(out_dir: str | Path, seed: int = 0, episodes: int = DEFAULT_
         "command": _command(out_dir, seed, episodes, images, latency_frames, weights_dir if bundle is None else None),
     }
     metrics = _clean(metrics)
-    (out / "model_metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(out / "model_metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     return metrics
 
 
@@ -485,10 +490,12 @@ def run_eval_models(args: argparse.Namespace) -> int:
     Returns 0 once the metrics are written (targets missed are reported, not an error).
     """
     episodes = getattr(args, "episodes", None) or DEFAULT_EPISODES
-    m = evaluate_models(args.out, seed=int(getattr(args, "seed", 0) or 0), episodes=int(episodes),
-                        weights_dir=getattr(args, "weights", None),
-                        images=int(getattr(args, "images", None) or DEFAULT_IMAGES),
-                        latency_frames=int(getattr(args, "latency_frames", None) or DEFAULT_LATENCY_FRAMES))
+    check_output_dir(args.out, "--out")  # before any work: one line and exit 2
+    with owned(prepare_output_dir(args.out, "--out", command="eval-models", lock=True)):
+        m = evaluate_models(args.out, seed=int(getattr(args, "seed", 0) or 0), episodes=int(episodes),
+                            weights_dir=getattr(args, "weights", None),
+                            images=int(getattr(args, "images", None) or DEFAULT_IMAGES),
+                            latency_frames=int(getattr(args, "latency_frames", None) or DEFAULT_LATENCY_FRAMES))
     for mode, p in m["pose"].items():
         print(f"pose {mode:13s} pos median {p['pos_median_m']} m, yaw median {p['yaw_median_deg']} deg (n={p['n']})")
     for method, v in m["segmentation_iou"].items():

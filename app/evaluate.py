@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from app.episode import run_sim_episode
 from app.errors import ConfigError, SimulationError
 from app.hardware_config import load_hardware
+from app.outputs import AppendFile, check_output_dir, owned, prepare_output_dir, write_guard
 from app.report import RESULTS, read_results, summarize
 
 if TYPE_CHECKING:  # app.trees imports torch: loaded only where a campaign runs, not by `--help`
@@ -174,22 +175,29 @@ def _execute(todo: list[Trial], c: Campaign, workers: int) -> Iterator[dict[str,
 
 
 # ------------------------------------------------------------------------------ results file
+RESUME_HINT = "fix it and rerun the same command with --resume"
+
+
 class ResultsWriter:
-    """Appends one whole line per trial: a single ``write``, then flush to disk (``fsync``)."""
+    """Appends one whole line per trial: a single ``write``, then flush to disk (``fsync``).
+
+    A write cut by a full disk is cut back to the last whole line, and a results file whose
+    folder was removed is refused (:class:`~app.outputs.AppendFile`).
+
+    Raises:
+        OutputWriteError: The line could not be written (exit code 4; the campaign resumes).
+    """
 
     def __init__(self, path: Path) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.file = AppendFile(path, sync=True, hint=RESUME_HINT)
 
     def append(self, record: dict[str, Any]) -> None:
         """Write ``record`` as one JSON line and make it durable."""
-        data = memoryview((json.dumps(record, separators=(",", ":")) + "\n").encode())
-        while data:  # a regular file takes it in one write; loop only if the OS splits it
-            data = data[os.write(self.fd, data):]
-        os.fsync(self.fd)
+        self.file.append((json.dumps(record, separators=(",", ":")) + "\n").encode())
 
     def close(self) -> None:
         """Close the file."""
-        os.close(self.fd)
+        self.file.close()
 
 
 def _resume_state(out: Path, resume: bool, c: Campaign) -> set[tuple[str, str, int]]:
@@ -201,7 +209,7 @@ def _resume_state(out: Path, resume: bool, c: Campaign) -> set[tuple[str, str, i
             raise ConfigError(f"{path} exists: pass --resume to continue that campaign, or another --out")
         return set()
     if path.exists() and path.stat().st_size != good:
-        with path.open("r+b") as f:  # drop the torn tail, durably, before appending
+        with write_guard(path, RESUME_HINT), path.open("r+b") as f:  # drop the torn tail, durably
             f.truncate(good)
             os.fsync(f.fileno())
     for r in records[:1]:
@@ -224,9 +232,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from app.sim.objects import load_object_set
     from app.trees import load_tree_config
 
-    out = Path(args.out)
+    out = check_output_dir(args.out, "--out")
     if getattr(args, "summarize_only", False):
-        summarize(out)
+        with owned(prepare_output_dir(out, command="evaluate --summarize-only", lock=True)):
+            summarize(out)
         return 0
     if getattr(args, "backend", "sim") != "sim":
         raise ConfigError("evaluate: campaigns run on the simulator (--backend sim)")
@@ -240,23 +249,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
     domain = load_domain(args.domain)
     c = Campaign(str(out), args.seed, args.domain, domain.sha256, getattr(args, "config", None),
                  bool(getattr(args, "record", False)))
-    out.mkdir(parents=True, exist_ok=True)
-    done = _resume_state(out, args.resume, c)
-    todo = [t for t in plan if t.key not in done]
-    workers = min(args.workers or os.cpu_count() or 1, max(1, len(todo)))
-    writer = ResultsWriter(out / RESULTS)
-    grasped = 0
-    try:
-        with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="evaluate", unit="trial",
-                  file=sys.stderr, dynamic_ncols=True) as bar:
-            for rec in _execute(todo, c, workers):
-                writer.append(rec)
-                grasped += bool(rec["success"])
-                bar.set_postfix(grasped=grasped, refresh=False)
-                bar.update()
-    finally:
-        writer.close()
-    summary = summarize(out)
+    with owned(prepare_output_dir(out, "--out", command="evaluate", lock=True)):
+        done = _resume_state(out, args.resume, c)
+        todo = [t for t in plan if t.key not in done]
+        workers = min(args.workers or os.cpu_count() or 1, max(1, len(todo)))
+        writer = ResultsWriter(out / RESULTS)
+        grasped = 0
+        try:
+            with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="evaluate", unit="trial",
+                      file=sys.stderr, dynamic_ncols=True) as bar:
+                for rec in _execute(todo, c, workers):
+                    writer.append(rec)
+                    grasped += bool(rec["success"])
+                    bar.set_postfix(grasped=grasped, refresh=False)
+                    bar.update()
+        finally:
+            writer.close()
+        summary = summarize(out)
     print(f"{len(todo)} trials run ({len(plan) - len(todo)} already done); summary in {out / 'summary.md'}")
     for tree, by_set in summary["trees"].items():
         print("  " + tree + ": " + ", ".join(f"{s} {v['successes']}/{v['trials']}" for s, v in by_set.items()))

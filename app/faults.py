@@ -45,7 +45,13 @@ import numpy as np
 
 from app import CONFIG_DIR
 from app.config import Section, file_sha256, load_yaml
-from app.errors import CheckpointError, ConfigError, HardwareError, SimulationError
+from app.errors import (
+    CheckpointError,
+    ConfigError,
+    HardwareError,
+    OutputWriteError,
+    SimulationError,
+)
 from app.evaluate import (
     RUNS,
     Campaign,
@@ -67,6 +73,7 @@ from app.interfaces import (
     MotionStatus,
     Robot,
 )
+from app.outputs import check_output_dir, owned, prepare_output_dir
 from app.report import RESULTS, _write_atomic, read_results
 from app.safety import SafeArm, SafetyLimits, load_safety
 from app.stats import wilson_interval
@@ -731,6 +738,8 @@ def run_fault_job(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
             body.update(injected=1, unsafe_commands=0)
         else:
             body = _episode(t, fc)
+    except OutputWriteError:  # the campaign's own output failed: stop it (not the tree's fault)
+        raise
     except Exception as e:  # counted, never hidden: the campaign's "unhandled exceptions"
         body = {"success": False, "outcome": "error", "failed_node": "(fault campaign)",
                 "reason": f"unhandled {type(e).__name__}: {e}".splitlines()[0], "exception": True,
@@ -786,9 +795,10 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
     from app.sim.objects import load_object_set
     from app.trees import load_tree_config
 
-    out = Path(args.out)
+    out = check_output_dir(args.out, "--out")
     if args.summarize_only:
-        return _report(summarize_faults(out))
+        with owned(prepare_output_dir(out, command="faults --summarize-only", lock=True)):
+            return _report(summarize_faults(out))
     if args.backend != "sim":
         raise ConfigError("faults: campaigns run on the simulator (--backend sim)")
     if args.trials < 1 or (args.workers is not None and args.workers < 1):
@@ -809,24 +819,24 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
     domain = load_domain(args.domain)
     c = Campaign(str(out), args.seed, args.domain, domain.sha256, args.config)
     fc = FaultCampaign(c, faults, file_sha256(faults_path), weights, models_factory)
-    out.mkdir(parents=True, exist_ok=True)
-    done = _resume_state(out, args.resume, c)
-    previous, _ = read_results(out / RESULTS)
-    if previous and previous[0].get("faults_sha256") != fc.faults_sha256:
-        raise ConfigError(f"{out / RESULTS}: --resume with another faults file than {faults_path}")
-    todo = [t for t in plan if t.key not in done]
-    workers = min(args.workers or os.cpu_count() or 1, max(1, len(todo)))
-    writer = ResultsWriter(out / RESULTS)
-    try:
-        with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="faults", unit="trial",
-                  file=sys.stderr, dynamic_ncols=True) as bar:
-            for rec in _execute(todo, fc, workers):
-                writer.append(rec)
-                bar.update()
-    finally:
-        writer.close()
-    print(f"{len(todo)} trials run ({len(plan) - len(todo)} already done); summary in {out / 'summary.md'}")
-    return _report(summarize_faults(out))
+    with owned(prepare_output_dir(out, "--out", command="faults", lock=True)):
+        done = _resume_state(out, args.resume, c)
+        previous, _ = read_results(out / RESULTS)
+        if previous and previous[0].get("faults_sha256") != fc.faults_sha256:
+            raise ConfigError(f"{out / RESULTS}: --resume with another faults file than {faults_path}")
+        todo = [t for t in plan if t.key not in done]
+        workers = min(args.workers or os.cpu_count() or 1, max(1, len(todo)))
+        writer = ResultsWriter(out / RESULTS)
+        try:
+            with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="faults", unit="trial",
+                      file=sys.stderr, dynamic_ncols=True) as bar:
+                for rec in _execute(todo, fc, workers):
+                    writer.append(rec)
+                    bar.update()
+        finally:
+            writer.close()
+        print(f"{len(todo)} trials run ({len(plan) - len(todo)} already done); summary in {out / 'summary.md'}")
+        return _report(summarize_faults(out))
 
 
 def _report(summary: dict[str, Any]) -> int:

@@ -42,7 +42,7 @@ from transitions import MachineError
 from transitions.extensions import HierarchicalMachine
 from transitions.extensions.nesting import NestedState
 
-from app.errors import HardwareError
+from app.errors import HardwareError, OutputWriteError
 from app.interfaces import Arm, MotionStatus, Robot
 from app.logs import RunLog
 from app.runner import EpisodeResult
@@ -53,6 +53,8 @@ T = TypeVar("T")
 DEFAULT_MAX_RECOVERIES = 2  # consecutive reflexes recovered within one home()/execute() call
 HOME_TIMEOUT_S = 30.0  # s; a move across the whole workspace at the configured speeds takes < 10 s
 EXIT_INTERRUPT = 130  # 128 + SIGINT, what a shell reports for Ctrl-C (as app.cli)
+#: Triggers of the stop path: a failed log write never keeps them from stopping the arm.
+STOPPING = frozenset({"fault", "shutdown", "interrupt", "release_error"})
 # libfranka names the reflex in its errors ("motion aborted by reflex! [\"cartesian_reflex\"]").
 REFLEX_RE = re.compile(r"reflex", re.IGNORECASE)
 
@@ -185,6 +187,7 @@ class RobotSession:
         self.fault_reason = ""  # why the session faulted ("" while it has not)
         self.recoveries = 0  # arm.recover() calls that succeeded, over the whole session
         self._log = log
+        self.log_error: OutputWriteError | None = None  # the session log's failed write, if any
         self._robot: Robot | None = None
         self._exit_code = 0
         self._closers: list[Callable[[], None]] = []
@@ -347,6 +350,8 @@ class RobotSession:
             self._interrupt()
         else:
             self.shutdown(reason=f"{exc_type.__name__} raised" if exc_type else "")
+            if exc_type is None and self.log_error is not None:  # the log broke while stopping
+                raise self.log_error
 
     # ---------------------------------------------------------------- steps
     def _drive_home(self) -> str | None:
@@ -426,6 +431,7 @@ class RobotSession:
                                         f"{type(e).__name__}: {one_line(e)}"))
         if self._log is not None:
             self._log.close()
+            self._log = None
 
     # ---------------------------------------------------------------- machine plumbing
     def _fire(self, trigger: str, reason: str = "") -> None:
@@ -447,6 +453,16 @@ class RobotSession:
                                 str(event.kwargs.get("reason", ""))))
 
     def _append(self, entry: Transition) -> None:
+        """Keep ``entry``; log it. A failed log write stops the run (OutputWriteError), except on
+        the stop path, which goes on without its log (the error is kept in :attr:`log_error`)."""
         self.history.append(entry)
-        if self._log is not None:
+        if self._log is None:
+            return
+        try:
             self._log.log.info("transition", **entry._asdict())
+        except OutputWriteError as e:
+            self.log_error = self.log_error or e
+            self._log.close()
+            self._log = None  # no further writes into a broken log
+            if entry.trigger not in STOPPING:
+                raise

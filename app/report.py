@@ -11,6 +11,7 @@ import numpy as np
 
 from app.episode import PAPER_RADIUS_M
 from app.errors import ConfigError
+from app.outputs import atomic_save, atomic_write_text
 from app.stats import newcombe_difference, wilson_interval
 
 RESULTS = "results.jsonl"
@@ -202,15 +203,16 @@ def _save(fig: Any, out: Path, name: str) -> str:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(out / name, dpi=120)  # dpi: readable in a README at page width
-    plt.close(fig)
+    try:  # dpi: readable in a README at page width
+        atomic_save(out / name, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    finally:
+        plt.close(fig)
     return name
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    """``text`` to ``path`` atomically (:func:`app.outputs.atomic_write_text`)."""
+    atomic_write_text(path, text)
 
 
 def read_results(path: Path) -> tuple[list[dict[str, Any]], int]:

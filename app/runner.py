@@ -16,8 +16,10 @@ import numpy as np
 import py_trees
 from py_trees.common import Status
 
+from app.errors import OutputWriteError
 from app.interfaces import Robot
 from app.logs import RunLog
+from app.outputs import write_guard
 
 #: Blackboard keys logged when they change (images are recorded separately with --record).
 LOGGED_KEYS = ("pose_step", "action", "vs_mode", "vs_iterations", "vs_error", "vs_gain", "vs_twist",
@@ -123,6 +125,8 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
             t0 = time.perf_counter()
             try:
                 tree.tick()
+            except OutputWriteError:  # a log write inside a leaf (safety warnings): stop the run
+                raise
             except Exception as e:  # a leaf raised: the episode fails, naming the leaf and the error
                 result = EpisodeResult("failure", failed_node=_raising_node(e, root.name),
                                        reason=f"unhandled {type(e).__name__}: {e}".splitlines()[0])
@@ -187,17 +191,29 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
 
 
 def _record(record_dir: Path, tick: int) -> None:
-    """Save the raw, model (adapted) and mask images of this tick, when they changed."""
+    """Save the raw, model (adapted) and mask images of this tick, when they changed.
+
+    Raises:
+        OutputWriteError: An image could not be written (``cv2.imwrite`` would only return False).
+    """
     import cv2
 
-    record_dir.mkdir(parents=True, exist_ok=True)
     frame, model_frame, mask = _bb_value("frame"), _bb_value("model_frame"), _bb_value("mask")
     if frame is None:
         return
     stem = record_dir / f"{tick:05d}"
-    cv2.imwrite(f"{stem}_raw.png", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
-    cv2.imwrite(f"{stem}_raw_depth.png", np.round(frame.depth / 0.000125).astype(np.uint16))  # SR300 units
+    images = [("raw", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)),
+              ("raw_depth", np.round(frame.depth / 0.000125).astype(np.uint16))]  # SR300 units
     if model_frame is not None and model_frame is not frame:
-        cv2.imwrite(f"{stem}_adapted.png", cv2.cvtColor(model_frame.rgb, cv2.COLOR_RGB2BGR))
+        images.append(("adapted", cv2.cvtColor(model_frame.rgb, cv2.COLOR_RGB2BGR)))
     if mask is not None:
-        cv2.imwrite(f"{stem}_mask.png", (mask * 120).astype(np.uint8))  # 0, 120, 240: visible classes
+        images.append(("mask", (mask * 120).astype(np.uint8)))  # 0, 120, 240: visible classes
+    with write_guard(record_dir):
+        record_dir.mkdir(parents=True, exist_ok=True)
+    for name, image in images:
+        path = Path(f"{stem}_{name}.png")
+        ok, png = cv2.imencode(".png", image)
+        if not ok:  # an image the encoder refuses is a bug here, not a disk problem
+            raise RuntimeError(f"cv2.imencode refused {name} of tick {tick}")
+        with write_guard(path):
+            path.write_bytes(png.tobytes())
