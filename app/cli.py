@@ -1,7 +1,9 @@
 """Command-line interface: ``python -m app`` (or the ``simgrasp`` console script).
 
 Exit codes: 0 every episode grasped (subcommands: completed), 1 a grasp failed, 2 a usage,
-configuration or input error (one line on stderr), 3 hardware unreachable, 130 Ctrl-C.
+configuration, input or output-path error (one line on stderr, nothing started), 3 hardware
+unreachable, 4 an output could not be written during the run (disk full, folder removed,
+permissions; what was written is kept, campaigns continue with --resume), 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 
 from app.errors import AppError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HARDWARE, EXIT_INTERRUPT = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HARDWARE, EXIT_OUTPUT, EXIT_INTERRUPT = 0, 1, 2, 3, 4, 130
 
 
 class _Parser(argparse.ArgumentParser):

@@ -106,6 +106,39 @@ def _check_space(folder: Path, label: str) -> None:
         raise OutputError(f"{label}: no space left on the device ({free} bytes free)")
 
 
+def _not_a_folder(p: Path) -> str:
+    return "a file" if p.is_file() else "not a folder"
+
+
+def _check_dir(p: Path, label: str, what: str) -> None:
+    """:func:`check_output_dir` of folder ``p``; messages start with ``label`` (the path the user
+    gave: the folder itself, or a file in it when ``what`` is "file")."""
+    existing, missing = _first_existing(p)
+    if not missing:
+        if not p.is_dir():
+            raise OutputError(f"{label}: {p} is {_not_a_folder(p)}, expected a folder"
+                              if what == "file" else f"{label}: is {_not_a_folder(p)}, expected a folder")
+        _probe(p, label)
+        _check_space(p, label)
+        return
+    if not existing.is_dir():
+        raise OutputError(f"{label}: cannot be created inside {existing}: it is {_not_a_folder(existing)}")
+    created: list[Path] = []
+    try:
+        for part in missing:
+            try:
+                part.mkdir()
+            except OSError as e:
+                raise OutputError(f"{label}: cannot be created ({reason(e)} in {part.parent})") from e
+            created.append(part)
+        _probe(p, label)
+        _check_space(p, label)
+    finally:
+        for part in reversed(created):
+            with contextlib.suppress(OSError):
+                part.rmdir()
+
+
 def check_output_dir(path: str | Path, flag: str | None = "--out") -> Path:
     """Check, before any work, that ``path`` can be created as a folder and written.
 
@@ -121,33 +154,10 @@ def check_output_dir(path: str | Path, flag: str | None = "--out") -> Path:
     Raises:
         OutputError: One line naming the path and the problem (exit code 2).
     """
-    p = Path(path)
-    label = _label(path, flag)
     if str(path) == "":
         raise OutputError(f"{flag or 'output'}: expected a folder, found an empty path")
-    existing, missing = _first_existing(p)
-    if not missing:
-        if not p.is_dir():
-            raise OutputError(f"{label}: is a file, expected a folder")
-        _probe(p, label)
-        _check_space(p, label)
-        return p
-    if not existing.is_dir():
-        raise OutputError(f"{label}: cannot be created inside {existing}: it is a file, not a folder")
-    created: list[Path] = []
-    try:
-        for part in missing:
-            try:
-                part.mkdir()
-            except OSError as e:
-                raise OutputError(f"{label}: cannot be created ({reason(e)} in {part.parent})") from e
-            created.append(part)
-        _probe(p, label)
-        _check_space(p, label)
-    finally:
-        for part in reversed(created):
-            with contextlib.suppress(OSError):
-                part.rmdir()
+    p = Path(path)
+    _check_dir(p, _label(path, flag), "folder")
     return p
 
 
@@ -161,9 +171,14 @@ def check_output_file(path: str | Path, flag: str | None = None) -> Path:
     label = _label(path, flag)
     if p.is_dir():
         raise OutputError(f"{label}: is a folder, expected a file")
-    if os.path.lexists(p) and not os.access(p, os.W_OK):
-        raise OutputError(f"{label}: not writable (permission denied)")
-    check_output_dir(p.parent, None if flag is None else f"{flag} (its folder)")
+    if os.path.lexists(p) and not p.is_file():  # a device (/dev/null), a socket: never replaced
+        raise OutputError(f"{label}: is not a regular file")
+    _check_dir(p.parent, label, "file")
+    if os.path.lexists(p):
+        try:  # open for appending, write nothing: the check root passes only where it can write
+            os.close(os.open(p, os.O_WRONLY | os.O_APPEND))
+        except OSError as e:
+            raise OutputError(f"{label}: not writable ({reason(e)})") from e
     return p
 
 
@@ -368,6 +383,8 @@ def atomic_save(path: str | Path, write: Callable[[Path], None], hint: str = "",
             the temporary file removed.
     """
     path = Path(path)
+    if os.path.lexists(path) and not path.is_file():  # never rename over a device or a folder
+        raise OutputWriteError(f"{path}: is not a regular file; nothing was written")
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}")
     try:
         write(tmp)
