@@ -48,6 +48,11 @@ class _LineFile:
     def flush(self) -> None:
         """Nothing to do: every record went to the OS whole."""
 
+    @property
+    def closed(self) -> bool:
+        """Whether the file was closed."""
+        return self.file.fd is None
+
     def close(self) -> None:
         self.file.close()
 
