@@ -21,6 +21,7 @@ any work, and a write that fails during the run is one line and exit code 4
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as _dt
 import errno
@@ -62,6 +63,7 @@ REASONS = {
 _write = os.write
 _fsync = os.fsync
 _replace = os.replace
+_statvfs = os.statvfs
 
 
 def reason(e: OSError) -> str:
@@ -98,7 +100,7 @@ def _probe(folder: Path, label: str) -> None:
 
 def _check_space(folder: Path, label: str) -> None:
     try:
-        st = os.statvfs(folder)
+        st = _statvfs(folder)
     except OSError:  # no statvfs here (an odd file system): the probe already wrote
         return
     free = st.f_bavail * st.f_frsize
@@ -306,6 +308,7 @@ class OutputLock:
             os.close(fd)
             raise OutputError(f"{self.path}: cannot write the lock file ({reason(e)})") from e
         self.fd = fd
+        atexit.register(self.release)  # released on any normal exit, even one that skips release()
 
     def release(self) -> None:
         """Remove the lock file and let go (the file first, so no one takes a dead file)."""
@@ -316,6 +319,7 @@ class OutputLock:
                 os.unlink(self.path)
         os.close(self.fd)
         self.fd = None
+        atexit.unregister(self.release)
 
     def __enter__(self) -> OutputLock:
         if self.fd is None:
