@@ -441,6 +441,8 @@ def evaluate_models(out_dir: str | Path, seed: int = 0, episodes: int = DEFAULT_
     Raises:
         CheckpointError: The weights are missing, corrupt or mismatched (one line).
         InputError: Counts below 1, or too many episodes.
+        OutputError: ``out_dir`` cannot be written or another run owns it (before any work).
+        OutputWriteError: A write failed during the run (exit code 4).
     """
     from app.errors import InputError
     from app.sim.domain import load_domain
@@ -450,37 +452,37 @@ def evaluate_models(out_dir: str | Path, seed: int = 0, episodes: int = DEFAULT_
                          f">= 1, found {episodes}, {images}, {latency_frames}")
     out = check_output_dir(out_dir, "--out")  # before any work: one line and exit 2
     models = bundle if bundle is not None else load_perception(weights_dir, threads=2)
-    prepare_output_dir(out, "--out")
-    torch.set_num_threads(2)
-    by_set = {s: evaluate_pose(models, s, episodes, seed) for s in OBJECT_SETS}
-    pooled = {m: pose_stats([e for s in OBJECT_SETS for e in by_set[s][m]]) for m in POSE_MODES}
-    views = {s: collect_views(models, s, images, seed) for s in OBJECT_SETS}
-    per_set_iou = {s: segmentation_iou(views[s]) for s in OBJECT_SETS}
-    seg = {m: {s: per_set_iou[s][m] for s in OBJECT_SETS} for m in SEG_METHODS}
-    frames = [v.real for s in OBJECT_SETS for v in views[s]]
-    latency = {t: measure_latency(models, frames, latency_frames, t) for t in THREADS}
-    examples = {s: v for s in OBJECT_SETS if (v := _example(views[s])) is not None}
-    save_figures(examples, out)
-    metrics: dict[str, Any] = {
-        "pose": pooled,
-        "segmentation_iou": seg,
-        "adaptation_error": adaptation_error([v for s in OBJECT_SETS for v in views[s]]),
-        "latency_ms": latency[2],
-        "domain_sha256": load_domain("real").sha256,
-        "pose_by_set": {s: {m: pose_stats(by_set[s][m]) for m in POSE_MODES} for s in OBJECT_SETS},
-        "adaptation_error_by_set": {s: adaptation_error(views[s]) for s in OBJECT_SETS},
-        "segmentation_views": {s: {"taken": len(views[s]), "scored": len(scored(views[s]))} for s in OBJECT_SETS},
-        "latency_ms_1_thread": latency[1],
-        "targets": check_targets(pooled, seg, latency[2]),
-        "domain_sha256_sim": load_domain("sim").sha256,
-        "seed": seed, "held_out_seed_base": HELD_OUT_BASE + seed,
-        "episodes_per_set": episodes, "images_per_set": images, "latency_frames": latency_frames,
-        "weights": "given bundle" if bundle is not None else str(weights_dir or "models/weights (shipped)"),
-        "command": _command(out_dir, seed, episodes, images, latency_frames, weights_dir if bundle is None else None),
-    }
-    metrics = _clean(metrics)
-    atomic_write_text(out / "model_metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-    return metrics
+    with owned(prepare_output_dir(out, "--out", command="eval-models", lock=True)):  # after the models load
+        torch.set_num_threads(2)
+        by_set = {s: evaluate_pose(models, s, episodes, seed) for s in OBJECT_SETS}
+        pooled = {m: pose_stats([e for s in OBJECT_SETS for e in by_set[s][m]]) for m in POSE_MODES}
+        views = {s: collect_views(models, s, images, seed) for s in OBJECT_SETS}
+        per_set_iou = {s: segmentation_iou(views[s]) for s in OBJECT_SETS}
+        seg = {m: {s: per_set_iou[s][m] for s in OBJECT_SETS} for m in SEG_METHODS}
+        frames = [v.real for s in OBJECT_SETS for v in views[s]]
+        latency = {t: measure_latency(models, frames, latency_frames, t) for t in THREADS}
+        examples = {s: v for s in OBJECT_SETS if (v := _example(views[s])) is not None}
+        save_figures(examples, out)
+        metrics: dict[str, Any] = {
+            "pose": pooled,
+            "segmentation_iou": seg,
+            "adaptation_error": adaptation_error([v for s in OBJECT_SETS for v in views[s]]),
+            "latency_ms": latency[2],
+            "domain_sha256": load_domain("real").sha256,
+            "pose_by_set": {s: {m: pose_stats(by_set[s][m]) for m in POSE_MODES} for s in OBJECT_SETS},
+            "adaptation_error_by_set": {s: adaptation_error(views[s]) for s in OBJECT_SETS},
+            "segmentation_views": {s: {"taken": len(views[s]), "scored": len(scored(views[s]))} for s in OBJECT_SETS},
+            "latency_ms_1_thread": latency[1],
+            "targets": check_targets(pooled, seg, latency[2]),
+            "domain_sha256_sim": load_domain("sim").sha256,
+            "seed": seed, "held_out_seed_base": HELD_OUT_BASE + seed,
+            "episodes_per_set": episodes, "images_per_set": images, "latency_frames": latency_frames,
+            "weights": "given bundle" if bundle is not None else str(weights_dir or "models/weights (shipped)"),
+            "command": _command(out_dir, seed, episodes, images, latency_frames, weights_dir if bundle is None else None),
+        }
+        metrics = _clean(metrics)
+        atomic_write_text(out / "model_metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+        return metrics
 
 
 def run_eval_models(args: argparse.Namespace) -> int:
@@ -490,12 +492,10 @@ def run_eval_models(args: argparse.Namespace) -> int:
     Returns 0 once the metrics are written (targets missed are reported, not an error).
     """
     episodes = getattr(args, "episodes", None) or DEFAULT_EPISODES
-    check_output_dir(args.out, "--out")  # before any work: one line and exit 2
-    with owned(prepare_output_dir(args.out, "--out", command="eval-models", lock=True)):
-        m = evaluate_models(args.out, seed=int(getattr(args, "seed", 0) or 0), episodes=int(episodes),
-                            weights_dir=getattr(args, "weights", None),
-                            images=int(getattr(args, "images", None) or DEFAULT_IMAGES),
-                            latency_frames=int(getattr(args, "latency_frames", None) or DEFAULT_LATENCY_FRAMES))
+    m = evaluate_models(args.out, seed=int(getattr(args, "seed", 0) or 0), episodes=int(episodes),
+                        weights_dir=getattr(args, "weights", None),
+                        images=int(getattr(args, "images", None) or DEFAULT_IMAGES),
+                        latency_frames=int(getattr(args, "latency_frames", None) or DEFAULT_LATENCY_FRAMES))
     for mode, p in m["pose"].items():
         print(f"pose {mode:13s} pos median {p['pos_median_m']} m, yaw median {p['yaw_median_deg']} deg (n={p['n']})")
     for method, v in m["segmentation_iou"].items():

@@ -141,11 +141,12 @@ def train_ppo(config: str | Path, out_dir: str | Path, seed: int = 0, resume: bo
         OutputWriteError: A save failed during the run (the last good checkpoint is kept).
     """
     check_output_dir(out_dir, "--out")  # before any work: one line and exit 2
+    args = load_ppo_args(config)
     with owned(prepare_output_dir(out_dir, "--out", command="train ppo", lock=True)):
-        return _train_ppo(config, Path(out_dir), seed, resume, total_override)
+        return _train_ppo(args, Path(out_dir), seed, resume, total_override)
 
 
-def _train_ppo(config: str | Path, out: Path, seed: int, resume: bool, total_override: int | None) -> Path:
+def _train_ppo(args: PPOArgs, out: Path, seed: int, resume: bool, total_override: int | None) -> Path:
     """:func:`train_ppo` in the run directory it owns."""
     import torch
     from stable_baselines3 import PPO
@@ -154,7 +155,6 @@ def _train_ppo(config: str | Path, out: Path, seed: int, resume: bool, total_ove
 
     from models.policy_net import RGBDExtractor, export_policy
 
-    args = load_ppo_args(config)
     if total_override:
         args.total_timesteps = total_override
     atomic_write_text(out / "config.yaml", yaml.safe_dump({"seed": seed, **asdict(args)}, sort_keys=False))
