@@ -234,7 +234,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     out = check_output_dir(args.out, "--out")
     if getattr(args, "summarize_only", False):
-        with owned(prepare_output_dir(out, command="evaluate --summarize-only", lock=True)):
+        with owned(prepare_output_dir(out, command="evaluate --summarize-only", lock=True) if out.is_dir() else None):
             summarize(out)
         return 0
     if getattr(args, "backend", "sim") != "sim":

@@ -797,7 +797,7 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
 
     out = check_output_dir(args.out, "--out")
     if args.summarize_only:
-        with owned(prepare_output_dir(out, command="faults --summarize-only", lock=True)):
+        with owned(prepare_output_dir(out, command="faults --summarize-only", lock=True) if out.is_dir() else None):
             return _report(summarize_faults(out))
     if args.backend != "sim":
         raise ConfigError("faults: campaigns run on the simulator (--backend sim)")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from app.outputs import AppendFile, atomic_write_text, write_guard
+from app.outputs import AppendFile, atomic_write_text, sync_folder, write_guard
 
 
 def _plain(obj: Any) -> Any:
@@ -94,6 +94,9 @@ def finish_run_dir(run_dir: Path, summary: dict[str, Any]) -> None:
     Raises:
         OutputWriteError: The write failed (the marker stays: the run is not a result).
     """
-    atomic_write_text(run_dir / "episode.json", json.dumps(_plain(summary), indent=2))
+    # The marker goes right after the rename (a kill -9 between them is a microsecond window),
+    # then both are made durable.
+    atomic_write_text(run_dir / "episode.json", json.dumps(_plain(summary), indent=2), sync_dir=False)
     with write_guard(run_dir / "RUNNING"):
         (run_dir / "RUNNING").unlink(missing_ok=True)
+    sync_folder(run_dir)

@@ -363,7 +363,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[_write(fd, view):]
 
 
-def _fsync_dir(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable (best effort: some file systems refuse a folder fd)."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
@@ -373,7 +373,8 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def atomic_save(path: str | Path, write: Callable[[Path], None], hint: str = "", suffix: str = "") -> None:
+def atomic_save(path: str | Path, write: Callable[[Path], None], hint: str = "", suffix: str = "",
+                sync_dir: bool = True) -> None:
     """Write ``path`` through a temporary file in its folder, ``fsync``, then :func:`os.replace`.
 
     Args:
@@ -381,6 +382,8 @@ def atomic_save(path: str | Path, write: Callable[[Path], None], hint: str = "",
         write: Writes the temporary file whose path it is given (e.g. ``torch.save``).
         hint: What the user can do, appended to the error line.
         suffix: Suffix of the temporary file, for writers that add their own (SB3 adds ``.zip``).
+        sync_dir: ``fsync`` the folder after the rename (False: the caller does, after its
+            next step; :func:`sync_folder`).
 
     Raises:
         OutputWriteError: The write, the flush or the rename failed; ``path`` is unchanged and
@@ -406,10 +409,11 @@ def atomic_save(path: str | Path, write: Callable[[Path], None], hint: str = "",
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    if sync_dir:
+        sync_folder(path.parent)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, hint: str = "") -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, hint: str = "", sync_dir: bool = True) -> None:
     """:func:`atomic_save` of ``data``."""
 
     def write(tmp: Path) -> None:
@@ -419,12 +423,12 @@ def atomic_write_bytes(path: str | Path, data: bytes, hint: str = "") -> None:
         finally:
             os.close(fd)
 
-    atomic_save(path, write, hint)
+    atomic_save(path, write, hint, sync_dir=sync_dir)
 
 
-def atomic_write_text(path: str | Path, text: str, hint: str = "") -> None:
+def atomic_write_text(path: str | Path, text: str, hint: str = "", sync_dir: bool = True) -> None:
     """:func:`atomic_save` of ``text`` (UTF-8)."""
-    atomic_write_bytes(path, text.encode("utf-8"), hint)
+    atomic_write_bytes(path, text.encode("utf-8"), hint, sync_dir)
 
 
 class AppendFile:
