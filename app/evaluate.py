@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from app.episode import run_sim_episode
 from app.errors import ConfigError, SimulationError
 from app.hardware_config import load_hardware
-from app.outputs import AppendFile, check_output_dir, owned, prepare_output_dir, write_guard
+from app.outputs import AppendFile, check_output_dir, hinted, owned, prepare_output_dir, write_guard
 from app.report import RESULTS, read_results, summarize
 
 if TYPE_CHECKING:  # app.trees imports torch: loaded only where a campaign runs, not by `--help`
@@ -257,7 +257,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         grasped = 0
         try:
             with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="evaluate", unit="trial",
-                      file=sys.stderr, dynamic_ncols=True) as bar:
+                      file=sys.stderr, dynamic_ncols=True) as bar, hinted(RESUME_HINT):
                 for rec in _execute(todo, c, workers):
                     writer.append(rec)
                     grasped += bool(rec["success"])

@@ -53,6 +53,7 @@ from app.errors import (
     SimulationError,
 )
 from app.evaluate import (
+    RESUME_HINT,
     RUNS,
     Campaign,
     ResultsWriter,
@@ -73,7 +74,7 @@ from app.interfaces import (
     MotionStatus,
     Robot,
 )
-from app.outputs import check_output_dir, owned, prepare_output_dir
+from app.outputs import check_output_dir, hinted, owned, prepare_output_dir
 from app.report import RESULTS, _write_atomic, read_results
 from app.safety import SafeArm, SafetyLimits, load_safety
 from app.stats import wilson_interval
@@ -829,7 +830,7 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
         writer = ResultsWriter(out / RESULTS)
         try:
             with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="faults", unit="trial",
-                      file=sys.stderr, dynamic_ncols=True) as bar:
+                      file=sys.stderr, dynamic_ncols=True) as bar, hinted(RESUME_HINT):
                 for rec in _execute(todo, fc, workers):
                     writer.append(rec)
                     bar.update()

@@ -357,6 +357,18 @@ def write_guard(path: str | Path, hint: str = "") -> Iterator[None]:
         raise write_failed(path, e, hint) from e
 
 
+@contextlib.contextmanager
+def hinted(hint: str) -> Iterator[None]:
+    """Add ``hint`` (what the user can do) to an :class:`~app.errors.OutputWriteError` of the
+    block that lacks it: a campaign's worker writes its run folder without knowing of --resume."""
+    try:
+        yield
+    except OutputWriteError as e:
+        if hint in str(e):
+            raise
+        raise OutputWriteError(f"{e}; {hint}") from e
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:  # a regular file takes it in one write; loop only if the OS splits it

@@ -280,7 +280,9 @@ def test_faults_campaign_stops_on_a_failed_write_instead_of_counting_it(
     argv = ["faults", "--tree", "oracle", "--kinds", "frame_drop", "--no-baseline", "--objects", objects,
             "--trials", "1", "--workers", "1", "--out", str(out)]
     assert main(argv) == 4
-    assert "ticks.jsonl: write failed during the run (no space left on the device)" in one_line(capsys)
+    line = one_line(capsys)
+    assert "ticks.jsonl: write failed during the run (no space left on the device)" in line
+    assert line.endswith("rerun the same command with --resume")  # the campaign's hint on a worker's error
     assert (out / "results.jsonl").read_text() == ""  # not recorded as a trial with an unhandled exception
     assert not (out / LOCK_NAME).exists()
     monkeypatch.setattr(outputs, "_write", os.write)
