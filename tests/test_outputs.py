@@ -10,7 +10,8 @@ Read-only outputs and root: the suite runs as root here, and root may write a ``
 folder (``os.access`` says True, and the write succeeds). Two honest read-only cases instead:
 ``/sys`` (sysfs refuses new files even to root: EPERM), and a ``chmod 555`` folder checked by a
 forked child that dropped to the ``nobody`` user (``os.setuid``), for which it really is
-read-only. A full disk before the run is the file system's free space (``statvfs``) reading 0.
+read-only. A full disk before the run is the file system's free space (``statvfs``) reading 0;
+during a run, besides the injected ENOSPC, a real one: a 256 KiB tmpfs (where mounting is allowed).
 """
 
 from __future__ import annotations
@@ -245,6 +246,36 @@ def test_disk_full_mid_line_stops_the_campaign_and_resume_finishes_exactly_the_p
     monkeypatch.setattr(outputs, "_write", os.write)  # space again
     assert main(_evaluate(out, objects, 3, "--resume")) == 0
     assert sorted(_keys(out)) == [("oracle", "block", k) for k in range(3)]  # the plan, each trial once
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 KiB file system (tmpfs), where one may mount one (root); skipped elsewhere."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_really_full_disk_stops_the_campaign_and_resume_finishes_the_plan(
+        small_disk: Path, objects: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """No injection: the campaign fills a 256 KiB tmpfs (each trial's tick log is ~50 KB)."""
+    monkeypatch.setattr(outputs, "MIN_FREE_BYTES", 0)  # let it start on a disk this small
+    out = small_disk / "campaign"
+    assert main(_evaluate(out, objects, 10)) == 4
+    line = one_line(capsys)
+    assert "write failed during the run (no space left on the device)" in line and line.endswith("--resume")
+    done = _keys(out)  # whole lines only
+    assert 0 < len(done) < 10 and not (out / LOCK_NAME).exists()
+    assert sum((d / "RUNNING").exists() for d in (out / "runs").iterdir()) == 1  # the cut episode, marked
+    subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+    assert main(_evaluate(out, objects, 10, "--resume")) == 0
+    assert sorted(_keys(out)) == [("oracle", "block", k) for k in range(10)]
 
 
 def test_campaign_folder_removed_mid_run_stops_with_one_line(tmp_path: Path, objects: str,
