@@ -7,10 +7,10 @@ writer goes through) raise the OSError a full disk, a removed folder or a permis
 raises, for the file the test names, after the bytes a real partial write would have written.
 
 Read-only outputs and root: the suite runs as root here, and root may write a ``chmod 555``
-folder (``os.access`` says True, and the write succeeds). Two honest read-only cases instead:
-``/sys`` (sysfs refuses new files even to root: EPERM), and a ``chmod 555`` folder checked by a
-forked child that dropped to the ``nobody`` user (``os.setuid``), for which it really is
-read-only. A full disk before the run is the file system's free space (``statvfs``) reading 0;
+folder (``os.access`` says True, and the write succeeds). Three honest read-only cases instead:
+``/sys`` (sysfs refuses new files even to root: EPERM), a tmpfs mounted ``ro`` (EROFS, where
+mounting is allowed, else skipped), and a ``chmod 555`` folder checked by a forked child that
+dropped to the ``nobody`` user (``os.setuid``), for which it really is read-only. A full disk before the run is the file system's free space (``statvfs``) reading 0;
 during a run, besides the injected ENOSPC, a real one: a 256 KiB tmpfs (where mounting is allowed).
 """
 
@@ -185,6 +185,22 @@ def _as_nobody(fn: Callable[[], int]) -> tuple[int, str]:
     os.waitpid(pid, 0)
     code, err = json.loads(data)
     return code, err
+
+
+def test_read_only_file_system_even_for_root(tmp_path: Path, objects: str, capsys: pytest.CaptureFixture) -> None:
+    """A tmpfs mounted read-only refuses root too (EROFS), where mounting is allowed."""
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        assert main(_commands(objects, "d")["evaluate"](str(mnt))) == 2
+        assert one_line(capsys) == f"error: --out {mnt}: not writable (read-only file system)"
+        assert main(_commands(objects, "d")["main job --log-dir"](str(mnt / "runs"))) == 2
+        assert one_line(capsys) == f"error: --log-dir {mnt / 'runs'}: cannot be created (read-only file system in {mnt})"
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_check_leaves_nothing_and_keeps_an_existing_folder(tmp_path: Path) -> None:
