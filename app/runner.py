@@ -17,9 +17,9 @@ import py_trees
 from py_trees.common import Status
 
 from app.errors import OutputWriteError
-from app.interfaces import Robot
 from app.logs import RunLog
 from app.outputs import write_guard
+from app.robot.interfaces import Robot
 
 #: Blackboard keys logged when they change (images are recorded separately with --record).
 LOGGED_KEYS = ("pose_step", "action", "vs_mode", "vs_iterations", "vs_error", "vs_gain", "vs_twist",

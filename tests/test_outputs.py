@@ -35,7 +35,8 @@ import pytest
 
 import app.outputs as outputs
 from app import ROOT
-from app.cli import EXIT_OUTPUT, main
+from app.cli import main
+from app.command import EXIT_OUTPUT
 from app.errors import OutputError, OutputWriteError
 from app.outputs import LOCK_NAME, OutputLock, atomic_write_bytes, check_output_dir
 from tests.test_evaluate import OBJECTS
@@ -130,7 +131,7 @@ def test_the_issue_commands_through_the_process(tmp_path: Path) -> None:
 def test_read_only_folder_for_an_unprivileged_user(tmp_path: Path) -> None:
     """``chmod 555``, checked by a process that cannot bypass it: a forked child that dropped
     root (as root) or the test's own user (otherwise)."""
-    import app.dataset_builder  # noqa: F401  (imported before the fork: the child may not read /root)
+    import app.tools.dataset_builder  # noqa: F401  (imported before the fork: the child may not read /root)
     from app.cli import build_parser
 
     build_parser()  # its lazy imports too
@@ -301,7 +302,7 @@ def test_campaign_folder_removed_mid_run_stops_with_one_line(tmp_path: Path, obj
     file nobody can see, so the campaign stops instead."""
     import shutil
 
-    import app.evaluate as ev
+    import app.campaigns.evaluate as ev
 
     out = tmp_path / "campaign"
     real_job = ev._run_job

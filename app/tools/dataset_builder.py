@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from app.errors import ConfigError
-from app.interfaces import MotionStatus, Robot
 from app.outputs import check_output_dir, owned, prepare_output_dir, write_guard
+from app.robot.interfaces import MotionStatus, Robot
 from app.transforms import delta_pose
 from models.dataset import read_index, sample_id, write_index, write_sample
 
