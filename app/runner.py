@@ -16,6 +16,7 @@ import numpy as np
 import py_trees
 from py_trees.common import Status
 
+from app.boundary import leaf_robot
 from app.interfaces import Robot
 from app.logs import RunLog
 
@@ -101,7 +102,9 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
 
     Args:
         root: The tree (not yet set up).
-        robot: Backends passed to every leaf's ``setup()``.
+        robot: The session's backends. Leaves get them only through :func:`app.boundary.leaf_robot`
+            (the protocols and nothing else, the arm behind the safety envelope); the runner
+            keeps the full robot to advance the clock.
         models: Model bundle passed to every leaf's ``setup()``.
         max_ticks: Tick cap (episode time cap = max_ticks x period).
         log: Where tick records go (None: nowhere).
@@ -113,7 +116,7 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
     tree = py_trees.trees.BehaviourTree(root)
     snapshot = py_trees.visitors.SnapshotVisitor()
     tree.add_visitor(snapshot)
-    tree.setup(robot=robot, models=models)
+    tree.setup(robot=leaf_robot(robot), models=models)
     t_wall, t_sim0 = time.perf_counter(), robot.clock.now()
     previous: dict[str, Any] = {}
     modes: list[str] = []

@@ -2,7 +2,10 @@
 
 Lifecycle (py_trees): ``__init__`` holds configuration only (a tree can be built, rendered and
 tested with no robot); ``setup(**kwargs)`` receives ``robot`` (:class:`app.interfaces.Robot`)
-and ``models`` (:class:`ModelBundle`) and checks them; ``initialise()`` starts a motion or sends
+and ``models`` (:class:`ModelBundle`) and checks them. The runner hands over the robot through
+:func:`app.boundary.leaf_robot`: its camera, arm and gripper expose exactly their protocols (any
+other attribute raises :class:`app.boundary.CapabilityError`), its arm is behind the safety
+envelope, and its clock only tells the time; ``initialise()`` starts a motion or sends
 a goal; ``update()`` polls and never blocks; ``terminate()`` stops what was started when the
 leaf is pre-empted.
 """
