@@ -27,6 +27,47 @@ STAGE_NAMES = {"Acquire Frame": "acquire", "Adapt To Sim": "adapt", "Segment Obj
                "Segment Raw Image": "segment", "Extract Features": "features"}
 
 
+class NodeTimer(py_trees.visitors.VisitorBase):
+    """Wall time of each node in one tick: its own, and inclusive of its children.
+
+    The tree yields every node right after its own work of the tick (a leaf after ``update()``,
+    a composite or decorator after its children and its own ``update()``), and the visitor runs
+    at each yield, so the time since the previous yield is the yielded node's own time.
+    Inclusive time is then a node's own time plus its ticked children's inclusive times.
+    """
+
+    def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
+        """``now``: the clock read (s), ``time.perf_counter`` unless a test fakes it."""
+        super().__init__(full=False)
+        self.own: dict[Any, float] = {}
+        self._now = now
+        self._last = 0.0
+
+    def initialise(self) -> None:
+        """Start of a tick: forget the last one."""
+        self.own = {}
+        self._last = self._now()
+
+    def run(self, behaviour: py_trees.behaviour.Behaviour) -> None:
+        """Charge the time since the previous yield to ``behaviour``."""
+        now = self._now()
+        self.own[behaviour.id] = self.own.get(behaviour.id, 0.0) + now - self._last
+        self._last = now
+
+    def inclusive(self, root: py_trees.behaviour.Behaviour) -> dict[Any, float]:
+        """Inclusive seconds of every node ticked this tick, under ``root``."""
+        out: dict[Any, float] = {}
+
+        def walk(node: py_trees.behaviour.Behaviour) -> float:
+            total = self.own.get(node.id, 0.0) + sum(walk(c) for c in node.children)
+            if node.id in self.own:
+                out[node.id] = total
+            return total
+
+        walk(root)
+        return out
+
+
 @dataclass
 class EpisodeResult:
     """How one episode ended."""
@@ -116,6 +157,8 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
     tree = py_trees.trees.BehaviourTree(root)
     snapshot = py_trees.visitors.SnapshotVisitor()
     tree.add_visitor(snapshot)
+    timer = NodeTimer()
+    tree.add_visitor(timer)
     tree.setup(robot=leaf_robot(robot), models=models)
     t_wall, t_sim0 = time.perf_counter(), robot.clock.now()
     previous: dict[str, Any] = {}
@@ -137,10 +180,14 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
             tick_ms = (time.perf_counter() - t0) * 1000
             visited = []
             stages: dict[str, float] = {}
+            inclusive = timer.inclusive(root)
             for node in root.iterate():
                 if node.id in snapshot.visited:
+                    # own_ms: the node's own work (a leaf's whole time); incl_ms: with its children.
                     visited.append({"node": node.name, "status": node.status.value,
-                                    "message": node.feedback_message})
+                                    "message": node.feedback_message, "leaf": not node.children,
+                                    "own_ms": round(timer.own.get(node.id, 0.0) * 1000, 3),
+                                    "incl_ms": round(inclusive.get(node.id, 0.0) * 1000, 3)})
                     if node.name in STAGE_NAMES and hasattr(node, "latency_ms"):
                         stage = STAGE_NAMES[node.name]  # both segmenters of a fallback tick add up
                         stages[stage] = round(stages.get(stage, 0.0) + node.latency_ms, 3)
