@@ -21,7 +21,7 @@ from app.interfaces import Robot
 from app.logs import RunLog
 
 #: Blackboard keys logged when they change (images are recorded separately with --record).
-LOGGED_KEYS = ("pose_step", "action", "vs_mode", "vs_iterations", "vs_error", "vs_gain", "vs_twist",
+LOGGED_KEYS = ("pose_step", "action", "vs_mode", "vs_iterations", "vs_error", "vs_gain", "vs_twist", "vs_targets",
                "linear_converged", "vs_converged", "vs_fallbacks", "z_g", "mask_source")
 STAGE_NAMES = {"Acquire Frame": "acquire", "Adapt To Sim": "adapt", "Segment Object": "segment",
                "Segment Raw Image": "segment", "Extract Features": "features"}
@@ -129,6 +129,21 @@ def _bb_value(key: str) -> Any:
         return None
 
 
+def _blob(features: Any) -> dict[str, Any] | None:
+    """The tracked blob of :class:`~app.controllers.features.BlobFeatures` as JSON (pixels, rad)."""
+    if features is None or not getattr(features, "ok", False):
+        return None
+    return {"centroid_px": [round(float(c), 2) for c in features.centroid_px], "bbox": [int(b) for b in features.bbox],
+            "alpha": round(float(features.alpha), 5), "use_alpha": bool(features.use_alpha),
+            "area_px": int(features.area_px)}
+
+
+def _intrinsics(frame: Any) -> dict[str, float] | None:
+    """Intrinsics (px) of the frame on the blackboard, to draw normalised targets in pixels."""
+    k = getattr(frame, "intrinsics", None)
+    return None if k is None else {"fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy, "width": k.width, "height": k.height}
+
+
 def _changed(a: Any, b: Any) -> bool:
     try:
         return bool(np.any(np.asarray(a) != np.asarray(b))) if a is not None and b is not None else a is not b
@@ -192,8 +207,8 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
                         stage = STAGE_NAMES[node.name]  # both segmenters of a fallback tick add up
                         stages[stage] = round(stages.get(stage, 0.0) + node.latency_ms, 3)
             changes = {}
-            for key in LOGGED_KEYS:
-                v = _bb_value(key)
+            for key, v in [*((k, _bb_value(k)) for k in LOGGED_KEYS), ("blob", _blob(_bb_value("features"))),
+                           ("intrinsics", _intrinsics(_bb_value("frame")))]:
                 if _changed(v, previous.get(key)):
                     changes[key] = v
                     previous[key] = v
@@ -201,9 +216,11 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
             if mode and (not modes or modes[-1] != mode):
                 modes.append(mode)
             if log is not None:
+                pose = robot.arm.pose()  # the gripper after this tick's commands, before the clock advances
                 log.log.info("tick", tick=tick, sim_time=round(robot.clock.now() - t_sim0, 4),
                              wall_time=round(time.perf_counter() - t_wall, 4), tick_ms=round(tick_ms, 3),
-                             root=root.status.value, nodes=visited, blackboard=changes, latency_ms=stages)
+                             root=root.status.value, nodes=visited, blackboard=changes, latency_ms=stages,
+                             gripper=[*np.round(pose.position, 5).tolist(), *np.round(pose.quat, 6).tolist()])
             if record_dir is not None:
                 _record(record_dir, tick)
             if root.status == Status.SUCCESS:

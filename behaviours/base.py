@@ -33,6 +33,7 @@ KEYS = {
     "vs_error": "last VS feature error (t_x, t_y in m, theta in rad)",
     "vs_gain": "last adaptive gain",
     "vs_twist": "last commanded twist (vx, vy, vz, wx, wy, wz), camera frame",
+    "vs_targets": "last VS targets (x*, y* normalised image coordinates, alpha* rad), camera frame",
     "linear_converged": "linear VS has converged (latched until a border fallback)",
     "vs_converged": "full VS has converged",
     "vs_fallbacks": "number of border fallbacks from full to linear VS",
