@@ -32,9 +32,12 @@ from app.inspect_run import read_records
 
 SR300_DEPTH_UNIT_M = 0.000125  # m per raw depth unit of the recorded *_raw_depth.png (app.runner._record)
 MASK_PNG_STEP = 120  # the runner saves class c as grey level c * 120 (0, 120, 240)
-GIF_SIDE_PX = 256  # px, each panel of a GIF frame is scaled to this side
-GIF_MAX_FRAMES = 120  # frames in a GIF at most (every n-th recorded tick), keeps files small
-GIF_FRAME_MS = 100  # ms per GIF frame
+GIF_SIDE_PX = 160  # px, each panel of a GIF frame is scaled to this side (1.25x a 128 px frame)
+GIF_MAX_FRAMES = 40  # frames in a GIF at most (every n-th recorded tick), keeps files small
+GIF_FRAME_MS = 150  # ms per GIF frame
+GIF_BAR_PX = 40  # px, status bar below the panels: two lines of text
+GIF_COLOURS = 32  # one shared palette, no dithering: sensor noise would otherwise defeat LZW (~15x smaller)
+BLOB_RGB, TARGET_RGB, TEXT_RGB = (255, 220, 0), (0, 230, 120), (255, 255, 255)  # overlay colours
 CLASS_COLOURS = {0: (0, 0, 0), 1: (230, 160, 30), 2: (90, 140, 230)}  # RGB: background, object, gripper
 ERROR_NAMES = ("t_x", "t_y", "theta")  # VS error: m, m, rad
 TWIST_NAMES = ("v_x", "v_y", "v_z", "w_x", "w_y", "w_z")  # m/s, rad/s, camera frame
@@ -148,9 +151,11 @@ def status_line(state: TickState, episode: Episode) -> str:
     elif state.root == "SUCCESS":
         parts.append("SUCCESS")
     else:
-        running = [n for n in state.nodes if n.get("status") == "RUNNING" and n.get("leaf", True)]
-        if running:
-            parts.append(f"{running[0].get('node')}: {running[0].get('message') or 'running'}")
+        leaves = [n for n in state.nodes if n.get("leaf", True)]
+        running = [n for n in leaves if n.get("status") == "RUNNING"]
+        shown = running[0] if running else (leaves[-1] if leaves else None)  # else the last leaf ticked
+        if shown is not None:
+            parts.append(f"{shown.get('node')}: {shown.get('message') or str(shown.get('status', '')).lower()}")
     return "  |  ".join(parts)
 
 
@@ -284,14 +289,14 @@ def _panel(img: np.ndarray, ov: dict[str, Any] | None, label: str) -> np.ndarray
 
     if ov is not None:
         x, y, w, h = ov["bbox"]
-        cv2.rectangle(out, px((x, y)), px((x + w, y + h)), (255, 220, 0), 1)
-        cv2.circle(out, px(ov["centroid"]), 3, (255, 220, 0), -1)
+        cv2.rectangle(out, px((x, y)), px((x + w, y + h)), BLOB_RGB, 1)
+        cv2.circle(out, px(ov["centroid"]), 3, BLOB_RGB, -1)
         if ov["axis"]:
-            cv2.line(out, px(ov["axis"][0]), px(ov["axis"][1]), (255, 220, 0), 1)
+            cv2.line(out, px(ov["axis"][0]), px(ov["axis"][1]), BLOB_RGB, 1)
         if ov["target"] is not None:
-            cv2.drawMarker(out, px(ov["target"]), (0, 230, 120), cv2.MARKER_CROSS, 12, 2)
-            cv2.line(out, px(ov["target_axis"][0]), px(ov["target_axis"][1]), (0, 230, 120), 1)
-    cv2.putText(out, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.drawMarker(out, px(ov["target"]), TARGET_RGB, cv2.MARKER_CROSS, 12, 2)
+            cv2.line(out, px(ov["target_axis"][0]), px(ov["target_axis"][1]), TARGET_RGB, 1)
+    cv2.putText(out, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, TEXT_RGB, 1, cv2.LINE_AA)
     return out
 
 
@@ -317,31 +322,58 @@ def write_gif(episode: Episode, out: Path, max_frames: int = GIF_MAX_FRAMES) -> 
     if chosen[-1] != recorded[-1]:
         chosen.append(recorded[-1])
     last_state = episode.ticks[-1]
+    kinds = [k for k in ("raw", "adapted", "mask") if any(k in episode.images[t] for t in recorded)]
+    first = cv2.imread(str(episode.images[recorded[0]]["raw"]))
+    panel_h = round(first.shape[0] * GIF_SIDE_PX / first.shape[1])  # px, every panel this size
+    chars = 3 * GIF_SIDE_PX * len(kinds) // 18  # characters per status line at this font (~6 px each)
     frames: list[Image.Image] = []
     for t in chosen:
         state, imgs = by_tick[t], episode.images[t]
         ov = blob_overlay(state)
-        raw = cv2.cvtColor(cv2.imread(str(imgs["raw"])), cv2.COLOR_BGR2RGB)
-        panels = [_panel(raw, ov, "raw")]
-        if "adapted" in imgs:
-            panels.append(_panel(cv2.cvtColor(cv2.imread(str(imgs["adapted"])), cv2.COLOR_BGR2RGB), ov, "adapted"))
-        if "mask" in imgs:
-            classes = cv2.imread(str(imgs["mask"]), cv2.IMREAD_GRAYSCALE) // MASK_PNG_STEP
-            colour = np.zeros((*classes.shape, 3), np.uint8)
-            for c, rgb in CLASS_COLOURS.items():
-                colour[classes == c] = rgb
-            panels.append(_panel(colour, ov, "mask"))
-        h = max(p.shape[0] for p in panels)
-        row = np.concatenate([np.pad(p, ((0, h - p.shape[0]), (0, 0), (0, 0))) for p in panels], axis=1)
+        panels = []
+        for kind in kinds:
+            if kind not in imgs:  # not recorded at this tick (e.g. before the first mask)
+                blank = np.full((panel_h, GIF_SIDE_PX, 3), 40, np.uint8)
+                panels.append(_panel(blank, None, f"{kind}: none"))
+                continue
+            if kind == "mask":
+                classes = cv2.imread(str(imgs["mask"]), cv2.IMREAD_GRAYSCALE) // MASK_PNG_STEP
+                img = np.zeros((*classes.shape, 3), np.uint8)
+                for c, rgb in CLASS_COLOURS.items():
+                    img[classes == c] = rgb
+            else:
+                img = cv2.cvtColor(cv2.imread(str(imgs[kind])), cv2.COLOR_BGR2RGB)
+            p = _panel(img, ov, kind)[:panel_h]
+            panels.append(np.pad(p, ((0, panel_h - p.shape[0]), (0, 0), (0, 0))))
+        row = np.concatenate(panels, axis=1)
         # The outcome is the last tick's, which may come after the last recorded image.
         text = status_line(last_state if t == recorded[-1] else state, episode)
-        bar = np.full((22, row.shape[1], 3), 30, np.uint8)  # 22 px status bar
-        cv2.putText(bar, text[:140], (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
+        bar = np.full((GIF_BAR_PX, row.shape[1], 3), 30, np.uint8)
+        for i, line in enumerate((text[:chars], text[chars:2 * chars])):
+            cv2.putText(bar, line, (4, 15 + 18 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.38, TEXT_RGB, 1, cv2.LINE_AA)
         frames.append(Image.fromarray(np.concatenate([row, bar], axis=0)))
+    palette = _palette(frames)
+    paletted = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
     out.parent.mkdir(parents=True, exist_ok=True)
     durations = [GIF_FRAME_MS] * (len(frames) - 1) + [1000]  # ms; hold the outcome for 1 s
-    frames[0].save(out, save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=True)
+    paletted[0].save(out, save_all=True, append_images=paletted[1:], duration=durations, loop=0, optimize=True)
     return out
+
+
+def _palette(frames: list[Any]) -> Any:
+    """One GIF_COLOURS palette for all frames: median cut over up to 8 of them plus swatches of
+    the overlay and class colours, so that those come out exact."""
+    from PIL import Image
+
+    sample = frames[:: max(1, len(frames) // 8)][:8]
+    w = sample[0].width
+    swatch = np.zeros((32, w, 3), np.uint8)  # 32 px rows of each colour: enough weight for median cut
+    colours = [BLOB_RGB, TARGET_RGB, TEXT_RGB, *CLASS_COLOURS.values()]
+    for i, c in enumerate(colours):
+        swatch[:, i * w // len(colours):(i + 1) * w // len(colours)] = c
+    parts = [np.asarray(f.convert("RGB")) for f in sample] + [np.repeat(swatch, 4, axis=0)]
+    montage = Image.fromarray(np.concatenate(parts, axis=0))
+    return montage.quantize(colors=GIF_COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
 
 
 def main_view(run_dir: str, out: str | None, spawn: bool, gif: str | None) -> int:

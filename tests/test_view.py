@@ -11,7 +11,15 @@ import pytest
 from PIL import Image
 
 from app.cli import main
-from app.view import load_episode, read_column, read_entities, write_gif, write_rrd
+from app.view import (
+    GIF_BAR_PX,
+    GIF_SIDE_PX,
+    load_episode,
+    read_column,
+    read_entities,
+    write_gif,
+    write_rrd,
+)
 
 K = {"fx": 100.0, "fy": 100.0, "cx": 31.5, "cy": 31.5, "width": 64, "height": 64}
 SERIES = {f"/vs/error/{n}" for n in ("t_x", "t_y", "theta")} | {f"/vs/twist/{n}" for n in
@@ -95,18 +103,20 @@ def test_gif_has_a_frame_per_tick_with_overlays_and_status(tmp_path: Path) -> No
     run = _run_dir(tmp_path, images=True)
     out = write_gif(load_episode(run), tmp_path / "ep.gif")
     gif = Image.open(out)
-    assert gif.n_frames == 4 and gif.size == (3 * 256, 256 + 22)  # raw | adapted | mask, status bar
+    assert gif.n_frames == 4 and gif.size == (3 * GIF_SIDE_PX, GIF_SIDE_PX + GIF_BAR_PX)  # raw | adapted | mask
     gif.seek(0)
     first = np.asarray(gif.convert("RGB")).astype(int)
-    # The VS target (x* = 0, y* = -0.1 -> u = 31.5, v = 21.5 px, x4) is a green cross on the raw panel.
-    u, v = round(31.5 * 4), round(21.5 * 4)
+    scale = GIF_SIDE_PX / 64  # the 64 px test images
+    # The VS target (x* = 0, y* = -0.1 -> u = 31.5, v = 21.5 px) is a green cross on the raw panel.
+    u, v = round(31.5 * scale), round(21.5 * scale)
     patch = first[v - 3:v + 4, u - 3:u + 4]
     assert (np.abs(patch - np.array([0, 230, 120])).sum(axis=2) < 60).any()
-    # The blob box (yellow) at x = 10 px -> 40 px on the panel.
-    assert (np.abs(first[100:140, 40] - np.array([255, 220, 0])).sum(axis=1) < 60).any()
+    # The blob box (yellow) has its left side at x = 10 px.
+    side = first[round(25 * scale):round(35 * scale), round(10 * scale)]
+    assert (np.abs(side - np.array([255, 220, 0])).sum(axis=1) < 60).all()
     gif.seek(3)
     last = np.asarray(gif.convert("RGB"))
-    assert (last[256:] > 200).any()  # the status line is written
+    assert (last[GIF_SIDE_PX:] > 200).any()  # the status line is written
     assert gif.info["duration"] == 1000  # the outcome is held
 
 
