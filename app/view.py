@@ -37,7 +37,7 @@ GIF_MAX_FRAMES = 40  # frames in a GIF at most (every n-th recorded tick), keeps
 GIF_FRAME_MS = 150  # ms per GIF frame
 GIF_BAR_PX = 40  # px, status bar below the panels: two lines of text
 GIF_COLOURS = 32  # one shared palette, no dithering: sensor noise would otherwise defeat LZW (~15x smaller)
-BLOB_RGB, TARGET_RGB, TEXT_RGB = (255, 220, 0), (0, 230, 120), (255, 255, 255)  # overlay colours
+BLOB_RGB, TARGET_RGB, TEXT_RGB = (255, 40, 255), (0, 230, 120), (255, 255, 255)  # overlay colours
 CLASS_COLOURS = {0: (0, 0, 0), 1: (230, 160, 30), 2: (90, 140, 230)}  # RGB: background, object, gripper
 ERROR_NAMES = ("t_x", "t_y", "theta")  # VS error: m, m, rad
 TWIST_NAMES = ("v_x", "v_y", "v_z", "w_x", "w_y", "w_z")  # m/s, rad/s, camera frame
@@ -208,14 +208,14 @@ def write_rrd(episode: Episode, out: Path, spawn: bool = False) -> Path:
                 rec.log(f"{base}/blob", rr.Clear(recursive=True))
                 continue
             x, y, w, h = ov["bbox"]
-            rec.log(f"{base}/blob", rr.Boxes2D(mins=[[x, y]], sizes=[[w, h]], colors=[(255, 220, 0)],
+            rec.log(f"{base}/blob", rr.Boxes2D(mins=[[x, y]], sizes=[[w, h]], colors=[BLOB_RGB],
                                                labels=["blob"]))
-            rec.log(f"{base}/blob/centroid", rr.Points2D([ov["centroid"]], colors=[(255, 220, 0)], radii=1.5))
-            rec.log(f"{base}/blob/axis", rr.LineStrips2D([ov["axis"]] if ov["axis"] else [], colors=[(255, 220, 0)]))
+            rec.log(f"{base}/blob/centroid", rr.Points2D([ov["centroid"]], colors=[BLOB_RGB], radii=1.5))
+            rec.log(f"{base}/blob/axis", rr.LineStrips2D([ov["axis"]] if ov["axis"] else [], colors=[BLOB_RGB]))
             if ov["target"] is not None:
-                rec.log(f"{base}/blob/target", rr.Points2D([ov["target"]], colors=[(0, 230, 120)], radii=2.0,
+                rec.log(f"{base}/blob/target", rr.Points2D([ov["target"]], colors=[TARGET_RGB], radii=2.0,
                                                            labels=["VS target"]))
-                rec.log(f"{base}/blob/target_axis", rr.LineStrips2D([ov["target_axis"]], colors=[(0, 230, 120)]))
+                rec.log(f"{base}/blob/target_axis", rr.LineStrips2D([ov["target_axis"]], colors=[TARGET_RGB]))
         bb, fresh = state.bb, state.fresh
         if "vs_error" in fresh and bb.get("vs_error"):
             for n, val in zip(ERROR_NAMES, bb["vs_error"], strict=False):

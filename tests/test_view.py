@@ -12,8 +12,10 @@ from PIL import Image
 
 from app.cli import main
 from app.view import (
+    BLOB_RGB,
     GIF_BAR_PX,
     GIF_SIDE_PX,
+    TARGET_RGB,
     load_episode,
     read_column,
     read_entities,
@@ -110,10 +112,10 @@ def test_gif_has_a_frame_per_tick_with_overlays_and_status(tmp_path: Path) -> No
     # The VS target (x* = 0, y* = -0.1 -> u = 31.5, v = 21.5 px) is a green cross on the raw panel.
     u, v = round(31.5 * scale), round(21.5 * scale)
     patch = first[v - 3:v + 4, u - 3:u + 4]
-    assert (np.abs(patch - np.array([0, 230, 120])).sum(axis=2) < 60).any()
-    # The blob box (yellow) has its left side at x = 10 px.
+    assert (np.abs(patch - np.array(TARGET_RGB)).sum(axis=2) < 60).any()
+    # The blob box (magenta) has its left side at x = 10 px.
     side = first[round(25 * scale):round(35 * scale), round(10 * scale)]
-    assert (np.abs(side - np.array([255, 220, 0])).sum(axis=1) < 60).all()
+    assert (np.abs(side - np.array(BLOB_RGB)).sum(axis=1) < 60).all()
     gif.seek(3)
     last = np.asarray(gif.convert("RGB"))
     assert (last[GIF_SIDE_PX:] > 200).any()  # the status line is written
