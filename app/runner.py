@@ -16,9 +16,9 @@ import numpy as np
 import py_trees
 from py_trees.common import Status
 
-from app.boundary import leaf_robot
-from app.interfaces import Robot
 from app.logs import RunLog
+from app.robot.boundary import leaf_robot
+from app.robot.interfaces import Robot
 
 #: Blackboard keys logged when they change (images are recorded separately with --record).
 LOGGED_KEYS = ("pose_step", "action", "vs_mode", "vs_iterations", "vs_error", "vs_gain", "vs_twist", "vs_targets",
@@ -158,7 +158,7 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
 
     Args:
         root: The tree (not yet set up).
-        robot: The session's backends. Leaves get them only through :func:`app.boundary.leaf_robot`
+        robot: The session's backends. Leaves get them only through :func:`app.robot.boundary.leaf_robot`
             (the protocols and nothing else, the arm behind the safety envelope); the runner
             keeps the full robot to advance the clock.
         models: Model bundle passed to every leaf's ``setup()``.

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from py_trees.common import Status
 
-from app.boundary import CapabilityError, leaf_robot, protocol_members, restrict
-from app.interfaces import Arm, Camera, Gripper, MotionStatus
+from app.robot.boundary import CapabilityError, leaf_robot, protocol_members, restrict
+from app.robot.interfaces import Arm, Camera, Gripper, MotionStatus
+from app.robot.safety import load_safety
 from app.runner import run_episode
-from app.safety import load_safety
 from app.transforms import Pose
 from behaviours.base import Leaf
 

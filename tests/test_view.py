@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from app.cli import main
-from app.view import (
+from app.tools.view import (
     BLOB_RGB,
     GIF_BAR_PX,
     GIF_SIDE_PX,

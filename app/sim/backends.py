@@ -14,7 +14,7 @@ import numpy as np
 
 from app.errors import MotionError
 from app.hardware_config import HardwareConfig
-from app.interfaces import Frame, FrameName, Intrinsics, MotionStatus
+from app.robot.interfaces import Frame, FrameName, Intrinsics, MotionStatus
 from app.sim.domain import Domain
 from app.sim.pybullet_world import TIME_STEP, PyBulletWorld, RawRender
 from app.transforms import Pose, twist_to_pose
@@ -102,7 +102,7 @@ class SimCamera:
         """The raw render behind the last frame (ground truth: for :mod:`app.sim.truth` only).
 
         Not part of the ``Camera`` protocol, so a tree's leaves cannot reach it: they get the
-        camera through :func:`app.boundary.leaf_robot`, where any such call raises.
+        camera through :func:`app.robot.boundary.leaf_robot`, where any such call raises.
         """
         return self._cache[2] if self._cache else None
 

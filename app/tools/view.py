@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import InputError
-from app.inspect_run import read_records
+from app.tools.inspect_run import read_records
 
 SR300_DEPTH_UNIT_M = 0.000125  # m per raw depth unit of the recorded *_raw_depth.png (app.runner._record)
 MASK_PNG_STEP = 120  # the runner saves class c as grey level c * 120 (0, 120, 240)
@@ -139,7 +139,7 @@ def blob_overlay(state: TickState) -> dict[str, Any] | None:
 
 def status_line(state: TickState, episode: Episode) -> str:
     """One line for a tick: tick, time, VS mode and error, what the tree is doing or why it failed."""
-    from app.inspect_run import failing_leaf
+    from app.tools.inspect_run import failing_leaf
 
     parts = [f"tick {state.tick}  {state.sim_time:5.2f} s"]
     err, mode = state.bb.get("vs_error"), state.bb.get("vs_mode")

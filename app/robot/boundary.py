@@ -1,8 +1,8 @@
 """The capability boundary: what a behaviour-tree leaf can reach, and nothing else.
 
-Leaves receive a :class:`~app.interfaces.Robot` whose camera, arm and gripper expose exactly the
-members of the :class:`~app.interfaces.Camera`, :class:`~app.interfaces.Arm` and
-:class:`~app.interfaces.Gripper` protocols, and a clock that only tells the time. Anything else
+Leaves receive a :class:`~app.robot.interfaces.Robot` whose camera, arm and gripper expose exactly the
+members of the :class:`~app.robot.interfaces.Camera`, :class:`~app.robot.interfaces.Arm` and
+:class:`~app.robot.interfaces.Gripper` protocols, and a clock that only tells the time. Anything else
 a backend happens to carry (``SimCamera.last_raw()`` with the true mask and exact depth,
 ``SimArm.world``, ``SimArm.teleport``, ``SafeArm.check_target``, a wrapped ``.arm``) raises
 :class:`CapabilityError` naming the member and the protocol, so a leaf that reaches for it fails
@@ -13,7 +13,7 @@ ones, and ``getattr`` of anything outside the protocol raises. (Python has no tr
 code that digs through ``__closure__`` on purpose can still get out; the boundary is against
 accidental and convenient reads, the ones a review cannot see.)
 
-The arm behind the boundary is always a :class:`~app.safety.SafeArm`: :func:`leaf_robot` puts
+The arm behind the boundary is always a :class:`~app.robot.safety.SafeArm`: :func:`leaf_robot` puts
 one in front of an arm that is not behind the envelope yet, so no leaf command bypasses it.
 Ground truth stays where it was: the oracle tree gets :class:`app.sim.truth.GroundTruth` at
 build time and scoring reads it through the session, never through the camera.
@@ -26,8 +26,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from app.interfaces import Arm, Camera, Gripper, Robot
-from app.safety import SafeArm, SafetyLimits, load_safety
+from app.robot.interfaces import Arm, Camera, Gripper, Robot
+from app.robot.safety import SafeArm, SafetyLimits, load_safety
 
 
 class CapabilityError(Exception):
@@ -76,7 +76,7 @@ class _Bounded:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):  # Python's own probes (dir, copy, pickle)
             raise AttributeError(name)
-        raise CapabilityError(f"{name!r} is outside the {self._protocol_name} protocol (app/interfaces.py): "
+        raise CapabilityError(f"{name!r} is outside the {self._protocol_name} protocol (app/robot/interfaces.py): "
                               f"a leaf may use only {', '.join(self._allowed)}")
 
     def __setattr__(self, name: str, value: Any) -> None:
