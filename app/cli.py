@@ -29,6 +29,12 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return main_inspect(args.run_dir, args.json)
 
 
+def _cmd_view(args: argparse.Namespace) -> int:
+    from app.tools.view import main_view
+
+    return main_view(args.run_dir, args.out, args.spawn, args.gif)
+
+
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from app.tools.calibrate import run_calibrate
 
@@ -93,6 +99,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "eval-models": ("measure the models on paired sim/real images (pose, segmentation, adaptation, latency)",
                     _cmd_eval_models),
     "inspect": ("explain a run directory: outcome, failing node, time per node, VS plot", _cmd_inspect),
+    "view": ("watch a run directory: a Rerun recording (.rrd) or a GIF with overlays", _cmd_view),
 }
 
 
@@ -144,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "inspect":
             sp.add_argument("run_dir", help="a run directory (under --log-dir)")
             sp.add_argument("--json", action="store_true", help="print one JSON object")
+        if name == "view":
+            sp.add_argument("run_dir", help="a run directory (images with --record)")
+            sp.add_argument("--out", default=None, help="Rerun recording to write (default RUN_DIR/episode.rrd)")
+            sp.add_argument("--spawn", action="store_true", help="also open the Rerun viewer on it")
+            sp.add_argument("--gif", default=None, metavar="FILE.gif", help="write a GIF instead (or as well, with --out)")
     return parser
 
 

@@ -128,9 +128,6 @@ class SafeArm:
         self._refused = ""
         self.arm.recover()
 
-    def __getattr__(self, name: str) -> Any:  # teleport etc. of the sim arm (set-up only)
-        return getattr(self.arm, name)
-
     # -------------------------------------------------------------- filtered commands
     def _event(self, kind: str, command: str, detail: str, value: Any = None) -> None:
         self.events.append(SafetyEvent(kind, command, detail, value))

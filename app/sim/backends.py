@@ -99,7 +99,11 @@ class SimCamera:
         self._cache = None
 
     def last_raw(self) -> RawRender | None:
-        """The raw render behind the last frame (ground truth: for :mod:`app.sim.truth` only)."""
+        """The raw render behind the last frame (ground truth: for :mod:`app.sim.truth` only).
+
+        Not part of the ``Camera`` protocol, so a tree's leaves cannot reach it: they get the
+        camera through :func:`app.robot.boundary.leaf_robot`, where any such call raises.
+        """
         return self._cache[2] if self._cache else None
 
     def close(self) -> None:
