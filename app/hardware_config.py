@@ -1,7 +1,14 @@
-"""The robot's geometry and camera as configured in ``config/hardware.yaml``."""
+"""The robot's geometry and camera as configured in ``config/hardware.yaml``.
+
+The camera is one of the file's ``camera_profiles`` (named by ``camera.profile``): its model,
+native intrinsics (what the simulator renders and the models are trained on), the stream the
+live frames are registered to, depth range and unit, and the librealsense versions that
+support it. ``load_hardware`` resolves the named profile into :class:`HardwareConfig`.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +42,12 @@ class HardwareConfig:
     angle_tolerance: float
     object_xy_range: float
     source: str = ""
+    camera_profile: str = "custom"  # name of the profile in the file ("custom": inline keys)
+    camera_model: str = ""  # substring of the device name librealsense reports ("" = any)
+    register_to: str = "color"  # stream whose geometry live frames take: "color" or "depth"
+    sdk_min: str = ""  # lowest librealsense version that supports the camera ("" = any)
+    sdk_below: str = ""  # first librealsense version that no longer does ("" = none)
+    fov_tolerance: float = 0.02  # relative focal-length mismatch tolerated at start-up
 
     @property
     def intrinsics(self) -> Intrinsics:
@@ -51,12 +64,51 @@ class HardwareConfig:
         return Pose.top_down(self.start_position, self.start_yaw)
 
 
-def load_hardware(path: str | Path | None = None, resolution: int | None = None) -> HardwareConfig:
-    """Load and validate ``config/hardware.yaml`` (or ``path``)."""
-    path = Path(path) if path else CONFIG_DIR / "hardware.yaml"
-    root = Section(load_yaml(path), path)
+_PROFILE_KEYS = {"model", "native", "register_to", "depth_range", "depth_unit", "sdk_min",
+                 "sdk_below", "note"}
+_VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
+
+
+def _version(sec: Section, key: str) -> str:
+    """An optional dotted version string ("2.55.1"), or "" when absent."""
+    value = sec.string(key, default="")
+    if value and not _VERSION.match(value):
+        raise sec.error(key, "a version like '2.55.1'", value)
+    return value
+
+
+def camera_profile(root: Section) -> tuple[str, Section]:
+    """The profile named by ``camera.profile`` (a section of ``camera_profiles``), or the
+    ``camera`` section itself when it gives the keys inline (an older or custom file)."""
     cam = root.section("camera")
-    nat = cam.section("native")
+    if not cam.has("profile"):
+        return "custom", cam
+    name = cam.string("profile")
+    profiles = root.section("camera_profiles")
+    if not profiles.has(name):
+        raise cam.error("profile", f"one of {sorted(profiles.data)} (camera_profiles)", name)
+    prof = profiles.section(name)
+    prof.unknown_keys(_PROFILE_KEYS)
+    return name, prof
+
+
+def load_hardware(path: str | Path | None = None, resolution: int | None = None,
+                  profile: str | None = None) -> HardwareConfig:
+    """Load and validate ``config/hardware.yaml`` (or ``path``).
+
+    Args:
+        path: Hardware file (default ``config/hardware.yaml``).
+        resolution: Model resolution in pixels, replacing ``camera.resolution``.
+        profile: Camera profile name, replacing ``camera.profile``.
+    """
+    path = Path(path) if path else CONFIG_DIR / "hardware.yaml"
+    data = load_yaml(path)
+    if profile is not None:
+        data = {**data, "camera": {**(data.get("camera") or {}), "profile": profile}}
+    root = Section(data, path)
+    cam = root.section("camera")
+    profile_name, prof = camera_profile(root)
+    nat = prof.section("native")
     native = Intrinsics(nat.number("fx", lo=1.0), nat.number("fy", lo=1.0), nat.number("cx"),
                         nat.number("cy"), nat.integer("width", lo=8), nat.integer("height", lo=8))
     mount = cam.section("mount")
@@ -64,14 +116,14 @@ def load_hardware(path: str | Path | None = None, resolution: int | None = None)
     r, pt, y = np.radians(mount.vector("rpy", 3, lo=-360, hi=360))
     grip = root.section("gripper")
     arm = root.section("arm")
-    dr = cam.vector("depth_range", 2, lo=0.0, hi=20.0)
+    dr = prof.vector("depth_range", 2, lo=0.0, hi=20.0)
     if dr[0] >= dr[1]:
-        raise cam.error("depth_range", "[min, max] with min < max", dr)
+        raise prof.error("depth_range", "[min, max] with min < max", dr)
     return HardwareConfig(
         native=native,
         resolution=resolution or cam.integer("resolution", lo=16, hi=1024),
         depth_range=(dr[0], dr[1]),
-        depth_unit=cam.number("depth_unit", lo=1e-6, hi=0.01),
+        depth_unit=prof.number("depth_unit", lo=1e-6, hi=0.01),
         fps=cam.number("fps", lo=1.0, hi=1000.0),
         mount=Pose(np.array(xyz), rot_z(y) @ rot_y(pt) @ rot_x(r)),
         max_width=grip.number("max_width", lo=0.01, hi=0.3),
@@ -86,4 +138,10 @@ def load_hardware(path: str | Path | None = None, resolution: int | None = None)
         angle_tolerance=float(np.radians(arm.number("angle_tolerance", lo=0.01, hi=20))),
         object_xy_range=root.section("workspace").number("object_xy_range", lo=0.0, hi=0.3),
         source=str(path),
+        camera_profile=profile_name,
+        camera_model=prof.string("model", default=""),
+        register_to=prof.string("register_to", default="color", choices=["color", "depth"]),
+        sdk_min=_version(prof, "sdk_min"),
+        sdk_below=_version(prof, "sdk_below"),
+        fov_tolerance=cam.number("fov_tolerance", default=0.02, lo=0.0, hi=0.5),
     )

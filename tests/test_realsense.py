@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pyrealsense2 as rs
 import pytest
 
-from app.errors import HardwareError, HardwareUnavailable
-from app.hardware.realsense import RealSenseCamera, square_crop
+from app.errors import ConfigError, HardwareError, HardwareUnavailable
+from app.hardware.realsense import RealSenseCamera, _import_rs, coverage, fit_crop
+
+rs = _import_rs()  # pyrealsense2, after the libusb-package library is loaded (no system libusb)
 from app.hardware_config import HardwareConfig, load_hardware
 from app.interfaces import Camera, Intrinsics
 
@@ -27,8 +28,11 @@ UNITS = 0.000125  # m per raw unit, the SR300's fixed depth unit (FACTS.md)
 RES = 24  # px, model resolution: the 48 px square crop halved
 
 
-def _hw(resolution: int = RES) -> HardwareConfig:
-    return dataclasses.replace(load_hardware(), resolution=resolution)
+def _hw(resolution: int = RES, **changes: object) -> HardwareConfig:
+    """The shipped hardware file with a camera profile for the software device's streams."""
+    return dataclasses.replace(load_hardware(), resolution=resolution,
+                               native=Intrinsics(FX, FX, CX, CY, W, H), register_to="color",
+                               **changes)
 
 
 def _depth_raw() -> np.ndarray:
@@ -46,30 +50,43 @@ def _rgb() -> np.ndarray:
 
 
 class SoftwareCamera:
-    """An ``rs.software_device`` with SR300-like depth (z16) and colour (rgb8) sensors."""
+    """An ``rs.software_device`` with SR300-like depth (z16) and colour (rgb8) sensors.
 
-    def __init__(self) -> None:
+    Each stream has its own intrinsics ``(width, height, fx, cx, cy)`` (default: both the same
+    64x48 stream); the two share one optical centre (identity extrinsics, registered so that
+    ``rs.align`` can reproject between them).
+    """
+
+    def __init__(self, depth_k: tuple[int, int, float, float, float] = (W, H, FX, CX, CY),
+                 colour_k: tuple[int, int, float, float, float] = (W, H, FX, CX, CY),
+                 name: str = "software SR300") -> None:
         self.device = rs.software_device()
-        self.device.register_info(rs.camera_info.name, "software SR300")
+        self.device.register_info(rs.camera_info.name, name)
         self.device.register_info(rs.camera_info.serial_number, "0000")
         self.depth_sensor = self.device.add_sensor("Depth")
         self.colour_sensor = self.device.add_sensor("Color")
+        self.depth_k, self.colour_k = depth_k, colour_k
         self.depth_profile = self.depth_sensor.add_video_stream(
-            self._stream(rs.stream.depth, rs.format.z16, 2, uid=0))
+            self._stream(rs.stream.depth, rs.format.z16, 2, 0, depth_k))
         self.colour_profile = self.colour_sensor.add_video_stream(
-            self._stream(rs.stream.color, rs.format.rgb8, 3, uid=1))
+            self._stream(rs.stream.color, rs.format.rgb8, 3, 1, colour_k))
+        same_centre = rs.extrinsics()
+        same_centre.rotation, same_centre.translation = [1, 0, 0, 0, 1, 0, 0, 0, 1], [0, 0, 0]
+        self.depth_profile.register_extrinsics_to(self.colour_profile, same_centre)
         self.depth_sensor.add_read_only_option(rs.option.depth_units, UNITS)
         self.device.create_matcher(rs.matchers.default)
         self.frame_number = 0
         self._keep: list[np.ndarray] = []  # librealsense reads pushed pixels later: keep them alive
 
     @staticmethod
-    def _stream(kind: rs.stream, fmt: rs.format, bpp: int, uid: int) -> rs.video_stream:
+    def _stream(kind: rs.stream, fmt: rs.format, bpp: int, uid: int,
+                geometry: tuple[int, int, float, float, float]) -> rs.video_stream:
+        w, h, fx, cx, cy = geometry
         k = rs.intrinsics()
-        k.width, k.height, k.fx, k.fy, k.ppx, k.ppy = W, H, FX, FX, CX, CY
+        k.width, k.height, k.fx, k.fy, k.ppx, k.ppy = w, h, fx, fx, cx, cy
         k.model, k.coeffs = rs.distortion.none, [0.0] * 5
         s = rs.video_stream()
-        s.type, s.index, s.uid, s.width, s.height, s.fps, s.bpp, s.fmt = kind, 0, uid, W, H, 30, bpp, fmt
+        s.type, s.index, s.uid, s.width, s.height, s.fps, s.bpp, s.fmt = kind, 0, uid, w, h, 30, bpp, fmt
         s.intrinsics = k
         return s
 
@@ -89,14 +106,15 @@ class SoftwareCamera:
         """Push one depth and/or colour frame, both with the same timestamp and number."""
         n = self.frame_number
         self.frame_number += 1
-        for sensor, profile, pixels, bpp in ((self.depth_sensor, self.depth_profile, depth, 2),
-                                             (self.colour_sensor, self.colour_profile, rgb, 3)):
+        for sensor, profile, pixels, bpp, width in (
+                (self.depth_sensor, self.depth_profile, depth, 2, self.depth_k[0]),
+                (self.colour_sensor, self.colour_profile, rgb, 3, self.colour_k[0])):
             if pixels is None:
                 continue
             pixels = np.ascontiguousarray(pixels)
             self._keep.append(pixels)
             f = rs.software_video_frame()
-            f.pixels, f.bpp, f.stride = pixels, bpp, bpp * W
+            f.pixels, f.bpp, f.stride = pixels, bpp, bpp * width
             f.timestamp, f.domain, f.frame_number = n * 1000 / 30, rs.timestamp_domain.hardware_clock, n
             f.profile = profile.as_video_stream_profile()
             if bpp == 2:
@@ -107,8 +125,9 @@ class SoftwareCamera:
 class PushingSource:
     """A frame source that pushes the next frame pair just before each read (deterministic)."""
 
-    def __init__(self, depth: np.ndarray | None, rgb: np.ndarray | None) -> None:
-        self.camera = SoftwareCamera()
+    def __init__(self, depth: np.ndarray | None, rgb: np.ndarray | None,
+                 camera: SoftwareCamera | None = None) -> None:
+        self.camera = camera or SoftwareCamera()
         self.syncer = rs.syncer()
         self.camera.start(self.syncer)
         self.depth, self.rgb = depth, rgb
@@ -239,16 +258,9 @@ def test_closed_camera_refuses_frames(source: PushingSource) -> None:
         cam.get_frame()
 
 
-def test_square_crop_of_odd_difference() -> None:
-    rows, cols, k = square_crop(Intrinsics(100.0, 100.0, 20.0, 10.0, 41, 20))
-    # 41 - 20 = 21 is odd: the last column is dropped, then 10 columns each side.
-    assert (rows, cols) == (slice(0, 20), slice(10, 30))
-    assert k == Intrinsics(100.0, 100.0, 10.0, 10.0, 20, 20)
-
-
-def _record(path: Path, frames: int) -> None:
+def _record(path: Path, frames: int, name: str = "software SR300") -> None:
     """Record ``frames`` depth+colour pairs from a software device (depth raw = 1600 + k)."""
-    cam = SoftwareCamera()
+    cam = SoftwareCamera(name=name)
     recorder = rs.recorder(str(path), cam.device)
     sensors = recorder.query_sensors()  # the recorder's wrappers of the depth and colour sensors
     got: list[int] = []
@@ -294,7 +306,7 @@ def test_no_camera_connected_is_unavailable() -> None:
     if len(rs.context().query_devices()) > 0:
         pytest.skip("a RealSense camera is connected to this machine")
     with pytest.raises(HardwareUnavailable, match="^no RealSense camera connected") as e:
-        RealSenseCamera(_hw())
+        RealSenseCamera(load_hardware(profile="d435"))  # a camera every librealsense >= 2.54 has
     assert "\n" not in str(e.value)
 
 
