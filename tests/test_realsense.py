@@ -17,10 +17,10 @@ import pytest
 
 from app.errors import ConfigError, HardwareError, HardwareUnavailable
 from app.hardware.realsense import RealSenseCamera, _import_rs, coverage, fit_crop
-
-rs = _import_rs()  # pyrealsense2, after the libusb-package library is loaded (no system libusb)
 from app.hardware_config import HardwareConfig, load_hardware
 from app.interfaces import Camera, Intrinsics
+
+rs = _import_rs()  # pyrealsense2, after the libusb-package library is loaded (no system libusb)
 
 W, H = 64, 48  # px, a small 4:3 stream like the SR300's 640x480
 FX, CX, CY = 50.0, 31.5, 23.5  # px, centred principal point
