@@ -116,7 +116,7 @@ class SoftwareCamera:
             f.pixels, f.bpp, f.stride = pixels, bpp, bpp * width
             f.timestamp, f.domain, f.frame_number = n * 1000 / 30, rs.timestamp_domain.hardware_clock, n
             f.profile = profile.as_video_stream_profile()
-            if bpp == 2:
+            if bpp == 2 and hasattr(f, "depth_units"):  # librealsense < 2.55 takes the option's
                 f.depth_units = UNITS
             sensor.on_video_frame(f)
 
@@ -556,7 +556,7 @@ def test_backend_imports_without_the_system_libusb(tmp_path: Path) -> None:
         " 'devices': len(rs.context().query_devices())}))\n")
     env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
     env["LD_LIBRARY_PATH"] = str(tmp_path)  # an empty directory: nothing to find there
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path[1:]])
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
