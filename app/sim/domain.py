@@ -9,7 +9,7 @@ which gives paired images for evaluation. All image operations are plain numpy/O
 from __future__ import annotations
 
 import colorsys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -131,17 +131,24 @@ class Domain:
             x += rng.normal(0.0, m.noise_std, x.shape).astype(np.float32)
         return np.clip(x + 0.5, 0, 255).astype(np.uint8)
 
-    def apply_depth(self, depth: np.ndarray, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def apply_depth(self, depth: np.ndarray, rgb: np.ndarray, rng: np.random.Generator, *,
+                    valid_range: tuple[float, float] | None = None,
+                    unit: float | None = None) -> np.ndarray:
         """Turn exact rendered depth (m, 0 = nothing) into what this domain's sensor reads.
 
         Args:
             depth: (H, W) float32 exact depth along the optical axis (m).
             rgb: (H, W, 3) uint8 image of the same view (dark surfaces lose depth).
             rng: Random generator of this frame.
+            valid_range: The camera profile's depth range (m), replacing the domain's
+                ``valid_range`` (the simulated camera is the configured one).
+            unit: The camera profile's depth unit (m), replacing the domain's ``unit``.
         """
         d = self.depth
         if d.kind == "exact":
             return depth
+        if valid_range is not None or unit is not None:
+            d = replace(d, valid_range=valid_range or d.valid_range, unit=unit or d.unit)
         z = depth.astype(np.float32).copy()
         h, w = z.shape
         valid = z > 0

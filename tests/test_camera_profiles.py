@@ -1,0 +1,61 @@
+"""Camera profiles (``config/hardware.yaml``): each one's intrinsics and depth sensor reach the
+simulator, so models trained with a profile are trained for that camera; bad profiles are one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.errors import ConfigError
+from app.hardware_config import load_hardware
+from app.sim.domain import load_domain
+
+
+def test_shipped_profiles_load() -> None:
+    hw = load_hardware()
+    assert hw.camera_profile == "sr300" and hw.register_to == "depth" and hw.sdk_below == "2.55.1"
+    assert hw.native.fx == 475.9  # the shipped weights' geometry
+    d435 = load_hardware(profile="d435")
+    assert (d435.camera_model, d435.register_to, d435.depth_range, d435.depth_unit) == \
+        ("D435", "color", (0.3, 3.0), 0.001)
+    assert d435.intrinsics.fov_deg()[0] == pytest.approx(2 * np.degrees(np.arctan(240 / 621.0)))
+    assert load_hardware(profile="d405").depth_range == (0.07, 0.5)
+
+
+def test_unknown_profile_is_one_line(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"key 'camera.profile': expected one of \['d405', 'd435', "
+                                          r"'sr300', 'sr300_color'\] \(camera_profiles\), found 'l515'"):
+        load_hardware(profile="l515")
+    text = open(load_hardware().source).read().replace("    register_to: depth", "    register_to: infrared", 1)
+    f = tmp_path / "hw.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=r"camera_profiles.sr300.register_to': expected one of"):
+        load_hardware(f)
+
+
+def test_depth_model_takes_the_profile_range_and_unit() -> None:
+    real = load_domain("real")
+    # 5 cm to 1 m along the columns, ~1 mm a pixel: smooth, so no edge dropout.
+    z = np.tile(np.linspace(0.05, 1.0, 1024, dtype=np.float32), (16, 1))
+    rgb = np.full((16, 1024, 3), 200, np.uint8)  # bright: no dark dropout
+    d = real.apply_depth(z, rgb, np.random.default_rng(0), valid_range=(0.07, 0.5), unit=0.0001)
+    read = d > 0
+    assert read.mean() > 0.3
+    assert d[read].min() >= 0.07 and d[read].max() <= 0.5  # a D405 reads nothing beyond 0.5 m
+    assert np.allclose(d[read] / 0.0001, np.round(d[read] / 0.0001), atol=1e-2)
+    sr300 = real.apply_depth(z, rgb, np.random.default_rng(0))  # the domain's own: SR300
+    assert sr300[sr300 > 0].max() > 0.9 and sr300[sr300 > 0].min() >= 0.2
+
+
+def test_simulated_camera_is_the_profile_camera(seen) -> None:
+    from app.sim.session import SimSession
+
+    hw = load_hardware(profile="d435")
+    with SimSession(hw, domain="real", seed=0) as s:
+        s.reset(seen.get("sugar_box"), 1)
+        f = s.camera.get_frame()
+    assert f.intrinsics == hw.intrinsics  # rendered with the D435 colour field of view
+    read = f.depth[f.depth > 0]
+    assert read.size > 0.5 * f.depth.size
+    assert read.min() >= 0.3  # nothing closer than the D435's 0.3 m (the fingers read 0)
+    assert np.allclose(read / 0.001, np.round(read / 0.001), atol=1e-2)  # 1 mm units
