@@ -145,3 +145,39 @@ def load_hardware(path: str | Path | None = None, resolution: int | None = None,
         sdk_below=_version(prof, "sdk_below"),
         fov_tolerance=cam.number("fov_tolerance", default=0.02, lo=0.0, hi=0.5),
     )
+
+
+@dataclass(frozen=True)
+class DepthRangeCheck:
+    """Whether the camera reads depth at one gripper height (metres along the optical axis)."""
+
+    descent: float  # m below the start pose
+    table: float  # distance to the table top
+    nearest: float  # distance to the top of the tallest object
+    ok: bool  # both inside the camera profile's depth range
+
+
+def depth_range_checks(hw: HardwareConfig, descents: tuple[float, ...],
+                       tallest: float) -> list[DepthRangeCheck]:
+    """Check the start pose and each height below it against the profile's depth range.
+
+    Args:
+        hw: Hardware file (start pose, mount, camera profile).
+        descents: Metres below the start pose, e.g. the pose steps' and VS heights.
+        tallest: Height of the tallest object (m): its top is the nearest surface.
+
+    Returns:
+        One check per descent: the table and the tallest object's top must both be readable.
+    """
+    lo, hi = hw.depth_range
+    out = []
+    for descent in descents:
+        camera = hw.start_pose() @ Pose(np.array([0.0, 0.0, descent]), np.eye(3)) @ hw.mount
+        axis_down = -float(camera.matrix[2, 2])  # cosine between the optical axis and straight down
+        if axis_down <= 1e-6:  # looking sideways or up: the table is never in front of it
+            out.append(DepthRangeCheck(descent, float("inf"), float("inf"), False))
+            continue
+        table = float(camera.position[2]) / axis_down  # the table top is the plane z = 0
+        nearest = float(camera.position[2] - tallest) / axis_down
+        out.append(DepthRangeCheck(descent, table, nearest, lo <= nearest and table <= hi))
+    return out

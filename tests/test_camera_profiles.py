@@ -59,3 +59,35 @@ def test_simulated_camera_is_the_profile_camera(seen) -> None:
     assert read.size > 0.5 * f.depth.size
     assert read.min() >= 0.3  # nothing closer than the D435's 0.3 m (the fingers read 0)
     assert np.allclose(read / 0.001, np.round(read / 0.001), atol=1e-2)  # 1 mm units
+
+
+def test_depth_range_at_the_start_pose_and_vs_heights() -> None:
+    from app.hardware_config import depth_range_checks
+
+    descents = (0.0, 0.1, 0.2, 0.3)  # the start pose and the VS heights calibrate checks
+    sr300 = depth_range_checks(load_hardware(), descents, 0.09)
+    # Camera 0.60 m above the table at the start pose (0.50 m + the 10 cm mount), 0.30 m lowest.
+    assert [round(c.table, 3) for c in sr300] == [0.6, 0.5, 0.4, 0.3]
+    assert [round(c.nearest, 3) for c in sr300] == [0.51, 0.41, 0.31, 0.21]
+    assert all(c.ok for c in sr300)
+    # A D435 (0.3 m minimum) loses the top of a 9 cm object at the lowest VS height; a D405
+    # (0.5 m maximum) loses the table at the start pose.
+    assert [c.ok for c in depth_range_checks(load_hardware(profile="d435"), descents, 0.09)] == \
+        [True, True, True, False]
+    assert [c.ok for c in depth_range_checks(load_hardware(profile="d405"), descents, 0.09)] == \
+        [False, True, True, True]
+
+
+def test_calibrate_says_when_the_profile_cannot_read_depth(tmp_path, capsys) -> None:
+    import argparse
+
+    from app.calibrate import run_calibrate
+
+    text = open(load_hardware().source).read().replace("profile: sr300", "profile: d405", 1)
+    f = tmp_path / "hw.yaml"
+    f.write_text(text)
+    assert run_calibrate(argparse.Namespace(config=str(f), json=False)) == 1
+    out = capsys.readouterr().out
+    assert "Depth range of camera profile 'd405': 0.07-0.5 m" in out
+    assert "start pose        table 0.600 m, object top 0.510 m: OUTSIDE the depth range" in out
+    assert "30 cm below it    table 0.300 m, object top 0.210 m: inside" in out
