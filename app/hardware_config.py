@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from app import CONFIG_DIR
 from app.config import Section, load_yaml
+from app.errors import ConfigError
 from app.interfaces import Intrinsics
 from app.transforms import Pose, rot_x, rot_y, rot_z
 
@@ -181,3 +183,65 @@ def depth_range_checks(hw: HardwareConfig, descents: tuple[float, ...],
         nearest = float(camera.position[2] - tallest) / axis_down
         out.append(DepthRangeCheck(descent, table, nearest, lo <= nearest and table <= hi))
     return out
+
+
+TRAINING_CAMERA_FILE = "training_camera.yaml"  # beside the weights: the camera they were trained for
+
+
+def write_training_camera(directory: str | Path, hw: HardwareConfig) -> Path:
+    """Record, beside trained weights, the camera the simulator rendered for them.
+
+    Args:
+        directory: A training run directory or ``models/weights``.
+        hw: The hardware configuration the training rendered with.
+
+    Returns:
+        The file written (:data:`TRAINING_CAMERA_FILE`).
+    """
+    k = hw.native
+    record = {"profile": hw.camera_profile, "model": hw.camera_model, "register_to": hw.register_to,
+              "resolution": hw.resolution,
+              "native": {"width": k.width, "height": k.height, "fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy},
+              "depth_range": list(hw.depth_range), "depth_unit": hw.depth_unit, "hardware": hw.source}
+    path = Path(directory) / TRAINING_CAMERA_FILE
+    path.write_text("# The camera these weights were trained for (written by the training; checked at\n"
+                    "# start-up on the real robot against config/hardware.yaml's camera profile).\n"
+                    + yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def check_training_camera(directory: str | Path, hw: HardwareConfig) -> None:
+    """Refuse a camera profile whose frames differ from those the weights were trained on.
+
+    The model-resolution intrinsics of both (native intrinsics cropped to the centred square
+    and resized) must agree within ``hw.fov_tolerance`` (focal lengths relative, principal
+    points as a fraction of the side), at the same resolution.
+
+    Raises:
+        ConfigError: One line naming the file, both cameras and the largest difference.
+    """
+    path = Path(directory) / TRAINING_CAMERA_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path}: missing (the weights do not say which camera they were trained "
+                          "for; a training run writes it, models.ship copies it)")
+    root = Section(load_yaml(path), path)
+    nat = root.section("native")
+    resolution = root.integer("resolution", lo=16, hi=1024)
+    native = Intrinsics(nat.number("fx", lo=1.0), nat.number("fy", lo=1.0), nat.number("cx"),
+                        nat.number("cy"), nat.integer("width", lo=8), nat.integer("height", lo=8))
+    trained = native.crop_square().resize(resolution, resolution)
+    profile = root.string("profile", default="?")
+    live = hw.intrinsics
+    if resolution != hw.resolution:
+        raise ConfigError(f"{path}: the weights were trained at {resolution} px, {hw.source} has "
+                          f"camera.resolution {hw.resolution}")
+    errors = {"fx": live.fx / trained.fx - 1.0, "fy": live.fy / trained.fy - 1.0,
+              "cx": (live.cx - trained.cx) / resolution, "cy": (live.cy - trained.cy) / resolution}
+    worst = max(errors, key=lambda key: abs(errors[key]))
+    if abs(errors[worst]) > hw.fov_tolerance:
+        raise ConfigError(
+            f"{path}: the weights were trained for camera profile '{profile}' "
+            f"({trained.fov_deg()[0]:.1f} deg at {resolution} px), {hw.source} has "
+            f"'{hw.camera_profile}' ({live.fov_deg()[0]:.1f} deg): {worst} off by "
+            f"{abs(errors[worst]):.1%}, over camera.fov_tolerance {hw.fov_tolerance:.1%} (train "
+            f"for this camera, or set camera.profile: {profile})")

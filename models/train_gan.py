@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from app.errors import AppError, CheckpointError, InputError
+from app.hardware_config import load_hardware, write_training_camera
 from models.checkpoint import load_training, save_inference, save_training
 from models.cyclegan import CycleGANTrainer, GanConfig, SemanticCycleGAN, hflip, load_gan_config
 from models.dataset import DomainImages, load_domain
@@ -151,6 +152,7 @@ def train_gan(config_path: str | Path, data_dir: str | Path, out_dir: str | Path
         start, history = load_training(state_path, trainer)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    write_training_camera(out, load_hardware())  # `dataset` renders the default hardware file's camera
 
     steps = math.ceil(max(sim.n, real.n) / t.batch_size)
     t_run = time.perf_counter()

@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 from app.config import Section, load_yaml
+from app.hardware_config import load_hardware, write_training_camera
 
 
 @dataclass
@@ -129,6 +130,7 @@ def train_ppo(config: str | Path, out_dir: str | Path, seed: int = 0, resume: bo
     (out / "config.yaml").write_text(yaml.safe_dump({"seed": seed, **asdict(args)}, sort_keys=False))
     env_cfg = Path(__file__).resolve().parents[1] / "config" / "env.yaml"
     (out / "env.yaml").write_text(env_cfg.read_text())
+    write_training_camera(out, load_hardware())  # the env renders the default hardware file's camera
     torch.set_num_threads(args.torch_threads)
     venv = VecMonitor(SubprocVecEnv([_make_env(i, seed * 1000) for i in range(args.n_envs)]))
     ckpt = out / "ppo_checkpoint.zip"

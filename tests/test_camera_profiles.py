@@ -91,3 +91,37 @@ def test_calibrate_says_when_the_profile_cannot_read_depth(tmp_path, capsys) -> 
     assert "Depth range of camera profile 'd405': 0.07-0.5 m" in out
     assert "start pose        table 0.600 m, object top 0.510 m: OUTSIDE the depth range" in out
     assert "30 cm below it    table 0.300 m, object top 0.210 m: inside" in out
+
+
+def test_shipped_weights_say_which_camera_they_were_trained_for(tmp_path) -> None:
+    from app.hardware_config import check_training_camera, write_training_camera
+    from app.perception import WEIGHTS_DIR
+
+    check_training_camera(WEIGHTS_DIR, load_hardware())  # the default profile: the shipped weights'
+    for other in ("d435", "sr300_color", "d405"):
+        with pytest.raises(ConfigError, match=rf"training_camera.yaml: the weights were trained for camera "
+                                              rf"profile 'sr300' \(53\.5 deg at 128 px\), .* has '{other}'"):
+            check_training_camera(WEIGHTS_DIR, load_hardware(profile=other))
+    # A run trained for the D435 records it, and then only the D435 profile passes.
+    write_training_camera(tmp_path, load_hardware(profile="d435"))
+    check_training_camera(tmp_path, load_hardware(profile="d435"))
+    with pytest.raises(ConfigError, match="trained for camera profile 'd435'"):
+        check_training_camera(tmp_path, load_hardware())
+    with pytest.raises(ConfigError, match="trained at 128 px, .* has camera.resolution 64"):
+        check_training_camera(tmp_path, load_hardware(profile="d435", resolution=64))
+    with pytest.raises(ConfigError, match=r"training_camera.yaml: missing"):
+        check_training_camera(tmp_path / "none", load_hardware())
+
+
+def test_real_run_refuses_weights_of_another_camera_before_connecting(tmp_path, capsys) -> None:
+    from app.cli import main
+
+    text = open(load_hardware().source).read().replace("profile: sr300", "profile: d435", 1)
+    f = tmp_path / "hw.yaml"
+    f.write_text(text)
+    # No robot at this address: the camera check comes first, so the exit is 2, not 3.
+    code = main(["--tree", "drl_gan_vs", "--backend", "real", "--robot-host", "192.0.2.1",
+                 "--config", str(f), "--log-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "the weights were trained for camera profile 'sr300'" in err and "has 'd435'" in err
