@@ -564,3 +564,29 @@ def test_backend_imports_without_the_system_libusb(tmp_path: Path) -> None:
     wheel = str(Path(libusb_package.get_library_path()).resolve())
     assert [str(Path(p).resolve()) for p in seen["mapped"]] == [wheel]
     assert seen["devices"] >= 0 and seen["sdk"]
+
+
+def test_an_sr300_with_the_shipped_profiles() -> None:
+    """SR300 streams at 640x480 (depth fx 475.9, colour fx 616.4) under the shipped file."""
+    depth_k, colour_k = (640, 480, 475.9, 319.5, 239.5), (640, 480, 616.4, 319.5, 239.5)
+    raw = np.full((480, 640), 4000, np.uint16)
+    rgb = np.full((480, 640, 3), 90, np.uint8)
+    # The default profile (the shipped weights' depth geometry): the colour camera cannot cover it.
+    s = PushingSource(raw, rgb, SoftwareCamera(depth_k, colour_k))
+    try:
+        with pytest.raises(ConfigError, match=r"^camera profile 'sr300': the colour stream 640x480 "
+                                              r"\(fx 616\.4.*sees only 77% of the trained 53\.5 deg"):
+            RealSenseCamera.from_source(s, load_hardware()).get_frame()
+    finally:
+        s.stop()
+    # Trained for its colour stream instead (sr300_color): 128 px frames of that geometry.
+    s = PushingSource(raw, rgb, SoftwareCamera(depth_k, colour_k))
+    hw = load_hardware(profile="sr300_color")
+    try:
+        f = RealSenseCamera.from_source(s, hw).get_frame()
+    finally:
+        s.stop()
+    got, want = f.intrinsics, hw.intrinsics  # librealsense stores intrinsics as float32
+    assert (got.width, got.height) == (want.width, want.height) == (128, 128)
+    assert (got.fx, got.fy, got.cx, got.cy) == pytest.approx((want.fx, want.fy, want.cx, want.cy), rel=1e-6)
+    assert np.all(f.rgb == 90) and (f.depth > 0).mean() > 0.9
