@@ -2,7 +2,9 @@
 
 A domain has three parts: ``render`` (TinyRenderer lighting, shadows, table and object looks),
 ``image`` (white balance, gamma, vignetting, blur, noise on the RGB image) and ``depth`` (either
-``exact`` or an SR300-like sensor model). The same world state can be rendered in any domain,
+``exact`` or an SR300-like sensor model). The simulated camera passes its camera profile's depth
+range and unit (``config/hardware.yaml``), which replace the domain's ``valid_range`` and
+``unit``: the sensor is the configured camera's. The same world state can be rendered in any domain,
 which gives paired images for evaluation. All image operations are plain numpy/OpenCV.
 """
 
@@ -48,8 +50,8 @@ class DepthModel:
     """Depth sensor model. ``kind: exact`` returns the rendered depth unchanged."""
 
     kind: str  # "exact" or "sr300"
-    valid_range: tuple[float, float]  # m; outside reads 0
-    unit: float  # m per quantisation step (SR300: 0.000125)
+    valid_range: tuple[float, float]  # m; outside reads 0 (the camera profile's replaces it)
+    unit: float  # m per quantisation step (SR300: 0.000125; the camera profile's replaces it)
     noise_base: float  # m, std at zero distance
     noise_quadratic: float  # 1/m, std grows as noise_quadratic * z**2 (structured-light)
     correlated_noise: float  # m per m of depth, low-frequency (16x16) correlated error
