@@ -18,7 +18,7 @@ import yaml
 from app import CONFIG_DIR
 from app.config import Section, load_yaml
 from app.errors import ConfigError
-from app.interfaces import Intrinsics
+from app.robot.interfaces import Intrinsics
 from app.transforms import Pose, rot_x, rot_y, rot_z
 
 

@@ -81,7 +81,7 @@ def test_depth_range_at_the_start_pose_and_vs_heights() -> None:
 def test_calibrate_says_when_the_profile_cannot_read_depth(tmp_path, capsys) -> None:
     import argparse
 
-    from app.calibrate import run_calibrate
+    from app.tools.calibrate import run_calibrate
 
     text = open(load_hardware().source).read().replace("profile: sr300", "profile: d405", 1)
     f = tmp_path / "hw.yaml"

@@ -18,7 +18,7 @@ import pytest
 from app.errors import ConfigError, HardwareError, HardwareUnavailable
 from app.hardware.realsense import RealSenseCamera, _import_rs, coverage, fit_crop
 from app.hardware_config import HardwareConfig, load_hardware
-from app.interfaces import Camera, Intrinsics
+from app.robot.interfaces import Camera, Intrinsics
 
 rs = _import_rs()  # pyrealsense2, after the libusb-package library is loaded (no system libusb)
 
