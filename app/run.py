@@ -90,6 +90,11 @@ def _run_real(args: argparse.Namespace, cfg: TreeConfig, hw: Any) -> int:
     from app.perception import load_perception
 
     models = load_perception() if cfg.uses_models else None
+    if cfg.uses_models:  # the live frames are the profile's; the weights must have seen the same
+        from app.hardware_config import check_training_camera
+        from app.perception import WEIGHTS_DIR
+
+        check_training_camera(WEIGHTS_DIR, hw)
     failures = 0
     with write_guard(args.log_dir):
         Path(args.log_dir).mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from app.errors import AppError, CheckpointError, InputError
+from app.hardware_config import load_hardware, write_training_camera
 from app.outputs import atomic_save, atomic_write_text, check_output_dir, owned, prepare_output_dir
 from models.checkpoint import load_training, save_inference, save_training
 from models.cyclegan import CycleGANTrainer, GanConfig, SemanticCycleGAN, hflip, load_gan_config
@@ -162,6 +163,7 @@ def _train_gan(config_path: str | Path, data_dir: str | Path, out: Path, resume:
     if resume and state_path.exists():
         start, history = load_training(state_path, trainer)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    write_training_camera(out, load_hardware())  # `dataset` renders the default hardware file's camera
 
     steps = math.ceil(max(sim.n, real.n) / t.batch_size)
     t_run = time.perf_counter()

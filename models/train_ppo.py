@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from app.config import Section, load_yaml
+from app.hardware_config import load_hardware, write_training_camera
 from app.outputs import (
     AppendFile,
     atomic_save,
@@ -160,6 +161,7 @@ def _train_ppo(args: PPOArgs, out: Path, seed: int, resume: bool, total_override
     atomic_write_text(out / "config.yaml", yaml.safe_dump({"seed": seed, **asdict(args)}, sort_keys=False))
     env_cfg = Path(__file__).resolve().parents[1] / "config" / "env.yaml"
     atomic_write_text(out / "env.yaml", env_cfg.read_text())
+    write_training_camera(out, load_hardware())  # the env renders the default hardware file's camera
     torch.set_num_threads(args.torch_threads)
     venv = VecMonitor(SubprocVecEnv([_make_env(i, seed * 1000) for i in range(args.n_envs)]))
     ckpt = out / "ppo_checkpoint.zip"

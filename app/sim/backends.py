@@ -79,7 +79,8 @@ class SimCamera:
     def sense(self, raw: RawRender, domain: Domain, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Apply ``domain``'s image and depth models to a raw render: (rgb uint8, depth float32 m)."""
         rgb = domain.apply_rgb(raw.rgb, rng)
-        depth = domain.apply_depth(raw.depth, raw.rgb, rng)
+        depth = domain.apply_depth(raw.depth, raw.rgb, rng, valid_range=self.hw.depth_range,
+                                   unit=self.hw.depth_unit)  # the camera profile's sensor
         return rgb, depth
 
     def get_frame(self) -> Frame:
