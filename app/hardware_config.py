@@ -35,6 +35,12 @@ class HardwareConfig:
     angle_tolerance: float
     object_xy_range: float
     source: str = ""
+    # The real arm (optional keys of ``arm``; defaults are the Franka Hand and the start pose):
+    tcp_offset: float = 0.1034  # m, flange to grasp point along z (Desk's F_T_EE, Franka Hand)
+    # rad, a posture above the workspace whose grasp point is at the start pose (homing goes
+    # there in joint space first); q7 at -45 deg leaves +-90 deg of yaw steps inside its range.
+    home_joints: tuple[float, ...] = (0.0, -0.186, 0.0, -1.837, 0.0, 1.651, -0.785)
+    place_height: float = 0.08  # m, grasp-point height at which homing puts down a held object
 
     @property
     def intrinsics(self) -> Intrinsics:
@@ -86,4 +92,17 @@ def load_hardware(path: str | Path | None = None, resolution: int | None = None)
         angle_tolerance=float(np.radians(arm.number("angle_tolerance", lo=0.01, hi=20))),
         object_xy_range=root.section("workspace").number("object_xy_range", lo=0.0, hi=0.3),
         source=str(path),
+        **_real_arm_keys(arm),
     )
+
+
+def _real_arm_keys(arm: Section) -> dict[str, object]:
+    """The optional real-arm keys of the ``arm`` section that are present."""
+    out: dict[str, object] = {}
+    if arm.has("tcp_offset"):
+        out["tcp_offset"] = arm.number("tcp_offset", lo=0.0, hi=0.5)
+    if arm.has("home_joints"):
+        out["home_joints"] = tuple(arm.vector("home_joints", 7, lo=-3.1, hi=3.8))
+    if arm.has("place_height"):
+        out["place_height"] = arm.number("place_height", lo=0.01, hi=0.5)
+    return out
