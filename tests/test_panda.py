@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -437,6 +438,21 @@ def test_joint_move_reaches_the_homing_posture(hw: HardwareConfig) -> None:
     d, r = arm.pose().distance(hw.start_pose())  # the posture is the start pose's
     assert d < 0.002 and r < np.radians(1.0)
     np.testing.assert_allclose(arm.joint_positions(), hw.home_joints, atol=0.01)
+
+
+def test_unreachable_robot_refused_within_seconds() -> None:
+    with socket.socket() as server:  # a free port on this machine, then closed: nothing answers
+        server.bind(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(HardwareUnavailable, match=rf"^cannot reach the robot at 127\.0\.0\.1: no answer on "
+                                                  rf"port {port} within 3 s"):
+        panda_backend.probe_fci("127.0.0.1", port)
+    assert time.monotonic() - t0 < 3.5
+
+
+def test_collision_thresholds_set_at_connect(arm: PandaArm, fake: FakePandaPy) -> None:
+    assert len(fake.calls_to("Panda.set_default_behavior")) == 1
 
 
 def test_realtime_and_end_effector_checked_at_connect(hw: HardwareConfig) -> None:

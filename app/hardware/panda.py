@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -68,6 +69,8 @@ MAX_WIDTH_SLACK = 0.005  # m: a hand reporting max_width this far below hw.max_w
 FRANKA_HAND_YAW = -np.pi / 4  # rad
 TCP_TOLERANCE_M = 0.002  # m, F_T_EE vs the configured grasp point
 TCP_TOLERANCE_RAD = np.radians(2.0)  # rad
+FCI_PORT = 1337  # libfranka's TCP command port on the control unit
+CONNECT_TIMEOUT_S = 3.0  # s to wait for it before saying the robot is unreachable
 
 
 def _one_line(error: BaseException) -> str:
@@ -144,6 +147,21 @@ def envelope_speed_factor(delta: np.ndarray, angle: float, max_linear: float,
     return float(np.clip(factor, 1e-3, 1.0))  # 1e-3: panda-py needs a positive factor
 
 
+def probe_fci(host: str, port: int = FCI_PORT, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Check that the robot's FCI answers on its command port within ``timeout_s``.
+
+    Raises:
+        HardwareUnavailable: Nothing answers (FCI off, wrong address, cable out).
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise HardwareUnavailable(f"cannot reach the robot at {host}: no answer on port {port} "
+                                  f"within {timeout_s:g} s ({e.strerror or e}); check that FCI is "
+                                  "activated in Desk and the cable is in") from e
+
+
 def _column_major(values: Any) -> np.ndarray:
     """libfranka's 16 column-major numbers as a 4x4 matrix."""
     return np.asarray(values, dtype=float).reshape(4, 4, order="F")
@@ -197,8 +215,13 @@ class PandaArm:
         if speed_factor is not None and not 0.0 < speed_factor <= 1.0:
             raise InputError(f"speed_factor must be in (0, 1], got {speed_factor}")
         self._pp = import_panda_py(panda_module)
+        if panda_module is None:  # the real robot: fail in seconds, not after libfranka's 60 s
+            probe_fci(host)
         try:
             self._panda = self._pp.Panda(host)
+            # Known collision thresholds for the contact the tasks make (panda-py's defaults:
+            # 20/10 Nm per joint and 20/10 N, upper/lower), not whatever a previous program set.
+            self._panda.set_default_behavior()
         except RuntimeError as e:  # libfranka's exceptions all reach Python as RuntimeError
             raise HardwareUnavailable(f"cannot reach the robot at {host}: {_one_line(e)}") from e
         self.host, self.hw, self.speed_factor = host, hw, speed_factor

@@ -317,6 +317,11 @@ class Panda:
         """True while a control loop runs."""
         return self._running
 
+    def set_default_behavior(self) -> None:
+        """Reset collision thresholds and impedances to panda-py's defaults (reads first)."""
+        self._fake.record("Panda.set_default_behavior")
+        self.recover()
+
     # ---------------------------------------------------------------- errors
     def raise_error(self) -> None:
         """Raise (once) the error the control loop stored."""
