@@ -88,8 +88,13 @@ def calibrate(hw: HardwareConfig, assumed_mount: Pose | None = None) -> list[Cal
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    """Entry point: print the table; exit 0 when every check passes, 1 otherwise."""
+    """Entry point: print the table; exit 0 when every check passes, 1 otherwise.
+    ``calibrate hand-eye`` solves the camera mount instead (:mod:`app.handeye`)."""
     hw = load_hardware(args.config)
+    if getattr(args, "what", "vs") == "hand-eye":
+        from app.handeye import run_hand_eye
+
+        return run_hand_eye(args, hw)
     rows = calibrate(hw)
     if getattr(args, "json", False):
         print(json.dumps([r.__dict__ | {"ok": r.ok} for r in rows]))
