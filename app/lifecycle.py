@@ -138,6 +138,16 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def _hardware_errors() -> set[str]:
+    """Names of HardwareError and its subclasses (the runner records an exception's name)."""
+    names, todo = set(), [HardwareError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
 def hardware_fault(arm: Arm, result: object = None) -> str | None:
     """Why the arm needs :meth:`~app.interfaces.Arm.recover` after a run, or None.
 
@@ -152,7 +162,7 @@ def hardware_fault(arm: Arm, result: object = None) -> str | None:
     """
     if arm.motion_status() == MotionStatus.FAILED and REFLEX_RE.search(arm.motion_error()):
         return arm.motion_error()
-    if isinstance(result, EpisodeResult) and result.extra.get("exception_type") == HardwareError.__name__:
+    if isinstance(result, EpisodeResult) and result.extra.get("exception_type") in _hardware_errors():
         return result.reason
     return None
 

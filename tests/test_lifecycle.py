@@ -33,11 +33,11 @@ from app.lifecycle import (
 )
 from app.logs import RunLog
 from app.reflexes import BACKOFF_M
-from app.safety import load_safety
 from app.runner import EpisodeResult, run_episode
+from app.safety import load_safety
 from app.transforms import Pose
 from tests.fakes import FakePandaPy
-from tests.fakes.fake_panda_py import COMMUNICATION_MESSAGE, REFLEX_MESSAGE, START_Q
+from tests.fakes.fake_panda_py import COMMUNICATION_MESSAGE, START_Q
 
 S = SessionState
 HOST = "172.16.0.2"
@@ -488,6 +488,17 @@ def test_contact_reflex_backs_off_rehomes_and_does_not_rerun(real: Rig) -> None:
     assert real.robot is not None
     start_z = real.fake.options.start_pose[2, 3]
     assert back_off.args[0][2] == pytest.approx(start_z - 0.05 + BACKOFF_M, abs=0.005)
+
+
+def test_a_leaf_raising_a_hardware_error_subclass_is_recovered(rig: Rig) -> None:
+    class FrameTimeout(HardwareError):
+        pass
+
+    result = EpisodeResult("failure", "Acquire Frame", "camera timeout",
+                           extra={"exception_type": FrameTimeout.__name__})
+    ready(rig)
+    assert rig.robot is not None
+    assert hardware_fault(rig.robot.arm, result) == "camera timeout"
 
 
 def test_repeated_reflexes_fault(real: Rig) -> None:
