@@ -43,11 +43,11 @@ from transitions.extensions import HierarchicalMachine
 from transitions.extensions.nesting import NestedState
 
 from app.errors import HardwareError
-from app.interfaces import Arm, Gripper, MotionStatus, Robot
 from app.logs import RunLog
-from app.reflexes import BACKOFF_M, reflex_kind
+from app.robot.interfaces import Arm, Gripper, MotionStatus, Robot
+from app.robot.reflexes import BACKOFF_M, reflex_kind
+from app.robot.safety import SafeArm, SafetyLimits
 from app.runner import EpisodeResult
-from app.safety import SafeArm, SafetyLimits
 from app.transforms import Pose
 
 T = TypeVar("T")
@@ -149,7 +149,7 @@ def _hardware_errors() -> set[str]:
 
 
 def hardware_fault(arm: Arm, result: object = None) -> str | None:
-    """Why the arm needs :meth:`~app.interfaces.Arm.recover` after a run, or None.
+    """Why the arm needs :meth:`~app.robot.interfaces.Arm.recover` after a run, or None.
 
     Args:
         arm: The arm, polled once.
@@ -175,7 +175,7 @@ class RobotSession:
     KeyboardInterrupt, stop the arm, shut down and re-raise it.
 
     Args:
-        connect: Opens the backends and returns the :class:`~app.interfaces.Robot`; raising
+        connect: Opens the backends and returns the :class:`~app.robot.interfaces.Robot`; raising
             :class:`~app.errors.HardwareUnavailable` (or anything) faults the session.
         start_pose: Gripper home pose in the base frame (``HardwareConfig.start_pose()``).
         log: Transition records go there (JSON lines, event ``"transition"``); closed at
@@ -184,7 +184,7 @@ class RobotSession:
             and retries; one more faults the session.
         home_timeout_s: Seconds of clock time homing may take before faulting.
         limits: The safety envelope: homing refuses to start outside it, and its Cartesian
-            moves go through it (:class:`~app.safety.SafeArm`). None: unchecked (simulator).
+            moves go through it (:class:`~app.robot.safety.SafeArm`). None: unchecked (simulator).
         home_joints: Homing posture (rad) reached in joint space, where the arm can
             (``move_to_joints``: the real arm); None skips that stage.
         place_height: Grasp-point height (m) at which homing puts down a held object.
@@ -286,8 +286,8 @@ class RobotSession:
         :attr:`place_height` and open; go straight up to the start height; move in joint space
         to :attr:`home_joints`; then a short Cartesian move to the start pose (through the
         envelope). Polls the arm once per control period (``clock.advance()`` between polls).
-        An error a retry can fix (:func:`~app.reflexes.reflex_kind`) moves to
-        ready.recovering and retries after :meth:`~app.interfaces.Arm.recover`.
+        An error a retry can fix (:func:`~app.robot.reflexes.reflex_kind`) moves to
+        ready.recovering and retries after :meth:`~app.robot.interfaces.Arm.recover`.
 
         Raises:
             SessionFault: Refused, failed for another reason (a contact reflex included), timed
@@ -315,7 +315,7 @@ class RobotSession:
         """Run ``fn(robot)`` (tick a tree) in ready.executing, then return to ready.idle.
 
         A hardware fault (:func:`hardware_fault`, or ``fn`` raising HardwareError) moves to
-        ready.recovering and calls :meth:`~app.interfaces.Arm.recover`. After a contact reflex
+        ready.recovering and calls :meth:`~app.robot.interfaces.Arm.recover`. After a contact reflex
         the arm backs off along the approach, re-homes, and the failed result is returned: a
         rerun would hit the same obstacle. After any other hardware error (a lost packet, a
         motion ended while moving, a failed read) the arm re-homes and ``fn`` runs again (the
@@ -471,7 +471,7 @@ class RobotSession:
             return one_line(e)
 
     def _back_off(self) -> None:
-        """After a contact reflex: back :data:`~app.reflexes.BACKOFF_M` along the approach."""
+        """After a contact reflex: back :data:`~app.robot.reflexes.BACKOFF_M` along the approach."""
         arm = self.robot.arm
         try:
             arm.move_relative(Pose(np.array([0.0, 0.0, -BACKOFF_M]), np.eye(3)), frame="gripper")

@@ -87,7 +87,7 @@ def _run_real(args: argparse.Namespace, cfg: TreeConfig, hw: Any) -> int:
     models = load_perception() if cfg.uses_models else None
     failures = 0
     Path(args.log_dir).mkdir(parents=True, exist_ok=True)
-    from app.safety import load_safety
+    from app.robot.safety import load_safety
 
     with RobotSession(lambda: RealSession(hw, args.robot_host).robot, hw.start_pose(),
                       log=RunLog(Path(args.log_dir) / "session.jsonl"), limits=load_safety(),

@@ -18,8 +18,8 @@ from app.controllers.depth import (
     descent_distance,
     object_distance_or_surround,
 )
-from app.interfaces import Gripper, MotionStatus
-from app.reflexes import BACKOFF_M, reflex_kind
+from app.robot.interfaces import Gripper, MotionStatus
+from app.robot.reflexes import BACKOFF_M, reflex_kind
 from app.transforms import Pose, delta_pose
 from behaviours.base import Leaf
 
@@ -275,13 +275,13 @@ class Descend(_Move):
 
 
 class RecoverFromReflex(py_trees.decorators.Decorator):
-    """Handle an arm reflex of the child (:func:`app.reflexes.reflex_kind`).
+    """Handle an arm reflex of the child (:func:`app.robot.reflexes.reflex_kind`).
 
     * An error a retry can fix (``communication_constraints_violation``, a motion that ended
       while moving): ``arm.recover()``, then the child runs again; motion leaves inside resume
       towards the goal of their first attempt. At most ``max_recoveries`` times.
     * A contact reflex (the arm hit something): ``arm.recover()``, back off
-      :data:`~app.reflexes.BACKOFF_M` along the approach (the child is not ticked meanwhile),
+      :data:`~app.robot.reflexes.BACKOFF_M` along the approach (the child is not ticked meanwhile),
       then FAILURE naming the reflex: retrying would hit the same obstacle.
     * Anything else passes through.
 

@@ -10,13 +10,13 @@ import numpy as np
 import panda_py
 import pytest
 
-from app.dataset_builder import CollectionStopped, build_real_dataset, run_dataset
 from app.errors import HardwareError
 from app.hardware.panda import hand_to_gripper
 from app.hardware.real_session import RealSession
 from app.hardware_config import HardwareConfig, load_hardware
-from app.interfaces import Frame, Intrinsics, Robot
-from app.safety import load_safety
+from app.robot.interfaces import Frame, Intrinsics, Robot
+from app.robot.safety import load_safety
+from app.tools.dataset_builder import CollectionStopped, build_real_dataset, run_dataset
 from app.transforms import Pose
 from models.dataset import read_index
 from tests.fakes import FakePandaPy

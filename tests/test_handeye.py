@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from app.errors import HardwareError
-from app.handeye import (
+from app.hardware_config import HardwareConfig, load_hardware
+from app.robot.safety import load_safety
+from app.tools.handeye import (
     CALIBRATION_RESOLUTION,
     calibrate_hand_eye,
     calibration_poses,
@@ -17,8 +19,6 @@ from app.handeye import (
     place_sim_board,
     solve,
 )
-from app.hardware_config import HardwareConfig, load_hardware
-from app.safety import load_safety
 from app.transforms import Pose, rot_x, rot_y, rot_z
 
 TOLERANCE_MM = 2.0  # mm: the recovered mount vs the true one (measured: 0.4 mm)

@@ -21,7 +21,6 @@ from py_trees.common import Status
 from app.errors import HardwareError, HardwareUnavailable
 from app.hardware.real_session import RealSession
 from app.hardware_config import HardwareConfig, load_hardware
-from app.interfaces import Frame, Intrinsics, MotionStatus, Robot
 from app.lifecycle import (
     EXIT_INTERRUPT,
     TRANSITIONS,
@@ -32,9 +31,10 @@ from app.lifecycle import (
     hardware_fault,
 )
 from app.logs import RunLog
-from app.reflexes import BACKOFF_M
+from app.robot.interfaces import Frame, Intrinsics, MotionStatus, Robot
+from app.robot.reflexes import BACKOFF_M
+from app.robot.safety import load_safety
 from app.runner import EpisodeResult, run_episode
-from app.safety import load_safety
 from app.transforms import Pose
 from tests.fakes import FakePandaPy
 from tests.fakes.fake_panda_py import COMMUNICATION_MESSAGE, START_Q

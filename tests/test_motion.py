@@ -12,8 +12,8 @@ from py_trees.common import Status
 
 from app.hardware.real_session import RealSession
 from app.hardware_config import HardwareConfig, load_hardware
-from app.interfaces import Frame, Intrinsics
-from app.reflexes import BACKOFF_M, reflex_kind
+from app.robot.interfaces import Frame, Intrinsics
+from app.robot.reflexes import BACKOFF_M, reflex_kind
 from behaviours.motion import Descend, RecoverFromReflex
 from tests.fakes import FakePandaPy
 from tests.fakes.fake_panda_py import COMMUNICATION_MESSAGE, REFLEX_MESSAGE, STILL_MOVING_MESSAGE

@@ -25,8 +25,8 @@ from app.hardware import panda as panda_backend
 from app.hardware.panda import HAND_FROM_GRIPPER, PandaArm, PandaGripper
 from app.hardware.real_session import RealClock, RealSession
 from app.hardware_config import HardwareConfig, load_hardware
-from app.interfaces import Arm, Camera, Frame, Gripper, Intrinsics, MotionStatus
-from app.safety import load_safety
+from app.robot.interfaces import Arm, Camera, Frame, Gripper, Intrinsics, MotionStatus
+from app.robot.safety import load_safety
 from app.transforms import Pose, matrix_to_quat, rot_x, rot_z
 from behaviours.motion import CloseGripper, OpenGripper
 from tests.fakes import FakePandaPy

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from app.errors import ConfigError, HardwareError
-from app.interfaces import Arm, MotionStatus, Robot
-from app.safety import SafeArm, SafetyLimits, load_safety
+from app.robot.interfaces import Arm, MotionStatus, Robot
+from app.robot.safety import SafeArm, SafetyLimits, load_safety
 from app.transforms import Pose, delta_pose
 from models.dataset import read_index, sample_id, write_index, write_sample
 

@@ -31,8 +31,8 @@ import yaml
 
 from app.errors import HardwareError
 from app.hardware_config import HardwareConfig
-from app.interfaces import Frame, MotionStatus, Robot
-from app.safety import SafeArm, SafetyLimits
+from app.robot.interfaces import Frame, MotionStatus, Robot
+from app.robot.safety import SafeArm, SafetyLimits
 from app.transforms import Pose, rot_x, rot_y, rot_z
 
 CALIBRATION_RESOLUTION = 480  # px: the square crop of a 640x480 stream, not resized
@@ -294,7 +294,7 @@ def place_sim_board(session: Any, centre: np.ndarray, spec: BoardSpec = BoardSpe
 
 def run_hand_eye(args: argparse.Namespace, hw: HardwareConfig) -> int:
     """``python -m app calibrate hand-eye``: print (and with ``--out`` write) the solved mount."""
-    from app.safety import load_safety
+    from app.robot.safety import load_safety
 
     limits = load_safety()
     full = replace(hw, resolution=CALIBRATION_RESOLUTION)
