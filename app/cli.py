@@ -93,7 +93,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "bench": ("time rendering, environment steps and the VS pipeline", _cmd_bench),
     "dataset": ("build the CycleGAN dataset (sim or real backend)", _cmd_dataset),
     "train": ("train the CycleGAN (gan) or the PPO pose agent (ppo)", _cmd_train),
-    "calibrate": ("compute the VS targets of the hardware file and check them in the simulator", _cmd_calibrate),
+    "calibrate": ("check the VS targets of the hardware file in the simulator, or solve the camera mount (hand-eye)", _cmd_calibrate),
     "evaluate": ("run an evaluation campaign (trees x objects x trials) and summarize it", _cmd_evaluate),
     "faults": ("run a fault-injection campaign (kinds x trials) and summarize it", _cmd_faults),
     "eval-models": ("measure the models on paired sim/real images (pose, segmentation, adaptation, latency)",
@@ -147,7 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--weights", default=None, help="weights directory (default models/weights)")
             sp.set_defaults(episodes=50)
         if name == "calibrate":
+            sp.add_argument("what", nargs="?", choices=["vs", "hand-eye"], default="vs",
+                            help="vs: check the VS targets (default); hand-eye: solve the camera mount")
             sp.add_argument("--json", action="store_true", help="print JSON")
+            sp.add_argument("--poses", type=int, default=12, help="views of the board (hand-eye)")
+            sp.add_argument("--out", default=None, help="write the solved mount to this YAML (hand-eye)")
         if name == "inspect":
             sp.add_argument("run_dir", help="a run directory (under --log-dir)")
             sp.add_argument("--json", action="store_true", help="print one JSON object")

@@ -50,6 +50,12 @@ class HardwareConfig:
     sdk_min: str = ""  # lowest librealsense version that supports the camera ("" = any)
     sdk_below: str = ""  # first librealsense version that no longer does ("" = none)
     fov_tolerance: float = 0.02  # relative focal-length mismatch tolerated at start-up
+    # The real arm (optional keys of ``arm``; defaults are the Franka Hand and the start pose):
+    tcp_offset: float = 0.1034  # m, flange to grasp point along z (Desk's F_T_EE, Franka Hand)
+    # rad, a posture above the workspace whose grasp point is at the start pose (homing goes
+    # there in joint space first); q7 at -45 deg leaves +-90 deg of yaw steps inside its range.
+    home_joints: tuple[float, ...] = (0.0, -0.186, 0.0, -1.837, 0.0, 1.651, -0.785)
+    place_height: float = 0.08  # m, grasp-point height at which homing puts down a held object
 
     @property
     def intrinsics(self) -> Intrinsics:
@@ -146,7 +152,20 @@ def load_hardware(path: str | Path | None = None, resolution: int | None = None,
         sdk_min=_version(prof, "sdk_min"),
         sdk_below=_version(prof, "sdk_below"),
         fov_tolerance=cam.number("fov_tolerance", default=0.02, lo=0.0, hi=0.5),
+        **_real_arm_keys(arm),
     )
+
+
+def _real_arm_keys(arm: Section) -> dict[str, object]:
+    """The optional real-arm keys of the ``arm`` section that are present."""
+    out: dict[str, object] = {}
+    if arm.has("tcp_offset"):
+        out["tcp_offset"] = arm.number("tcp_offset", lo=0.0, hi=0.5)
+    if arm.has("home_joints"):
+        out["home_joints"] = tuple(arm.vector("home_joints", 7, lo=-3.1, hi=3.8))
+    if arm.has("place_height"):
+        out["place_height"] = arm.number("place_height", lo=0.01, hi=0.5)
+    return out
 
 
 @dataclass(frozen=True)

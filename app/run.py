@@ -96,10 +96,13 @@ def _run_real(args: argparse.Namespace, cfg: TreeConfig, hw: Any) -> int:
 
         check_training_camera(WEIGHTS_DIR, hw)
     failures = 0
+    from app.robot.safety import load_safety
+
     with write_guard(args.log_dir):
         Path(args.log_dir).mkdir(parents=True, exist_ok=True)
     with RobotSession(lambda: RealSession(hw, args.robot_host).robot, hw.start_pose(),
-                      log=RunLog(Path(args.log_dir) / "session.jsonl")) as rs:
+                      log=RunLog(Path(args.log_dir) / "session.jsonl"), limits=load_safety(),
+                      home_joints=hw.home_joints, place_height=hw.place_height) as rs:
         rs.start()
         for ep in range(args.episodes):
             rs.home()

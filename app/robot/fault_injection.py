@@ -76,7 +76,7 @@ PARAMS: dict[str, dict[str, _Param]] = {
     "mask_empty": {"dilate_px": lambda s: s.integer("dilate_px", 3, lo=0, hi=64)},
     "object_push": {"distance_m": lambda s: s.number("distance_m", 0.03, lo=0.0, hi=0.3),
                     "yaw_deg": lambda s: s.number("yaw_deg", 20.0, lo=-180.0, hi=180.0)},
-    "arm_reflex": {"reflex": lambda s: s.string("reflex", "cartesian_reflex")},
+    "arm_reflex": {"reflex": lambda s: s.string("reflex", "communication_constraints_violation")},
     "gripper_fail": {"busy_ticks": lambda s: s.integer("busy_ticks", 10, lo=1, hi=10_000)},
     "latency_spike": {"sleep_s": lambda s: s.number("sleep_s", 0.1, lo=0.0, hi=10.0)},
     "checkpoint_missing": {"file": lambda s: s.string("file", "cyclegan.pt", ["cyclegan.pt", "policy.pt"])},

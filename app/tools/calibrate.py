@@ -95,8 +95,13 @@ def tallest_object() -> float:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    """Entry point: print the table; exit 0 when every check passes, 1 otherwise."""
+    """Entry point: print the table; exit 0 when every check passes, 1 otherwise.
+    ``calibrate hand-eye`` solves the camera mount instead (:mod:`app.tools.handeye`)."""
     hw = load_hardware(args.config)
+    if getattr(args, "what", "vs") == "hand-eye":
+        from app.tools.handeye import run_hand_eye
+
+        return run_hand_eye(args, hw)
     rows = calibrate(hw)
     tallest = tallest_object()
     ranges = depth_range_checks(hw, DESCENTS, tallest)
