@@ -33,7 +33,7 @@ import numpy as np
 
 from app.errors import HardwareError, HardwareUnavailable, InputError
 from app.hardware_config import HardwareConfig
-from app.robot.interfaces import FrameName, MotionStatus
+from app.robot.interfaces import FrameName, HandSample, MotionStatus
 from app.transforms import Pose, rot_z, twist_to_pose
 
 _LOG = logging.getLogger(__name__)
@@ -638,15 +638,6 @@ class PandaArm:
     def _set(self, status: MotionStatus, error: str) -> None:
         with self._lock:
             self._status, self._error = status, error
-
-
-@dataclass(frozen=True)
-class HandSample:
-    """One hand state packet: opening (m), the firmware's grasped flag, homed width (m)."""
-
-    width: float
-    is_grasped: bool
-    max_width: float
 
 
 class PandaGripper:

@@ -50,6 +50,7 @@ from app.robot.interfaces import (
     Frame,
     FrameName,
     Gripper,
+    HandSample,
     Intrinsics,
     MotionStatus,
     Robot,
@@ -498,6 +499,19 @@ class FaultGripper:
     def is_grasped(self) -> bool:
         """False after an aborted grasp, else the wrapped gripper's."""
         return self._failed_until is None and self.gripper.is_grasped()
+
+    def sample(self) -> HandSample:
+        """The wrapped gripper's sample; not grasped after an aborted grasp."""
+        s = self.gripper.sample()
+        return s if self._failed_until is None else HandSample(s.width, False, s.max_width)
+
+    def last_result(self) -> bool | None:
+        """Unknown after an aborted grasp (as before the abort was seen), else the wrapped one's."""
+        return None if self._failed_until is not None else self.gripper.last_result()
+
+    def last_error(self) -> str:
+        """The wrapped gripper's."""
+        return self.gripper.last_error()
 
 
 class FaultClock:

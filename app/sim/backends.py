@@ -14,7 +14,7 @@ import numpy as np
 
 from app.errors import MotionError
 from app.hardware_config import HardwareConfig
-from app.robot.interfaces import Frame, FrameName, Intrinsics, MotionStatus
+from app.robot.interfaces import Frame, FrameName, HandSample, Intrinsics, MotionStatus
 from app.sim.domain import Domain
 from app.sim.pybullet_world import TIME_STEP, PyBulletWorld, RawRender
 from app.transforms import Pose, twist_to_pose
@@ -298,6 +298,18 @@ class SimGripper:
     def is_grasped(self) -> bool:
         """Closed on something: the fingers stopped short of their target (as libfranka reports)."""
         return self._grasping and not self._busy and self.width() > self._target + 0.004  # 4 mm: not empty
+
+    def sample(self) -> HandSample:
+        """Width and grasped flag now (sim reads do not block)."""
+        return HandSample(self.width(), self.is_grasped(), self.max_width)
+
+    def last_result(self) -> bool | None:
+        """Unknown: the simulated hand reports only its state."""
+        return None
+
+    def last_error(self) -> str:
+        """Never an error: the simulated hand's commands cannot raise."""
+        return ""
 
     def on_physics_step(self) -> None:
         """Detect when the fingers have settled (called by the clock)."""
