@@ -107,8 +107,8 @@ def _chain(*hooks: Any) -> Any:
 def _run(cfg: TreeConfig, pool: list[ObjectSpec], n: int, seed: int, domain: Any, models: Any,
          log_dir: str | Path, hardware: HardwareConfig | str | None, trial: int, record: bool,
          score_fn: Any) -> dict[str, Any]:
-    """Shared set-up of both episode kinds; ``score_fn(session, root, res, objects, probes)``
-    returns the scored record."""
+    """Shared set-up of both episode kinds; ``score_fn(session, root, result, objects, score,
+    close_probe, cfg)`` returns the scored part of the record."""
     from app.sim.session import SimSession
     from app.trees import build_tree
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import py_trees
 
@@ -38,6 +39,10 @@ from behaviours.perception import (
 )
 from behaviours.servo import FullVSStep, LinearConverged, LinearVSStep, UntilConverged
 
+if TYPE_CHECKING:
+    from app.clearing import ClearParams
+    from app.controllers.depth_gate import DepthGateParams
+
 
 @dataclass(frozen=True)
 class TreeConfig:
@@ -60,8 +65,8 @@ class TreeConfig:
     max_missed_frames: int = 15  # ticks a missed (dropped, stale, timed-out) frame may be held
     segmentation: str = "adapted"  # VS mask: "adapted" (D_X, the paper), "raw" (D_Y), "adapted_or_raw"
     first_blob: str = "largest"  # which blob a VS track starts on: "largest" or "nearest_centre"
-    depth_gate: object | None = None  # DepthGateParams: object pixels must stand above the table plane
-    clear: object | None = None  # ClearParams of a clear_table tree (app/clearing.py)
+    depth_gate: DepthGateParams | None = None  # object pixels must stand above the table plane
+    clear: ClearParams | None = None  # the ``clear`` section of a clear_table tree (app/clearing.py)
 
     @property
     def uses_models(self) -> bool:
@@ -191,7 +196,7 @@ def grasp_children(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = N
     return children
 
 
-def load_depth_gate(root: Section) -> object | None:
+def load_depth_gate(root: Section) -> DepthGateParams | None:
     """The tree's ``depth_gate`` mapping as DepthGateParams (absent or null: no gate)."""
     from app.controllers.depth_gate import DepthGateParams
 
@@ -212,7 +217,7 @@ def load_depth_gate(root: Section) -> object | None:
         flatten_color=tuple(sec.vector("flatten_color", 3, default=list(d.flatten_color), lo=0.0, hi=255.0)))
 
 
-def load_clear_params(root: Section) -> object:
+def load_clear_params(root: Section) -> ClearParams:
     """The ``clear`` section of a clear_table tree (see :mod:`app.clearing`)."""
     from app.clearing import parse_clear_params
 

@@ -7,6 +7,7 @@ read the blackboard.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import py_trees
 from py_trees.common import Status
@@ -14,6 +15,9 @@ from py_trees.common import Status
 from app.controllers.features import FeatureParams, extract_features
 from app.errors import AppError
 from behaviours.base import Leaf
+
+if TYPE_CHECKING:
+    from app.controllers.depth_gate import DepthGateParams
 
 
 class AcquireFrame(Leaf):
@@ -195,7 +199,7 @@ SEGMENTATION_MODES = ("adapted", "raw", "adapted_or_raw")
 
 
 def find_object(params: FeatureParams, mode: str = "adapted", first_blob: str = "largest",
-                depth_gate: object | None = None) -> py_trees.behaviour.Behaviour:
+                depth_gate: DepthGateParams | None = None) -> py_trees.behaviour.Behaviour:
     """Segment → extract features, in one of three ways (tree YAML key ``segmentation``).
 
     Args:
