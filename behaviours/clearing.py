@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import cv2
 import numpy as np
 import py_trees
 from py_trees.common import Access, Status
@@ -19,13 +20,19 @@ from app.robot.interfaces import MotionStatus
 from app.transforms import Pose
 from behaviours.base import Leaf
 
+MAX_LEG_ANGLE = np.radians(45.0)  # rad per leg: well inside the safety envelope's 100 deg per pose command
 
-def subdivide(start: Pose, goal: Pose, max_leg: float) -> list[Pose]:
-    """Straight-line waypoints from ``start`` to ``goal`` (orientation of ``goal``), each leg at
-    most ``max_leg`` m long (the safety envelope limits one pose command's translation)."""
+
+def subdivide(start: Pose, goal: Pose, max_leg: float, max_angle: float = MAX_LEG_ANGLE) -> list[Pose]:
+    """Straight-line waypoints from ``start`` to ``goal``, the orientation turned evenly about one
+    axis on the way, each leg at most ``max_leg`` m long and ``max_angle`` rad of rotation (the
+    safety envelope limits one pose command's translation and rotation)."""
     d = float(np.linalg.norm(goal.position - start.position))
-    n = max(1, int(np.ceil(d / max_leg)))
-    return [Pose(start.position + (goal.position - start.position) * (k / n), goal.matrix) for k in range(1, n + 1)]
+    rvec, _ = cv2.Rodrigues(start.matrix.T @ goal.matrix)  # rotation start -> goal, in the start frame
+    angle = float(np.linalg.norm(rvec))
+    n = max(1, int(np.ceil(d / max_leg)), int(np.ceil(angle / max_angle)))
+    return [Pose(start.position + (goal.position - start.position) * (k / n),
+                 start.matrix @ cv2.Rodrigues(rvec * (k / n))[0]) for k in range(1, n + 1)]
 
 
 class MoveThrough(Leaf):

@@ -71,6 +71,17 @@ def test_subdivide_keeps_every_leg_short() -> None:
         assert np.linalg.norm(leg.position - prev) <= 0.25 + 1e-9
         prev = leg.position
     assert len(subdivide(a, a, 0.25)) == 1
+    # a 113 deg turn back to the start yaw (a failed campaign pick before this split): legs <= 45 deg
+    from app.transforms import rot_z
+
+    turned = Pose(b.position, rot_z(np.radians(113)))
+    legs = subdivide(turned, a, 0.25)
+    prev = turned.matrix
+    for leg in legs:
+        cos = (np.trace(prev.T @ leg.matrix) - 1) / 2
+        assert np.degrees(np.arccos(np.clip(cos, -1, 1))) <= 45.0 + 1e-6
+        prev = leg.matrix
+    assert np.allclose(legs[-1].matrix, a.matrix) and np.allclose(legs[-1].position, a.position)
 
 
 def test_clear_table_tree_structure_and_config_errors(tmp_path) -> None:
