@@ -387,6 +387,7 @@ def main_view(run_dir: str, out: str | None, spawn: bool, gif: str | None) -> in
 
     Raises:
         InputError: bad run directory, no images for a GIF, rerun-sdk missing (one line, exit 2).
+        OutputError: ``--out`` / ``--gif`` cannot be written (checked before any work, exit 2).
     """
     episode = load_episode(run_dir)
     rrd = None
@@ -399,7 +400,6 @@ def main_view(run_dir: str, out: str | None, spawn: bool, gif: str | None) -> in
         check_output_file(gif, "--gif")
         print(f"GIF: {write_gif(episode, Path(gif))}")
     if rrd is not None:
-        path = rrd
-        write_rrd(episode, path, spawn)
-        print(f"Rerun recording: {path} (open it with: rerun {path})")
+        write_rrd(episode, rrd, spawn)
+        print(f"Rerun recording: {rrd} (open it with: rerun {rrd})")
     return 0
