@@ -277,7 +277,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kinds", default=None, help=f"comma-separated fault kinds (default: all of {', '.join(KINDS)})")
     p.add_argument("--tree", default="drl_gan_vs", help="tree name or YAML path")
     p.add_argument("--faults", default=None, help="fault file (default config/faults.yaml)")
-    p.add_argument("--weights", default=None, help="weights directory (default models/weights)")
     p.add_argument("--no-baseline", action="store_true", help="skip the fault-free trials ('none')")
     p.add_argument("--summarize-only", action="store_true", help="rebuild the summary files from results.jsonl")
     p.set_defaults(objects="seen,unseen")
