@@ -55,6 +55,7 @@ def test_lab_end_to_end_survives_a_kill(tmp_path: Path, monkeypatch: pytest.Monk
     for stage in ("before", "after"):
         rows = [json.loads(x) for x in (out / stage / "results.jsonl").read_text().splitlines()]
         assert [(r["tree"], r["object"], r["domain_sha256"]) for r in rows] == [("drl_gan_vs", "tuna_can", sha)]
+        assert rows[0]["weights"] == (None if stage == "before" else str(out / "weights"))
     summary = (out / "summary.md").read_text()
     assert summary.startswith("# Lab `lab_cool`") and "this lab's own (`weights/`) | " in summary
     assert "8 sim + 8 lab images" in summary and "1 epochs" in summary

@@ -234,6 +234,9 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
     weights = str(Path(args.weights) if args.weights else WEIGHTS_DIR)
     if tree.uses_models and models_factory is None and set(kinds) - CHECKPOINT_KINDS:
         load_perception(weights, threads=1)  # no weights: exit 2 now, not one failure per trial
+        from app.weights_domain import warn_domain
+
+        warn_domain(weights, args.domain)
     sets = [load_object_set(s) for s in split_names(args.objects)]
     plan = plan_faults(tree, sets, kinds, args.trials, args.seed)
     domain = load_domain(args.domain)
