@@ -16,6 +16,13 @@ images with the robot instead), the command runs these stages in ``OUT``:
    each) of the source weights in the lab (skipped with ``--no-before``);
 6. ``after``    — ``OUT/after``: the same evaluation with the lab's own weights.
 
+With ``--backend real`` the lab's images come from the robot (:func:`app.tools.dataset_builder.
+build_real_dataset`: homed, scripted poses around the start pose, every move through the safety
+envelope; the sim images are rendered as in the simulator), the weights record the robot lab
+(name ``robot``, the SHA-256 of the collected index), and the stages that need paired sim
+renders or simulated trials (``eval_models``, ``before``, ``after``) are left to the robot
+(``python -m app --tree drl_gan_vs --backend real --weights OUT/weights``).
+
 Then ``OUT/summary.md``. One progress bar counts the stages (each stage's own bar runs under
 it). Each finished stage leaves ``OUT/stages/NAME.done``; ``--resume`` skips those and resumes
 the interrupted one with its own resume (dataset samples kept, training from its last epoch,
@@ -35,6 +42,7 @@ from typing import Any
 
 from app.errors import ConfigError
 from app.outputs import atomic_write_text, check_output_dir, owned, prepare_output_dir, write_guard
+from app.robot.interfaces import Robot
 
 STAGES = ("dataset", "train", "weights", "eval_models", "before", "after")
 MARKERS = "stages"  # OUT/stages/NAME.done: the stage finished
@@ -56,12 +64,19 @@ def _mark(out: Path, stage: str, seconds: float) -> None:
     atomic_write_text(out / MARKERS / f"{stage}.done", json.dumps({"stage": stage, "seconds": round(seconds, 1)}) + "\n")
 
 
-def _stage_dataset(a: argparse.Namespace, out: Path) -> None:
-    from app.tools.dataset_builder import run_dataset
+SIM_ONLY = ("eval_models", "before", "after")  # need paired sim renders or simulated trials
+ROBOT_DOMAIN = "robot"  # the training-domain name of weights trained on images from the robot
 
-    ns = argparse.Namespace(out=str(out / "data"), n=a.n, seed=a.seed, objects="seen", domain=a.domain,
+
+def _stage_dataset(a: argparse.Namespace, out: Path, connect: Callable[[], Robot] | None = None) -> None:
+    from app.tools.dataset_builder import build_robot_dataset, run_dataset
+
+    ns = argparse.Namespace(out=str(out / "data"), n=a.n, seed=a.seed, objects="seen", domain=a.domain or "real",
                             backend=a.backend, config=a.config, robot_host=a.robot_host)
-    run_dataset(ns)
+    if a.backend == "real":
+        build_robot_dataset(ns, connect)
+    else:
+        run_dataset(ns)
 
 
 def _stage_train(a: argparse.Namespace, out: Path) -> None:
@@ -87,8 +102,13 @@ def _stage_weights(a: argparse.Namespace, out: Path) -> None:
             shutil.copyfile(run / s, dst / d)
         camera = run / TRAINING_CAMERA_FILE
         shutil.copyfile(camera if camera.is_file() else src / TRAINING_CAMERA_FILE, dst / TRAINING_CAMERA_FILE)
-    dom = load_domain(a.domain)
-    write_training_domain(dst, dom.name, dom.sha256)
+    if a.backend == "real":
+        from app.config import file_sha256
+
+        write_training_domain(dst, ROBOT_DOMAIN, file_sha256(out / "data" / "index.json"))
+    else:
+        dom = load_domain(a.domain)
+        write_training_domain(dst, dom.name, dom.sha256)
     load_perception(dst, fingers=False)  # the new directory loads (one line and exit 2 if not)
 
 
@@ -133,13 +153,24 @@ def write_summary(a: argparse.Namespace, out: Path, seconds: dict[str, float]) -
     """``OUT/summary.md`` from the stages' own files (dataset index, losses, metrics, campaigns)."""
     from app.sim.domain import load_domain
 
-    dom = load_domain(a.domain)
-    lines = [f"# Lab `{dom.name}`", "", f"Command: `{command_line(a)}`", "",
-             f"Domain file `{a.domain}`, SHA-256 `{dom.sha256}`; seed {a.seed}; backend {a.backend}.", ""]
+    if a.backend == "real":
+        lines = ["# Lab on the robot", "", f"Command: `{command_line(a)}`", "",
+                 f"Images from the robot at {a.robot_host}; seed {a.seed}.", ""]
+    else:
+        dom = load_domain(a.domain)
+        lines = [f"# Lab `{dom.name}`", "", f"Command: `{command_line(a)}`", "",
+                 f"Domain file `{a.domain}`, SHA-256 `{dom.sha256}`; seed {a.seed}; backend {a.backend}.", ""]
     idx = json.loads((out / "data" / "index.json").read_text())
     lines += [f"- dataset: {len(idx['domains']['sim'])} sim + {len(idx['domains']['real'])} lab images (`data/`)"]
     losses = (out / "train" / "losses.csv").read_text().splitlines()
     lines += [f"- CycleGAN: {len(losses) - 1} epochs, recipe `{a.recipe}` (`train/`, weights in `weights/`)"]
+    if a.backend == "real":
+        lines += ["", "Not measured here (they need paired sim renders or simulated trials): evaluate the lab's "
+                  f"weights on the robot with `python -m app --tree drl_gan_vs --backend real --weights {out / 'weights'} "
+                  "--episodes 20`.", "", "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()), ""]
+        text = "\n".join(lines)
+        atomic_write_text(out / "summary.md", text)
+        return text
     m = json.loads((out / "eval_models" / "model_metrics.json").read_text())
     p, seg, ad = m["pose"], m["segmentation_iou"], m["adaptation_error"]
 
@@ -170,7 +201,7 @@ def write_summary(a: argparse.Namespace, out: Path, seconds: dict[str, float]) -
 
 def command_line(a: argparse.Namespace) -> str:
     """The command that reproduces this lab (flags at their defaults left out)."""
-    cmd = f"python -m app lab --domain {a.domain} --out {a.out} --n {a.n} --seed {a.seed}"
+    cmd = "python -m app lab" + (f" --domain {a.domain}" if a.domain else "") + f" --out {a.out} --n {a.n} --seed {a.seed}"
     for flag, value, default in (("--epochs", a.epochs, None), ("--recipe", a.recipe, "cyclegan"),
                                  ("--trials", a.trials, DEFAULT_TRIALS), ("--weights", a.weights, None),
                                  ("--eval-episodes", a.eval_episodes, DEFAULT_EVAL_EPISODES),
@@ -181,22 +212,28 @@ def command_line(a: argparse.Namespace) -> str:
     return cmd + (" --no-before" if a.no_before else "")
 
 
-def run_lab(a: argparse.Namespace) -> int:
-    """Run (or resume) every stage, then write ``OUT/summary.md``. Returns 0 when done."""
+def run_lab(a: argparse.Namespace, connect: Callable[[], Robot] | None = None) -> int:
+    """Run (or resume) every stage, then write ``OUT/summary.md``. Returns 0 when done.
+
+    Args:
+        a: The parsed command line.
+        connect: Opens the real robot for ``--backend real`` (tests pass the fake's); default the RealSession.
+    """
     from tqdm import tqdm
 
     from app.sim.domain import load_domain
 
-    if not a.domain:
+    if not a.domain and a.backend != "real":
         raise ConfigError("lab: --domain PATH.yaml is required (the lab's appearance domain, schema of config/domains/real.yaml)")
     out = check_output_dir(a.out, "--out")  # before any work: one line and exit 2
     if a.n < 1 or a.trials < 1 or (a.epochs is not None and a.epochs < 1):
         raise ConfigError(f"lab: expected --n, --trials and --epochs >= 1, found {a.n}, {a.trials}, {a.epochs}")
-    load_domain(a.domain)  # a bad domain file: one line now, not after the dataset
+    if a.backend != "real":
+        load_domain(a.domain)  # a bad domain file: one line now, not after the dataset
     from models.cyclegan import load_gan_config
 
     load_gan_config(a.recipe)  # a bad recipe: one line now
-    stages = [s for s in STAGES if not (s == "before" and a.no_before)]
+    stages = [s for s in STAGES if not (s == "before" and a.no_before) and not (a.backend == "real" and s in SIM_ONLY)]
     with owned(prepare_output_dir(out, "--out", command="lab", lock=True)):
         started = [s for s in STAGES if _done(out, s)] or (out / "data").exists()
         if started and not a.resume:
@@ -211,13 +248,17 @@ def run_lab(a: argparse.Namespace) -> int:
                     bar.update()
                     continue
                 t0 = time.monotonic()
-                RUNNERS[stage](a, out)
+                if stage == "dataset":
+                    _stage_dataset(a, out, connect)
+                else:
+                    RUNNERS[stage](a, out)
                 seconds[stage] = time.monotonic() - t0
                 _mark(out, stage, seconds[stage])
                 bar.update()
         text = write_summary(a, out, seconds)
     print(text)
-    print(f"lab done: {out / 'summary.md'}; use its weights with --weights {out / 'weights'} --domain {a.domain}")
+    where = f"--domain {a.domain}" if a.backend != "real" else "--backend real"
+    print(f"lab done: {out / 'summary.md'}; use its weights with --weights {out / 'weights'} {where}")
     return 0
 
 
