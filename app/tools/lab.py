@@ -55,10 +55,12 @@ GAN_FILES = {"cyclegan.pt": "cyclegan.pt", "config.yaml": "cyclegan_config.yaml"
 
 
 def _done(out: Path, stage: str) -> bool:
+    """Whether ``stage`` left its marker in ``out``."""
     return (out / MARKERS / f"{stage}.done").is_file()
 
 
 def _mark(out: Path, stage: str, seconds: float) -> None:
+    """Leave ``stage``'s marker (with its wall time in s), written whole (atomic rename)."""
     with write_guard(out / MARKERS):
         (out / MARKERS).mkdir(exist_ok=True)
     atomic_write_text(out / MARKERS / f"{stage}.done", json.dumps({"stage": stage, "seconds": round(seconds, 1)}) + "\n")
@@ -69,6 +71,7 @@ ROBOT_DOMAIN = "robot"  # the training-domain name of weights trained on images 
 
 
 def _stage_dataset(a: argparse.Namespace, out: Path, connect: Callable[[], Robot] | None = None) -> None:
+    """``OUT/data``: sim images with masks and the lab's images (simulator or robot); resumable."""
     from app.tools.dataset_builder import build_robot_dataset, run_dataset
 
     ns = argparse.Namespace(out=str(out / "data"), n=a.n, seed=a.seed, objects="seen", domain=a.domain or "real",
@@ -80,6 +83,7 @@ def _stage_dataset(a: argparse.Namespace, out: Path, connect: Callable[[], Robot
 
 
 def _stage_train(a: argparse.Namespace, out: Path) -> None:
+    """``OUT/train``: the CycleGAN, resumed from its last epoch when a training state is there."""
     from models.train_gan import train_gan
 
     run = out / "train"
@@ -87,6 +91,7 @@ def _stage_train(a: argparse.Namespace, out: Path) -> None:
 
 
 def _stage_weights(a: argparse.Namespace, out: Path) -> None:
+    """``OUT/weights``: the new GAN, the source policy, the training camera and the lab's domain."""
     from app.hardware_config import TRAINING_CAMERA_FILE
     from app.perception import WEIGHTS_DIR, load_perception
     from app.sim.domain import load_domain
@@ -113,6 +118,7 @@ def _stage_weights(a: argparse.Namespace, out: Path) -> None:
 
 
 def _stage_eval_models(a: argparse.Namespace, out: Path) -> None:
+    """``OUT/eval_models``: the lab's weights on paired images of the lab's domain."""
     from app.tools.eval_models import evaluate_models
 
     evaluate_models(out / "eval_models", seed=a.seed, episodes=a.eval_episodes, weights_dir=out / "weights",
@@ -120,6 +126,7 @@ def _stage_eval_models(a: argparse.Namespace, out: Path) -> None:
 
 
 def _campaign(a: argparse.Namespace, out: Path, name: str, weights: str | None) -> None:
+    """``OUT/NAME``: ``drl_gan_vs`` on the seen objects in the lab with ``weights``; resumed trial by trial."""
     from app.campaigns.evaluate import run_evaluate
 
     d = out / name
@@ -131,10 +138,12 @@ def _campaign(a: argparse.Namespace, out: Path, name: str, weights: str | None) 
 
 
 def _stage_before(a: argparse.Namespace, out: Path) -> None:
+    """The source weights (trained for another lab) in this lab."""
     _campaign(a, out, "before", a.weights)
 
 
 def _stage_after(a: argparse.Namespace, out: Path) -> None:
+    """The lab's own weights in this lab."""
     _campaign(a, out, "after", str(out / "weights"))
 
 
@@ -145,6 +154,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, Path], None]] = {
 
 
 def _rate(summary: dict[str, Any]) -> str:
+    """``k/n = p %`` of the tree on the seen objects in a campaign summary."""
     v = summary["trees"][TREE]["seen"]
     return f"{v['successes']}/{v['trials']} = {100.0 * v['successes'] / max(1, v['trials']):.0f} %"
 
