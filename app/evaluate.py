@@ -132,10 +132,11 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
     from app.sim.domain import load_domain
     from app.sim.objects import load_object_set
     from app.trees import load_tree_config
+    from models.fast_infer import campaign_options
 
     cfg = _cached(("tree", t.tree_ref), lambda: load_tree_config(t.tree_ref))
     spec = _cached(("set", t.set_ref), lambda: load_object_set(t.set_ref)).get(t.object)
-    models = _cached(("models",), lambda: load_perception(threads=1)) if cfg.uses_models else None
+    models = _cached(("models",), lambda: load_perception(threads=1, options=campaign_options())) if cfg.uses_models else None
     domain = _cached(("domain", c.domain), lambda: load_domain(c.domain))
     hw = _cached(("hardware", str(c.hardware)), lambda: load_hardware(c.hardware))
     t0 = time.perf_counter()
