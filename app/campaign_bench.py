@@ -2,8 +2,10 @@
 
 The trials are those of an evaluation campaign (:func:`app.evaluate.plan_trials`: the first
 ``--per-tree`` objects of the ``seen`` set, trial 0, placements seeded by ``--seed``), run one
-after the other in this process with one torch thread, as one campaign worker runs them. The
-model bundle is loaded before the clock starts (a worker loads it once).
+after the other in this process with one torch thread, as one campaign worker runs them (the
+shipped levers: :mod:`app.sim.speed`, ``config/inference.yaml`` with ``campaign_compile``). The
+model bundle is loaded (and compiled) before the clock starts: a worker does that once.
+``--compare`` runs every trial also with every lever off ("before"), interleaved, in one run.
 
 Per tree: ``wall_over_sim`` = the trials' episode wall time / their simulated time (the tree's
 ticks; the issue's target is <= 0.5 for ``drl_gan_vs`` and ``vs_only``), and
@@ -25,9 +27,20 @@ OUTCOME_KEYS = ("success", "paper_success", "outcome", "failed_node", "pose_step
                 "mask_source", "ticks", "pose_error")
 
 
+CONFIGS = ("before", "after")  # before: the simulation and inference of before issue 15; after: the levers
+
+
+def _config(name: str) -> tuple[Any, Any]:
+    """(sim speed levers, inference options) of a configuration."""
+    from app.sim.speed import EXACT, FAST
+    from models.fast_infer import EAGER, campaign_options
+
+    return (EXACT, EAGER) if name == "before" else (FAST, campaign_options())
+
+
 def bench_campaign(trees: str = DEFAULT_TREES, objects: str = "seen", per_tree: int = 3, seed: int = 0,
-                   threads: int = 1) -> dict[str, Any]:
-    """Run the fixed trials and time them.
+                   threads: int = 1, configs: tuple[str, ...] = ("after",)) -> dict[str, Any]:
+    """Run the fixed trials in each configuration and time them.
 
     Args:
         trees: Comma-separated tree names.
@@ -35,49 +48,70 @@ def bench_campaign(trees: str = DEFAULT_TREES, objects: str = "seen", per_tree: 
         per_tree: Trials per tree.
         seed: Campaign seed (placements and sensor noise: :func:`app.evaluate.trial_seed`).
         threads: Torch threads (a campaign worker uses 1).
+        configs: "after" (the shipped levers, as a campaign worker runs) and/or "before" (every
+            lever off); with both, each trial runs in both one after the other (same load).
 
     Returns:
-        ``{"trees": {tree: {"wall_over_sim", "trial_wall_over_sim", "sim_s", "wall_s",
-        "trial_wall_s", "trials"}}, "trials": [one record per trial], ...}`` (seconds).
+        ``{"configs": {config: {"trees": {tree: {"wall_over_sim", "trial_wall_over_sim", "sim_s",
+        "wall_s", "trial_wall_s", "trials"}}, "trials": [...]}}, ...}`` (seconds).
     """
+    import time
+
     import torch
 
-    from app.evaluate import Campaign, _cached, _run_job, plan_trials
+    from app.episode import run_sim_episode
+    from app.evaluate import plan_trials
+    from app.hardware_config import load_hardware
     from app.perception import load_perception
     from app.sim.domain import load_domain
     from app.sim.objects import load_object_set
+    from app.sim.speed import sim_speed
     from app.trees import load_tree_config
 
     torch.set_num_threads(threads)
-    cfgs = [load_tree_config(t.strip()) for t in trees.split(",") if t.strip()]
+    cfgs = {c.name: c for c in (load_tree_config(t.strip()) for t in trees.split(",") if t.strip())}
     oset = load_object_set(objects)
     names = [o.name for o in oset.objects[:per_tree]]
-    plan = [t for name in names for t in plan_trials(cfgs, [oset], 1, seed, name)]
-    if any(c.uses_models for c in cfgs):
-        _cached(("models",), lambda: load_perception(threads=threads))  # loaded once, as in a worker
-    domain = load_domain("real")
-    records: list[dict[str, Any]] = []
+    plan = [t for name in names for t in plan_trials(list(cfgs.values()), [oset], 1, seed, name)]
+    hw, domain = load_hardware(None), load_domain("real")
+    models: dict[str, Any] = {}
+    for c in configs:  # loaded (and compiled) once, before the clock starts, as in a worker
+        if any(cfg.uses_models for cfg in cfgs.values()):
+            models[c] = load_perception(threads=threads, options=_config(c)[1])
+            warm = getattr(models[c].gan, "warm_up", None)
+            if warm is not None:
+                warm()
+    records: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory(prefix="bench_campaign_") as out:
-        c = Campaign(out, seed, "real", domain.sha256, None)
         for t in plan:
-            r = _run_job(t, c)
-            records.append({"tree": t.tree, "object": t.object, "seed": t.seed, "sim_time": r["sim_time"],
-                            "wall_time": r["wall_time"], "trial_wall_time": r["trial_wall_time"],
-                            **{k: r[k] for k in OUTCOME_KEYS}})
-    per: dict[str, Any] = {}
-    for cfg in cfgs:
-        rs = [r for r in records if r["tree"] == cfg.name]
-        sim, wall, trial = (sum(r[k] for r in rs) for k in ("sim_time", "wall_time", "trial_wall_time"))
-        per[cfg.name] = {"wall_over_sim": wall / sim if sim else None, "trial_wall_over_sim": trial / sim if sim else None,
+            for c in configs:
+                speed, _ = _config(c)
+                t0 = time.perf_counter()
+                with sim_speed(speed):
+                    ep = run_sim_episode(cfgs[t.tree], oset.get(t.object), t.seed, domain, models.get(c), Path(out) / c,
+                                         hardware=hw, trial=t.trial)
+                records[c].append({"tree": t.tree, "object": t.object, "seed": t.seed, "sim_time": ep["sim_time"],
+                                   "wall_time": ep["wall_time"], "trial_wall_time": time.perf_counter() - t0,
+                                   "outcome": ep["tree_outcome"], **{k: ep[k] for k in OUTCOME_KEYS if k != "outcome"}})
+    res: dict[str, Any] = {}
+    for c in configs:
+        per: dict[str, Any] = {}
+        for name in cfgs:
+            rs = [r for r in records[c] if r["tree"] == name]
+            sim, wall, trial = (sum(r[k] for r in rs) for k in ("sim_time", "wall_time", "trial_wall_time"))
+            per[name] = {"wall_over_sim": wall / sim if sim else None,
+                         "trial_wall_over_sim": trial / sim if sim else None,
                          "sim_s": sim, "wall_s": wall, "trial_wall_s": trial, "trials": len(rs)}
-    return {"trees": per, "trials": records, "seed": seed, "objects": objects, "per_tree": per_tree,
-            "threads": threads, "target_wall_over_sim": 0.5}
+        res[c] = {"trees": per, "trials": records[c]}
+    return {"configs": res, "seed": seed, "objects": objects, "per_tree": per_tree, "threads": threads,
+            "target_wall_over_sim": 0.5}
 
 
 def run_campaign_bench(args: argparse.Namespace) -> int:
     """Entry point of ``python -m app bench campaign``."""
+    configs = CONFIGS if getattr(args, "compare", False) else ("after",)
     res = bench_campaign(getattr(args, "trees", None) or DEFAULT_TREES, "seen", max(1, getattr(args, "per_tree", 3)),
-                         args.seed, getattr(args, "threads", None) or 1)
+                         args.seed, getattr(args, "threads", None) or 1, configs)
     if getattr(args, "out", None):
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
@@ -85,10 +119,11 @@ def run_campaign_bench(args: argparse.Namespace) -> int:
         print(json.dumps(res))
         return 0
     print(f"campaign trials, one worker, {res['threads']} torch thread(s), seed {res['seed']}:")
-    for r in res["trials"]:
-        print(f"  {r['tree']:12s} {r['object']:14s} {r['outcome']:8s} sim {r['sim_time']:6.2f} s  "
-              f"wall {r['wall_time']:6.2f} s  (trial {r['trial_wall_time']:6.2f} s)")
-    for tree, v in res["trees"].items():
-        print(f"  {tree:12s} wall / sim = {v['wall_over_sim']:.2f} (whole trials {v['trial_wall_over_sim']:.2f}; "
-              f"target <= {res['target_wall_over_sim']})")
+    for c, cr in res["configs"].items():
+        for r in cr["trials"]:
+            print(f"  {c:6s} {r['tree']:12s} {r['object']:14s} {r['outcome']:8s} sim {r['sim_time']:6.2f} s  "
+                  f"wall {r['wall_time']:6.2f} s  (trial {r['trial_wall_time']:6.2f} s)  ticks {r['ticks']}")
+        for tree, v in cr["trees"].items():
+            print(f"  {c:6s} {tree:12s} wall / sim = {v['wall_over_sim']:.2f} (whole trials "
+                  f"{v['trial_wall_over_sim']:.2f}; target <= {res['target_wall_over_sim']})")
     return 0

@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--out", default=None, help="also write the JSON to this file")
             sp.add_argument("--trees", default=None, help="campaign: comma-separated trees (default drl_gan_vs,vs_only)")
             sp.add_argument("--per-tree", type=int, default=3, help="campaign: trials per tree (first N seen objects)")
+            sp.add_argument("--compare", action="store_true",
+                            help="campaign: run every trial also with every speed lever off (before/after)")
         if name == "dataset":
             sp.add_argument("--out", required=True, help="dataset directory (validation set in OUT/val)")
             sp.add_argument("--n", type=int, default=655, help="images per domain (the paper: 655)")
