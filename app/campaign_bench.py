@@ -30,7 +30,7 @@ OUTCOME_KEYS = ("success", "paper_success", "outcome", "failed_node", "pose_step
 CONFIGS = ("before", "after")  # before: the simulation and inference of before issue 15; after: the levers
 
 
-def _config(name: str) -> tuple[Any, Any]:
+def _levers(name: str) -> tuple[Any, Any]:
     """(sim speed levers, inference options) of a configuration."""
     from app.sim.speed import EXACT, FAST
     from models.fast_infer import EAGER, campaign_options
@@ -38,8 +38,12 @@ def _config(name: str) -> tuple[Any, Any]:
     return (EXACT, EAGER) if name == "before" else (FAST, campaign_options())
 
 
+_config = _levers  # looked up at call time: tests swap it (e.g. no compilation)
+
+
 def bench_campaign(trees: str = DEFAULT_TREES, objects: str = "seen", per_tree: int = 3, seed: int = 0,
-                   threads: int = 1, configs: tuple[str, ...] = ("after",)) -> dict[str, Any]:
+                   threads: int = 1, configs: tuple[str, ...] = ("after",),
+                   only: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Run the fixed trials in each configuration and time them.
 
     Args:
@@ -50,6 +54,7 @@ def bench_campaign(trees: str = DEFAULT_TREES, objects: str = "seen", per_tree: 
         threads: Torch threads (a campaign worker uses 1).
         configs: "after" (the shipped levers, as a campaign worker runs) and/or "before" (every
             lever off); with both, each trial runs in both one after the other (same load).
+        only: Keep only these (tree, object) trials (tests).
 
     Returns:
         ``{"configs": {config: {"trees": {tree: {"wall_over_sim", "trial_wall_over_sim", "sim_s",
@@ -71,8 +76,9 @@ def bench_campaign(trees: str = DEFAULT_TREES, objects: str = "seen", per_tree: 
     torch.set_num_threads(threads)
     cfgs = {c.name: c for c in (load_tree_config(t.strip()) for t in trees.split(",") if t.strip())}
     oset = load_object_set(objects)
-    names = [o.name for o in oset.objects[:per_tree]]
-    plan = [t for name in names for t in plan_trials(list(cfgs.values()), [oset], 1, seed, name)]
+    names = [o.name for o in oset.objects[:per_tree]] if only is None else sorted({o for _, o in only})
+    plan = [t for name in names for t in plan_trials(list(cfgs.values()), [oset], 1, seed, name)
+            if only is None or (t.tree, t.object) in only]
     hw, domain = load_hardware(None), load_domain("real")
     models: dict[str, Any] = {}
     for c in configs:  # loaded (and compiled) once, before the clock starts, as in a worker
