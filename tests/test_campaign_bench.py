@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from app import ROOT
-from app import campaign_bench as cb
+from app.tools import campaign_bench as cb
 
 pytestmark = pytest.mark.slow
 BEFORE = json.loads((ROOT / "results" / "bench_campaign_before.json").read_text())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.interfaces import MotionStatus
+from app.robot.interfaces import MotionStatus
 from app.sim import speed
 from app.sim.session import SimSession
 from app.transforms import Pose, delta_pose

@@ -1,6 +1,6 @@
 """``python -m app bench campaign``: wall time against simulated time of a few fixed trials.
 
-The trials are those of an evaluation campaign (:func:`app.evaluate.plan_trials`: the first
+The trials are those of an evaluation campaign (:func:`app.campaigns.evaluate.plan_trials`: the first
 ``--per-tree`` objects of the ``seen`` set, trial 0, placements seeded by ``--seed``), run one
 after the other in this process with one torch thread, as one campaign worker runs them (the
 shipped levers: :mod:`app.sim.speed`, ``config/inference.yaml`` with ``campaign_compile``). The
@@ -50,7 +50,7 @@ def bench_campaign(trees: str = DEFAULT_TREES, objects: str = "seen", per_tree: 
         trees: Comma-separated tree names.
         objects: Object set; its first ``per_tree`` objects are used, one trial each.
         per_tree: Trials per tree.
-        seed: Campaign seed (placements and sensor noise: :func:`app.evaluate.trial_seed`).
+        seed: Campaign seed (placements and sensor noise: :func:`app.campaigns.engine.trial_seed`).
         threads: Torch threads (a campaign worker uses 1).
         configs: "after" (the shipped levers, as a campaign worker runs) and/or "before" (every
             lever off); with both, each trial runs in both one after the other (same load).
@@ -64,8 +64,8 @@ def bench_campaign(trees: str = DEFAULT_TREES, objects: str = "seen", per_tree: 
 
     import torch
 
+    from app.campaigns.evaluate import plan_trials
     from app.episode import run_sim_episode
-    from app.evaluate import plan_trials
     from app.hardware_config import load_hardware
     from app.perception import load_perception
     from app.sim.domain import load_domain

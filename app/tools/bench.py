@@ -74,9 +74,9 @@ def run_bench(args: argparse.Namespace) -> int:
             print(f"env steps: {res['env_steps_per_s']:.0f} /s (target >= {ENV_STEPS_TARGET:.0f})")
         return 0
     if args.what == "campaign":
-        from app.campaign_bench import run_campaign_bench
+        from app.tools.campaign_bench import run_campaign_bench
 
         return run_campaign_bench(args)
-    from app.pipeline_bench import run_pipeline_bench
+    from app.tools.pipeline_bench import run_pipeline_bench
 
     return run_pipeline_bench(args)

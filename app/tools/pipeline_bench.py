@@ -34,7 +34,7 @@ import torch
 from app.controllers.depth import object_distance
 from app.controllers.features import FeatureParams, extract_features
 from app.controllers.vs import compute_targets, load_vs_params, vs_step
-from app.interfaces import Frame
+from app.robot.interfaces import Frame
 from app.transforms import Pose
 
 FRAME_PERIOD_60FPS_MS = 1000.0 / 60.0  # 16.7 ms
