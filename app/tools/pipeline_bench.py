@@ -214,6 +214,7 @@ def bench_pipeline(n_frames: int = 8, seed: int = 0, threads: int = 2, rounds: i
     params = load_vs_params()
     variants = _variants(threads, compile_too)
     times: dict[str, list[list[float]]] = {v.name: [] for v in variants}
+    cpu: dict[str, list[float]] = {v.name: [] for v in variants}  # this thread's CPU time per iteration
     seq = 0
     for v in variants:  # warm-up: allocator, first-call overheads
         for fr in frames[:2]:
@@ -223,7 +224,9 @@ def bench_pipeline(n_frames: int = 8, seed: int = 0, threads: int = 2, rounds: i
         for v in variants[r % 2 :] + variants[: r % 2]:  # alternate who goes first
             for fr in frames:
                 seq += 1
+                c0 = time.thread_time()
                 st, _, _, _ = _iteration(v, fr, params, mount, seq, None)
+                cpu[v.name].append((time.thread_time() - c0) * 1000)
                 times[v.name].append(st)
     out: dict[str, Any] = {}
     ref = variants[0]
@@ -232,6 +235,7 @@ def bench_pipeline(n_frames: int = 8, seed: int = 0, threads: int = 2, rounds: i
         a = np.asarray(times[v.name])
         it = a.sum(axis=1)
         row = {"what": v.what, "stages": {k: _stats(a[:, i]) for i, k in enumerate(STAGES)}, "iteration": _stats(it),
+               "iteration_cpu_main_thread": _stats(cpu[v.name]),  # = wall on an idle core with 1 thread
                "frame_period_ratio": float(np.percentile(it, 95)) / FRAME_PERIOD_60FPS_MS,
                "quality": _quality(v, ref, frames, params.features, mount)}
         base_p50 = base_p50 or row["iteration"]["p50_ms"]
