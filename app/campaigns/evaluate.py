@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.campaigns.engine import (
+    RESUME_HINT,
     RUNS,
     Campaign,
     ResultsWriter,
@@ -36,6 +37,7 @@ from app.command import standalone_main, standalone_parser
 from app.episode import run_sim_episode
 from app.errors import ConfigError
 from app.hardware_config import load_hardware
+from app.outputs import check_output_dir, hinted, owned, prepare_output_dir
 
 if TYPE_CHECKING:  # app.trees imports torch: loaded only where a campaign runs, not by `--help`
     from app.trees import TreeConfig
@@ -97,7 +99,9 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
 
     cfg = cached(("tree", t.tree_ref), lambda: load_tree_config(t.tree_ref))
     spec = cached(("set", t.set_ref), lambda: load_object_set(t.set_ref)).get(t.object)
-    models = cached(("models",), lambda: load_perception(threads=1, options=campaign_options())) if cfg.uses_models else None
+    models = (cached(("models", str(c.weights)), lambda: load_perception(c.weights, threads=1, hardware=c.hardware,
+                                                                                                   options=campaign_options()))
+              if cfg.uses_models else None)
     domain = cached(("domain", c.domain), lambda: load_domain(c.domain))
     hw = cached(("hardware", str(c.hardware)), lambda: load_hardware(c.hardware))
     t0 = time.perf_counter()
@@ -109,7 +113,7 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
                                   "sim_time", "wall_time", "safety_refusals", "safety_clamps")},
             "trial_wall_time": round(time.perf_counter() - t0, 3), "run_dir": os.path.relpath(ep["run_dir"], c.out),
             "object_index": t.object_index, "base_seed": c.base_seed, "domain": c.domain,
-            "domain_sha256": c.domain_sha256, "hardware": c.hardware}
+            "domain_sha256": c.domain_sha256, "hardware": c.hardware, "weights": c.weights if cfg.uses_models else None}
 
 
 # ------------------------------------------------------------------------------ the command
@@ -121,9 +125,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from app.sim.objects import load_object_set
     from app.trees import load_tree_config
 
-    out = Path(args.out)
+    out = check_output_dir(args.out, "--out")
     if getattr(args, "summarize_only", False):
-        summarize(out)
+        with owned(prepare_output_dir(out, command="evaluate --summarize-only", lock=True) if out.is_dir() else None):
+            summarize(out)
         return 0
     if getattr(args, "backend", "sim") != "sim":
         raise ConfigError("evaluate: campaigns run on the simulator (--backend sim)")
@@ -136,24 +141,28 @@ def run_evaluate(args: argparse.Namespace) -> int:
     plan = plan_trials(trees, sets, args.trials, args.seed, getattr(args, "object", None))
     domain = load_domain(args.domain)
     c = Campaign(str(out), args.seed, args.domain, domain.sha256, getattr(args, "config", None),
-                 bool(getattr(args, "record", False)))
-    out.mkdir(parents=True, exist_ok=True)
-    done = resume_state(out, args.resume, c)
-    todo = [t for t in plan if t.key not in done]
-    workers = min(args.workers or os.cpu_count() or 1, max(1, len(todo)))
-    writer = ResultsWriter(out / RESULTS)
-    grasped = 0
-    try:
-        with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="evaluate", unit="trial",
-                  file=sys.stderr, dynamic_ncols=True) as bar:
-            for rec in execute(_run_job, todo, c, workers):
-                writer.append(rec)
-                grasped += bool(rec["success"])
-                bar.set_postfix(grasped=grasped, refresh=False)
-                bar.update()
-    finally:
-        writer.close()
-    summary = summarize(out)
+                 bool(getattr(args, "record", False)), getattr(args, "weights", None))
+    if any(t.uses_models for t in trees):
+        from app.weights_domain import warn_domain
+
+        warn_domain(c.weights, args.domain)
+    with owned(prepare_output_dir(out, "--out", command="evaluate", lock=True)):
+        done = resume_state(out, args.resume, c)
+        todo = [t for t in plan if t.key not in done]
+        workers = min(args.workers or os.cpu_count() or 1, max(1, len(todo)))
+        writer = ResultsWriter(out / RESULTS)
+        grasped = 0
+        try:
+            with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="evaluate", unit="trial",
+                      file=sys.stderr, dynamic_ncols=True) as bar, hinted(RESUME_HINT):
+                for rec in execute(_run_job, todo, c, workers):
+                    writer.append(rec)
+                    grasped += bool(rec["success"])
+                    bar.set_postfix(grasped=grasped, refresh=False)
+                    bar.update()
+        finally:
+            writer.close()
+        summary = summarize(out)
     print(f"{len(todo)} trials run ({len(plan) - len(todo)} already done); summary in {out / 'summary.md'}")
     for tree, by_set in summary["trees"].items():
         print("  " + tree + ": " + ", ".join(f"{s} {v['successes']}/{v['trials']}" for s, v in by_set.items()))

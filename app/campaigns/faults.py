@@ -24,6 +24,7 @@ import numpy as np
 
 from app import CONFIG_DIR
 from app.campaigns.engine import (
+    RESUME_HINT,
     RUNS,
     Campaign,
     ResultsWriter,
@@ -37,7 +38,8 @@ from app.campaigns.fault_report import BASELINE, summarize_faults
 from app.campaigns.report import RESULTS, read_results
 from app.command import standalone_main, standalone_parser
 from app.config import file_sha256
-from app.errors import CheckpointError, ConfigError
+from app.errors import CheckpointError, ConfigError, OutputWriteError
+from app.outputs import check_output_dir, hinted, owned, prepare_output_dir
 from app.robot.fault_injection import (
     CHECKPOINT_KINDS,
     KINDS,
@@ -179,6 +181,8 @@ def run_fault_job(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
             body.update(injected=1, unsafe_commands=0)
         else:
             body = _episode(t, fc)
+    except OutputWriteError:  # the campaign's own output failed: stop it (not the tree's fault)
+        raise
     except Exception as e:  # counted, never hidden: the campaign's "unhandled exceptions"
         body = {"success": False, "outcome": "error", "failed_node": "(fault campaign)",
                 "reason": f"unhandled {type(e).__name__}: {e}".splitlines()[0], "exception": True,
@@ -211,9 +215,10 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
     from app.sim.objects import load_object_set
     from app.trees import load_tree_config
 
-    out = Path(args.out)
+    out = check_output_dir(args.out, "--out")
     if args.summarize_only:
-        return _report(summarize_faults(out))
+        with owned(prepare_output_dir(out, command="faults --summarize-only", lock=True) if out.is_dir() else None):
+            return _report(summarize_faults(out))
     if args.backend != "sim":
         raise ConfigError("faults: campaigns run on the simulator (--backend sim)")
     if args.trials < 1 or (args.workers is not None and args.workers < 1):
@@ -229,29 +234,32 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
     weights = str(Path(args.weights) if args.weights else WEIGHTS_DIR)
     if tree.uses_models and models_factory is None and set(kinds) - CHECKPOINT_KINDS:
         load_perception(weights, threads=1)  # no weights: exit 2 now, not one failure per trial
+        from app.weights_domain import warn_domain
+
+        warn_domain(weights, args.domain)
     sets = [load_object_set(s) for s in split_names(args.objects)]
     plan = plan_faults(tree, sets, kinds, args.trials, args.seed)
     domain = load_domain(args.domain)
     c = Campaign(str(out), args.seed, args.domain, domain.sha256, args.config)
     fc = FaultCampaign(c, faults, file_sha256(faults_path), weights, models_factory)
-    out.mkdir(parents=True, exist_ok=True)
-    done = resume_state(out, args.resume, c)
-    previous, _ = read_results(out / RESULTS)
-    if previous and previous[0].get("faults_sha256") != fc.faults_sha256:
-        raise ConfigError(f"{out / RESULTS}: --resume with another faults file than {faults_path}")
-    todo = [t for t in plan if t.key not in done]
-    workers = min(args.workers or os.cpu_count() or 1, max(1, len(todo)))
-    writer = ResultsWriter(out / RESULTS)
-    try:
-        with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="faults", unit="trial",
-                  file=sys.stderr, dynamic_ncols=True) as bar:
-            for rec in execute(run_fault_job, todo, fc, workers):
-                writer.append(rec)
-                bar.update()
-    finally:
-        writer.close()
-    print(f"{len(todo)} trials run ({len(plan) - len(todo)} already done); summary in {out / 'summary.md'}")
-    return _report(summarize_faults(out))
+    with owned(prepare_output_dir(out, "--out", command="faults", lock=True)):
+        done = resume_state(out, args.resume, c)
+        previous, _ = read_results(out / RESULTS)
+        if previous and previous[0].get("faults_sha256") != fc.faults_sha256:
+            raise ConfigError(f"{out / RESULTS}: --resume with another faults file than {faults_path}")
+        todo = [t for t in plan if t.key not in done]
+        workers = min(args.workers or os.cpu_count() or 1, max(1, len(todo)))
+        writer = ResultsWriter(out / RESULTS)
+        try:
+            with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="faults", unit="trial",
+                      file=sys.stderr, dynamic_ncols=True) as bar, hinted(RESUME_HINT):
+                for rec in execute(run_fault_job, todo, fc, workers):
+                    writer.append(rec)
+                    bar.update()
+        finally:
+            writer.close()
+        print(f"{len(todo)} trials run ({len(plan) - len(todo)} already done); summary in {out / 'summary.md'}")
+        return _report(summarize_faults(out))
 
 
 def _report(summary: dict[str, Any]) -> int:
@@ -272,7 +280,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kinds", default=None, help=f"comma-separated fault kinds (default: all of {', '.join(KINDS)})")
     p.add_argument("--tree", default="drl_gan_vs", help="tree name or YAML path")
     p.add_argument("--faults", default=None, help="fault file (default config/faults.yaml)")
-    p.add_argument("--weights", default=None, help="weights directory (default models/weights)")
     p.add_argument("--no-baseline", action="store_true", help="skip the fault-free trials ('none')")
     p.add_argument("--summarize-only", action="store_true", help="rebuild the summary files from results.jsonl")
     p.set_defaults(objects="seen,unseen")

@@ -69,14 +69,15 @@ def fixed_frames(n: int = 8, seed: int = 0) -> list[Frame]:
     return frames
 
 
-def _bundle(threads: int, options: Any) -> tuple[Any, str]:
-    """The shipped model bundle with ``options``, or untrained networks of the same architecture."""
+def _bundle(threads: int, options: Any, weights: str | None = None) -> tuple[Any, str]:
+    """The shipped (or ``weights``) model bundle with ``options``, or untrained networks of the same
+    architecture."""
     from app.errors import CheckpointError
     from app.perception import Perception, load_perception
     from models.fast_infer import fast
 
     try:
-        return load_perception(threads=threads, options=options), "shipped weights"
+        return load_perception(weights, threads=threads, options=options), str(weights or "shipped weights")
     except CheckpointError:
         from models.cyclegan import RealToSim, load_gan_config
 
@@ -116,15 +117,15 @@ class _Bf16Segment:
         return self.gan.segment_real(x)
 
 
-def _variants(threads: int, compile_too: bool) -> list[Variant]:
+def _variants(threads: int, compile_too: bool, weights: str | None = None) -> list[Variant]:
     from app.perception import Perception
     from models.fast_infer import EAGER, load_inference_options
 
-    base, weights = _bundle(threads, EAGER)
+    base, label = _bundle(threads, EAGER, weights)
     shipped = load_inference_options()
 
     def with_opts(**kw: bool) -> Any:
-        m, _ = _bundle(threads, replace(EAGER, **kw))
+        m, _ = _bundle(threads, replace(EAGER, **kw), weights)
         return m
 
     v = [Variant("baseline", "eager networks as trained (no_grad, NCHW, argmax over dim 1)", base),
@@ -136,15 +137,15 @@ def _variants(threads: int, compile_too: bool) -> list[Variant]:
                             obs_size=base.obs_size), bf16_segmentation=True),
          Variant("skip_generator", "no G_Y->X: D_Y on the raw frame (after the fallback, `segmentation: raw`)",
                  base, segment="raw"),
-         Variant("shipped", f"config/inference.yaml ({_on(shipped)})", _bundle(threads, replace(shipped, compile=False))[0])]
+         Variant("shipped", f"config/inference.yaml ({_on(shipped)})", _bundle(threads, replace(shipped, compile=False), weights)[0])]
     if compile_too:
         t0 = time.perf_counter()
-        m, _ = _bundle(threads, replace(shipped, compile=True))
+        m, _ = _bundle(threads, replace(shipped, compile=True), weights)
         m.gan.warm_up()
         v.append(Variant("shipped+compile", f"shipped + torch.compile with freezing (compiled in "
                          f"{time.perf_counter() - t0:.0f} s{'; FAILED: ' + m.gan.compile_error if m.gan.compile_error else ''})", m))
     for x in v:
-        x.weights = weights  # type: ignore[attr-defined]
+        x.weights = label  # type: ignore[attr-defined]
     return v
 
 
@@ -206,13 +207,14 @@ def _quality(v: Variant, ref: Variant, frames: list[Frame], params: FeatureParam
 
 
 def bench_pipeline(n_frames: int = 8, seed: int = 0, threads: int = 2, rounds: int = ROUNDS,
-                   compile_too: bool = True) -> dict[str, object]:
-    """Time every variant on the fixed frame set with ``threads`` torch threads."""
+                   compile_too: bool = True, weights: str | None = None) -> dict[str, object]:
+    """Time every variant on the fixed frame set with ``threads`` torch threads; ``weights`` a
+    weights directory (None: the shipped ones)."""
     torch.set_num_threads(threads)
     frames = fixed_frames(n_frames, seed)
     mount = fixed_frames.mount  # type: ignore[attr-defined]
     params = load_vs_params()
-    variants = _variants(threads, compile_too)
+    variants = _variants(threads, compile_too, weights)
     times: dict[str, list[list[float]]] = {v.name: [] for v in variants}
     cpu: dict[str, list[float]] = {v.name: [] for v in variants}  # this thread's CPU time per iteration
     seq = 0
@@ -262,7 +264,7 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
     threads = [args.threads] if getattr(args, "threads", None) else [1, 2]
     rounds = max(2, (args.n or 160) // 8)  # --n: samples per variant (default 160: 20 rounds of 8 frames)
     compile_too = not getattr(args, "no_compile", False)
-    results = [bench_pipeline(8, args.seed, t, rounds, compile_too) for t in threads]
+    results = [bench_pipeline(8, args.seed, t, rounds, compile_too, getattr(args, "weights", None)) for t in threads]
     doc = {"runs": results, "command": "python -m app bench pipeline" + (f" --threads {args.threads}" if
                                                                         getattr(args, "threads", None) else "")}
     if getattr(args, "out", None):
