@@ -1,7 +1,7 @@
 """``python -m app bench campaign``: the speed levers keep the outcomes of fixed trials.
 
-``results/bench_campaign_before.json`` holds the trials as the code before issue 15 ran them
-(seed 1, one torch thread). With every lever off ("before") they are reproduced exactly; with
+``results/bench_campaign_before.json`` holds the trials as the code before issue 15's levers ran
+them (main at the merge, seed 1, one torch thread; how: its ``command``). With every lever off ("before") they are reproduced exactly; with
 the shipped levers ("after": sim levers and the eager inference levers; compilation is covered by
 tests/test_fast_infer.py) the outcomes are the same and the poses within millimetres.
 """
