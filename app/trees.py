@@ -119,14 +119,14 @@ def guard(node: py_trees.behaviour.Behaviour, cfg: TreeConfig) -> py_trees.behav
     return RecoverFromReflex(node, cfg.max_reflex_recoveries)
 
 
-def perceive(cfg: TreeConfig, adapt: bool | None = None) -> list[py_trees.behaviour.Behaviour]:
+def perceive(cfg: TreeConfig, adapt_leaf: AdaptToSim | None = None) -> list[py_trees.behaviour.Behaviour]:
     """Acquire Frame → (Flatten Table, when the tree's depth gate says so) → Adapt To Sim."""
     from behaviours.scene import FlattenTable
 
     gate = cfg.depth_gate
     flatten = [FlattenTable(gate, gate.flatten_color)] if gate is not None and gate.flatten else []
     return [AcquireFrame(max_missed=cfg.max_missed_frames), *flatten,
-            AdaptToSim(enabled=cfg.adapt if adapt is None else adapt)]
+            adapt_leaf if adapt_leaf is not None else AdaptToSim(enabled=cfg.adapt)]
 
 
 def pose_steps_subtree(cfg: TreeConfig, env: EnvConfig) -> py_trees.behaviour.Behaviour:
@@ -151,8 +151,11 @@ def vs_subtree(cfg: TreeConfig, finger_depth: float) -> py_trees.behaviour.Behav
         py_trees.decorators.Inverter("Away From Border?", ObjectNearBorder()),
         FullVSStep(params)])
     choose = py_trees.composites.Selector("Choose VS Mode", memory=False, children=[full, LinearVSStep(params)])
+    # G_Y->X only where its output is read: not in `segmentation: raw` trees, not after the fallback.
+    adapt_leaf = AdaptToSim(enabled=adapt and cfg.segmentation != "raw",
+                            skip_after_fallback=cfg.segmentation == "adapted_or_raw")
     iteration = py_trees.composites.Sequence("VS Iteration", memory=False, children=[
-        *perceive(cfg, adapt),
+        *perceive(cfg, adapt_leaf),
         find_object(params.features, cfg.segmentation, cfg.first_blob, cfg.depth_gate), choose])
     return py_trees.composites.Sequence("Visual Servoing", memory=True, children=[
         UntilConverged(guard(iteration, cfg), params.max_iterations),

@@ -384,7 +384,7 @@ def test_multi_scene_plan_and_clearing_summary(tmp_path, monkeypatch) -> None:
                 "ticks": 1800, "wall_time": 1.0, "scene_objects": ["a", "b", "c", "d"], "end": "table clear"}
 
     monkeypatch.setattr("app.scene_episode.run_clear_episode", fake_clear)
-    monkeypatch.setattr("app.perception.load_perception", lambda threads=1: None)
+    monkeypatch.setattr("app.perception.load_perception", lambda *a, **k: None)
     c = Campaign(str(tmp_path), 2000, "real", "sha", None)
     w = ResultsWriter(tmp_path / "results.jsonl")
     for t in [t for t in plan if t.tree == "clear_table"]:

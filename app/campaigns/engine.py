@@ -47,6 +47,7 @@ class Campaign:
     domain_sha256: str
     hardware: str | None
     record: bool = False
+    weights: str | None = None  # weights directory of the models (None: the shipped ones)
 
 
 

@@ -102,12 +102,15 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
     from app.sim.domain import load_domain
     from app.sim.objects import load_object_set
     from app.trees import load_tree_config
+    from models.fast_infer import campaign_options
 
     cfg = cached(("tree", t.tree_ref), lambda: load_tree_config(t.tree_ref))
     if t.scene != "single" or cfg.clear is not None:
         return _run_scene_job(t, c, cfg)
     spec = cached(("set", t.set_ref), lambda: load_object_set(t.set_ref)).get(t.object)
-    models = cached(("models",), lambda: load_perception(threads=1)) if cfg.uses_models else None
+    models = (cached(("models", str(c.weights)), lambda: load_perception(c.weights, threads=1, hardware=c.hardware,
+                                                                                                   options=campaign_options()))
+              if cfg.uses_models else None)
     domain = cached(("domain", c.domain), lambda: load_domain(c.domain))
     hw = cached(("hardware", str(c.hardware)), lambda: load_hardware(c.hardware))
     t0 = time.perf_counter()
@@ -119,7 +122,7 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
                                   "sim_time", "wall_time", "safety_refusals", "safety_clamps")},
             "trial_wall_time": round(time.perf_counter() - t0, 3), "run_dir": os.path.relpath(ep["run_dir"], c.out),
             "object_index": t.object_index, "base_seed": c.base_seed, "domain": c.domain,
-            "domain_sha256": c.domain_sha256, "hardware": c.hardware}
+            "domain_sha256": c.domain_sha256, "hardware": c.hardware, "weights": c.weights if cfg.uses_models else None}
 
 
 def _run_scene_job(t: Trial, c: Campaign, cfg: TreeConfig) -> dict[str, Any]:
@@ -134,7 +137,11 @@ def _run_scene_job(t: Trial, c: Campaign, cfg: TreeConfig) -> dict[str, Any]:
     pool = [o for ref in split_names(t.set_ref) for o in cached(("set", ref), lambda ref=ref: load_object_set(ref)).objects]
     if t.scene == "single":  # a clear_table tree on a one-object table: that object
         pool = [o for o in pool if o.name == t.object]
-    models = cached(("models",), lambda: load_perception(threads=1)) if cfg.uses_models else None
+    from models.fast_infer import campaign_options
+
+    models = (cached(("models", str(c.weights)), lambda: load_perception(c.weights, threads=1, hardware=c.hardware,
+                                                                         options=campaign_options()))
+              if cfg.uses_models else None)
     domain = cached(("domain", c.domain), lambda: load_domain(c.domain))
     hw = cached(("hardware", str(c.hardware)), lambda: load_hardware(c.hardware))
     run = run_clear_episode if cfg.clear is not None else run_scene_episode
@@ -181,7 +188,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     plan = plan_trials(trees, sets, args.trials, args.seed, getattr(args, "object", None), scene)
     domain = load_domain(args.domain)
     c = Campaign(str(out), args.seed, args.domain, domain.sha256, getattr(args, "config", None),
-                 bool(getattr(args, "record", False)))
+                 bool(getattr(args, "record", False)), getattr(args, "weights", None))
+    if any(t.uses_models for t in trees):
+        from app.weights_domain import warn_domain
+
+        warn_domain(c.weights, args.domain)
     with owned(prepare_output_dir(out, "--out", command="evaluate", lock=True)):
         done = resume_state(out, args.resume, c)
         todo = [t for t in plan if t.key not in done]
