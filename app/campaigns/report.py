@@ -164,7 +164,7 @@ def write_figures(records: Sequence[dict[str, Any]], summary: dict[str, Any], ou
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"Successes per object ({s} objects)")
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        names.append(_save(fig, out, f"per_object_{s}.png"))
+        names.append(_save(fig, out, f"per_object_{s.replace(':', '_')}.png"))
     sets = list(summary["config"]["object_sets"])
     fig, ax = plt.subplots(figsize=(7.5, 4))
     for i, tree in enumerate(trees):
