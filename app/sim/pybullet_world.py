@@ -145,6 +145,7 @@ class PyBulletWorld:
         vis = p.createVisualShape(p.GEOM_MESH, fileName=self._table_quad_mesh(), visualFramePosition=[0, 0, 0.02],
                                   physicsClientId=c)
         self.table_id = p.createMultiBody(0, col, vis, [0.5, 0.0, -0.02], physicsClientId=c)
+        self.table_z = 0.0  # m, height of the table surface (the physical gap may move it)
         p.changeDynamics(self.table_id, -1, lateralFriction=0.8, physicsClientId=c)
         self.robot_id = p.loadURDF("franka_panda/panda.urdf", [0, 0, 0], useFixedBase=True,
                                    flags=p.URDF_USE_SELF_COLLISION_EXCLUDE_PARENT, physicsClientId=c)
@@ -266,6 +267,18 @@ class PyBulletWorld:
         """Lowest point of the hand and fingers (m above the table), from their AABBs."""
         return float(min(p.getAABB(self.robot_id, link, physicsClientId=self.client)[0][2]
                          for link in GRIPPER_LINKS))
+
+    def set_table_height(self, z: float) -> None:
+        """Put the table surface at height ``z`` (m; 0 is where the configuration assumes it)."""
+        if z != self.table_z:
+            p.resetBasePositionAndOrientation(self.table_id, [0.5, 0.0, -0.02 + z], [0, 0, 0, 1],
+                                              physicsClientId=self.client)
+            self.table_z = z
+
+    def table_contact_force(self) -> float:
+        """Total normal force (N) between the hand or fingers and the table."""
+        return float(sum(c[9] for c in p.getContactPoints(self.robot_id, self.table_id, physicsClientId=self.client)
+                         if c[3] in GRIPPER_LINKS))
 
     def gripper_touches_table(self) -> bool:
         """Whether the hand or a finger is in contact with the table."""
