@@ -29,6 +29,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--object", default=None, help="object name (default: the set's first)")
     p.add_argument("--objects", default="seen", help="comma-separated object set names or YAML paths")
     p.add_argument("--domain", default="real", help="appearance domain name or YAML path (sim backend)")
+    p.add_argument("--gap", default=None, help="physical reality gap name or YAML path (config/gaps; sim backend; "
+                                               "default: lab, or none for the sim domain)")
     p.add_argument("--seed", type=int, default=0, help="seed of placements and sensor noise")
     p.add_argument("--episodes", type=int, default=1, help="episodes to run")
     p.add_argument("--log-dir", default="runs", help="directory under which run directories are made")

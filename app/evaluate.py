@@ -36,12 +36,31 @@ RUNS = "runs"
 WATCH_PERIOD_S = 0.5  # s between a worker's checks that the campaign process is still alive
 
 
+SPLITS = ("dev", "test")
+SPLIT_PARITY = {"dev": 0, "test": 1}  # dev seeds are even, test seeds odd: the streams never meet
+
+
 # ------------------------------------------------------------------------------ the plan
-def trial_seed(base_seed: int, obj: str, trial: int) -> int:
-    """Seed of one trial: a function of the campaign seed, the object's name and the trial index
-    only (never of the tree), so every tree meets the same placements and sensor noise."""
-    digest = hashlib.sha256(f"{base_seed}/{obj}/{trial}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF  # 31 bits: numpy and PyBullet take it
+def trial_seed(base_seed: int, obj: str, trial: int, split: str | None = None) -> int:
+    """Seed of one trial: a function of the split, the campaign seed, the object's name and the
+    trial index only (never of the tree), so every tree meets the same placements, sensor noise
+    and physical gap.
+
+    Args:
+        base_seed: The campaign's ``--seed``.
+        obj: Object name.
+        trial: Trial index.
+        split: ``dev`` (tune on it: even seeds from sha256('dev/SEED/OBJECT/TRIAL')), ``test``
+            (report it: odd seeds from sha256('test/SEED/OBJECT/TRIAL')), or None for the legacy
+            stream sha256('SEED/OBJECT/TRIAL') that every campaign before issue 10 used.
+    """
+    if split is None:
+        digest = hashlib.sha256(f"{base_seed}/{obj}/{trial}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF  # 31 bits: numpy and PyBullet take it
+    if split not in SPLIT_PARITY:
+        raise ConfigError(f"--split: expected one of {list(SPLITS)}, found {split!r}")
+    digest = hashlib.sha256(f"{split}/{base_seed}/{obj}/{trial}".encode()).digest()
+    return ((int.from_bytes(digest[:4], "big") & 0x3FFFFFFF) << 1) | SPLIT_PARITY[split]  # 31 bits
 
 
 @dataclass(frozen=True)
@@ -73,10 +92,13 @@ class Campaign:
     domain_sha256: str
     hardware: str | None
     record: bool = False
+    gap: str = "none"  # name or path that load_gap takes
+    gap_sha256: str = ""
+    split: str | None = None  # dev, test, or None (the legacy seed stream)
 
 
 def plan_trials(trees: Sequence[TreeConfig], sets: Sequence[Any], trials: int, base_seed: int,
-                only_object: str | None = None) -> list[Trial]:
+                only_object: str | None = None, split: str | None = None) -> list[Trial]:
     """Every (tree, object, trial), trees innermost so a partial campaign stays balanced.
 
     Args:
@@ -85,6 +107,7 @@ def plan_trials(trees: Sequence[TreeConfig], sets: Sequence[Any], trials: int, b
         trials: Trials per object per tree.
         base_seed: The campaign's ``--seed``.
         only_object: Keep only the object of this name.
+        split: Seed stream (:func:`trial_seed`).
     """
     names = [t.name for t in trees]
     if len(set(names)) != len(names):
@@ -93,7 +116,7 @@ def plan_trials(trees: Sequence[TreeConfig], sets: Sequence[Any], trials: int, b
     dup = sorted({n for n in objects if objects.count(n) > 1})
     if dup:
         raise ConfigError(f"--objects: object names must differ across sets, found {dup} twice")
-    plan = [Trial(cfg.name, cfg.path, s.name, s.path, o.name, i, k, trial_seed(base_seed, o.name, k))
+    plan = [Trial(cfg.name, cfg.path, s.name, s.path, o.name, i, k, trial_seed(base_seed, o.name, k, split))
             for s in sets for i, o in enumerate(s.objects) if only_object in (None, o.name)
             for k in range(trials) for cfg in trees]
     if not plan:
@@ -130,6 +153,7 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
     """Run one trial in this process (worker or main) and return its results line."""
     from app.perception import load_perception
     from app.sim.domain import load_domain
+    from app.sim.gap import load_gap
     from app.sim.objects import load_object_set
     from app.trees import load_tree_config
 
@@ -138,16 +162,20 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
     models = _cached(("models",), lambda: load_perception(threads=1)) if cfg.uses_models else None
     domain = _cached(("domain", c.domain), lambda: load_domain(c.domain))
     hw = _cached(("hardware", str(c.hardware)), lambda: load_hardware(c.hardware))
+    gap = _cached(("gap", c.gap), lambda: load_gap(c.gap))
     t0 = time.perf_counter()
-    ep = run_sim_episode(cfg, spec, t.seed, domain, models, Path(c.out) / RUNS, hardware=hw, trial=t.trial, record=c.record)
+    ep = run_sim_episode(cfg, spec, t.seed, domain, models, Path(c.out) / RUNS, hardware=hw, trial=t.trial,
+                         record=c.record, gap=gap)
     return {"tree": t.tree, "object": t.object, "object_set": t.object_set, "trial": t.trial, "seed": t.seed,
             "success": ep["success"], "paper_success": ep["paper_success"], "outcome": ep["tree_outcome"],
             "failed_node": ep["failed_node"], "reason": ep["reason"], "pose_error": ep["pose_error"],
             **{k: ep[k] for k in ("pose_steps", "vs_iterations", "vs_fallbacks", "vs_mode_switches", "mask_source", "ticks",
-                                  "sim_time", "wall_time", "safety_refusals", "safety_clamps")},
+                                  "sim_time", "wall_time", "safety_refusals", "safety_clamps", "table_strikes",
+                                  "object_pushed_m", "self_collisions_or_limits", "audit", "gap_sample")},
             "trial_wall_time": round(time.perf_counter() - t0, 3), "run_dir": os.path.relpath(ep["run_dir"], c.out),
             "object_index": t.object_index, "base_seed": c.base_seed, "domain": c.domain,
-            "domain_sha256": c.domain_sha256, "hardware": c.hardware}
+            "domain_sha256": c.domain_sha256, "hardware": c.hardware, "gap": c.gap, "gap_sha256": c.gap_sha256,
+            "split": c.split}
 
 
 def _execute(todo: list[Trial], c: Campaign, workers: int) -> Iterator[dict[str, Any]]:
@@ -208,6 +236,9 @@ def _resume_state(out: Path, resume: bool, c: Campaign) -> set[tuple[str, str, i
         if (r.get("base_seed"), r.get("domain_sha256")) != (c.base_seed, c.domain_sha256):
             raise ConfigError(f"{path}: --resume with another --seed or --domain (found seed "
                               f"{r.get('base_seed')}, domain {r.get('domain')!r})")
+        if (r.get("gap_sha256", ""), r.get("split")) != (c.gap_sha256, c.split):
+            raise ConfigError(f"{path}: --resume with another --gap or --split (found gap {r.get('gap')!r}, "
+                              f"split {r.get('split')!r})")
     return {(r["tree"], r["object"], r["trial"]) for r in records}
 
 
@@ -221,6 +252,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from app.sim.domain import load_domain
+    from app.sim.gap import gap_argument, load_gap
     from app.sim.objects import load_object_set
     from app.trees import load_tree_config
 
@@ -236,10 +268,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     sets = [load_object_set(s) for s in _split(args.objects)]
     if not trees or not sets:
         raise ConfigError(f"evaluate: expected trees and object sets, found {args.trees!r} and {args.objects!r}")
-    plan = plan_trials(trees, sets, args.trials, args.seed, getattr(args, "object", None))
+    split = getattr(args, "split", None)
+    plan = plan_trials(trees, sets, args.trials, args.seed, getattr(args, "object", None), split)
     domain = load_domain(args.domain)
+    gap_ref = gap_argument(args)
+    gap = load_gap(gap_ref)
     c = Campaign(str(out), args.seed, args.domain, domain.sha256, getattr(args, "config", None),
-                 bool(getattr(args, "record", False)))
+                 bool(getattr(args, "record", False)), gap_ref, gap.sha256, split)
     out.mkdir(parents=True, exist_ok=True)
     done = _resume_state(out, args.resume, c)
     todo = [t for t in plan if t.key not in done]
@@ -272,6 +307,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: the number of cores)")
     p.add_argument("--resume", action="store_true", help="skip the trials already in OUT/results.jsonl")
     p.add_argument("--summarize-only", action="store_true", help="rebuild the summary files from results.jsonl")
+    p.add_argument("--split", choices=SPLITS, default=None,
+                   help="seed stream: dev (tune on it) or test (report it); default: the legacy stream of "
+                        "the campaigns before the split existed")
     p.set_defaults(objects="seen,unseen")
 
 

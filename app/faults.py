@@ -22,8 +22,10 @@ Kinds (``config/faults.yaml`` says when each fires and how):
   without a file / with a damaged copy; the run must stop at start with exit code 2.
 
 The arm wrapper sits *inside* the safety envelope (:class:`~app.safety.SafeArm`): it is the
-hardware's side, so it sees every command that left the envelope and re-checks it against the
-limits (``unsafe_commands``, which must stay 0). The campaign reuses the machinery of
+hardware's side. Safety is audited from physics, not by a second pass of the envelope's own
+rule: every episode's :class:`~app.sim.audit.PhysicalAudit` counts table strikes and joint-limit
+hits or unreachable targets (``table_strikes`` and ``self_collisions_or_limits``, which must stay
+0) and how far the object was pushed before closing. The campaign reuses the machinery of
 :mod:`app.evaluate` and :mod:`app.report` (seeds, workers, the fsync'ed resumable ``results.jsonl``,
 torn-line repair).
 """
@@ -68,7 +70,6 @@ from app.interfaces import (
     Robot,
 )
 from app.report import RESULTS, _write_atomic, read_results
-from app.safety import SafeArm, SafetyLimits, load_safety
 from app.stats import wilson_interval
 from app.transforms import Pose, rot_z
 
@@ -384,23 +385,16 @@ class FaultCamera:
 
 
 class FaultArm:
-    """An ``Arm`` that can reflex mid-motion, and audits every command it receives.
-
-    Placed inside :class:`~app.safety.SafeArm`, it receives exactly the commands that left the
-    envelope; each is re-checked against the limits (:attr:`unsafe` lists the violations).
+    """An ``Arm`` that can reflex mid-motion (it sits inside :class:`~app.safety.SafeArm`).
 
     Args:
         arm: The wrapped (hardware) arm.
         injector: The episode's injector (the arm registers itself there).
-        limits: The envelope to audit against.
-        period: Control period (s): a velocity command lasts one period.
     """
 
-    def __init__(self, arm: Arm, injector: FaultInjector, limits: SafetyLimits, period: float) -> None:
+    def __init__(self, arm: Arm, injector: FaultInjector) -> None:
         self.arm, self.inj = arm, injector
-        self.audit = SafeArm(arm, limits, period)  # used for its checks only, never to command
-        self.unsafe: list[str] = []
-        self.audited = 0
+        self.commands = 0  # commands received from the envelope
         self.refused = 0  # commands refused while in reflex
         self._reflex = ""
         injector.arm = self
@@ -427,19 +421,17 @@ class FaultArm:
         self._reflex = f'reflex: motion aborted by reflex! ["{name}"] (injected at tick {self.inj.tick})'
         self.inj.note("arm_reflex", name)
 
-    def _check(self, command: str, why: str) -> bool:
-        """Record the audit of one command; False when it must not reach the arm (reflex)."""
-        self.audited += 1
-        if why:
-            self.unsafe.append(f"{command}: {why}")
+    def _check(self) -> bool:
+        """Count one command; False when it must not reach the arm (reflex)."""
+        self.commands += 1
         if self._reflex:
             self.refused += 1
             return False
         return True
 
     def move_to(self, target: Pose) -> None:
-        """Audit, then forward unless in reflex."""
-        if self._check("move_to", self.audit.check_target(target)):
+        """Forward unless in reflex."""
+        if self._check():
             self.arm.move_to(target)
 
     def move_relative(self, delta: Pose, frame: FrameName = "gripper") -> None:
@@ -450,13 +442,9 @@ class FaultArm:
         self.move_to(target)
 
     def command_velocity(self, twist: np.ndarray, frame: FrameName = "camera") -> None:
-        """Audit (a twist the envelope would clamp or refuse is unsafe), then forward unless in reflex."""
+        """Forward unless in reflex."""
         self.inj.last_velocity_tick = self.inj.tick
-        t = np.asarray(twist, dtype=float)
-        out, why = self.audit.filter_twist(t, frame)
-        if out is not None and not np.allclose(out, t.reshape(-1)):
-            why = "speed above the limits"
-        if self._check("command_velocity", why):
+        if self._check():
             self.arm.command_velocity(twist, frame)
 
     def motion_status(self) -> MotionStatus:
@@ -538,30 +526,28 @@ class FaultClock:
         return self.clock.now()
 
 
-def wrap_robot(robot: Robot, injector: FaultInjector, limits: SafetyLimits | None = None,
+def wrap_robot(robot: Robot, injector: FaultInjector,
                object_mask: Callable[[], np.ndarray | None] | None = None) -> Robot:
     """``robot`` with every interface behind its fault wrapper (put the result behind SafeArm).
 
     Args:
         robot: The backends (sim or real).
         injector: What the wrappers share.
-        limits: Envelope the arm audits against (default ``config/safety.yaml``).
         object_mask: See :class:`FaultCamera`.
     """
     return Robot(FaultCamera(robot.camera, injector, object_mask),
-                 FaultArm(robot.arm, injector, limits or load_safety(), robot.clock.period),
+                 FaultArm(robot.arm, injector),
                  FaultGripper(robot.gripper, injector), FaultClock(robot.clock, injector), robot.backend)
 
 
-def inject_sim(session: Any, specs: Iterable[FaultSpec], rng: np.random.Generator,
-               limits: SafetyLimits | None = None) -> FaultInjector:
+def inject_sim(session: Any, specs: Iterable[FaultSpec], rng: np.random.Generator) -> FaultInjector:
     """Put a :class:`~app.sim.session.SimSession` 's robot behind the fault wrappers, in place.
 
     ``session.robot`` is replaced (what the tree gets); the session's own backends, the reset
     and the scoring are untouched.
 
     Returns:
-        The injector (its ``events`` and ``arm.unsafe`` after the episode).
+        The injector (its ``events`` after the episode).
     """
     from app.sim.pybullet_world import SEG_OBJECT
 
@@ -571,7 +557,7 @@ def inject_sim(session: Any, specs: Iterable[FaultSpec], rng: np.random.Generato
         raw = session.camera.last_raw()
         return None if raw is None else raw.mask == SEG_OBJECT
 
-    session.robot = wrap_robot(session.robot, inj, limits, object_mask)
+    session.robot = wrap_robot(session.robot, inj, object_mask)
     return inj
 
 
@@ -662,9 +648,10 @@ class FaultCampaign:
     models_factory: Callable[[Any], Any] | None = None  # session -> model bundle (tests)
 
 
-def plan_faults(tree: Any, sets: Sequence[Any], kinds: Sequence[str], trials: int, base_seed: int) -> list[FaultTrial]:
+def plan_faults(tree: Any, sets: Sequence[Any], kinds: Sequence[str], trials: int, base_seed: int,
+                split: str | None = None) -> list[FaultTrial]:
     """Every (trial, kind), kinds innermost; trial ``k`` uses object ``k mod n`` over the sets, with
-    :func:`app.evaluate.trial_seed`, so every kind meets the same placements."""
+    :func:`app.evaluate.trial_seed` (of ``split``), so every kind meets the same placements."""
     objects = [(s, i, o) for s in sets for i, o in enumerate(s.objects)]
     if not objects:
         raise ConfigError("faults: no objects in the selected sets")
@@ -672,7 +659,7 @@ def plan_faults(tree: Any, sets: Sequence[Any], kinds: Sequence[str], trials: in
     for k in range(trials):
         s, i, o = objects[k % len(objects)]
         plan += [FaultTrial(kind, tree.name, tree.path, s.name, s.path, o.name, i, k,
-                            trial_seed(base_seed, o.name, k)) for kind in kinds]
+                            trial_seed(base_seed, o.name, k, split)) for kind in kinds]
     return plan
 
 
@@ -686,6 +673,7 @@ def _episode(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
     from app.hardware_config import load_hardware
     from app.perception import load_perception
     from app.sim.domain import load_domain
+    from app.sim.gap import load_gap
     from app.sim.objects import load_object_set
     from app.sim.session import SimSession
     from app.trees import load_tree_config
@@ -695,6 +683,7 @@ def _episode(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
     spec = _cached(("set", t.set_ref), lambda: load_object_set(t.set_ref)).get(t.object)
     domain = _cached(("domain", c.domain), lambda: load_domain(c.domain))
     hw = _cached(("hardware", str(c.hardware)), lambda: load_hardware(c.hardware))
+    gap = _cached(("gap", c.gap), lambda: load_gap(c.gap))
     session = SimSession(hw, domain=domain, seed=t.seed, deformable=spec.shape == "soft")
     try:
         specs = [] if t.kind == BASELINE else [fc.faults[t.kind]]
@@ -705,7 +694,7 @@ def _episode(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
             models = (_cached(("models", fc.weights), lambda: load_perception(fc.weights, threads=1))
                       if cfg.uses_models else None)
         ep = run_sim_episode(cfg, spec, t.seed, domain, models, Path(c.out) / RUNS / t.kind, hardware=hw,
-                             session=session, trial=t.trial)
+                             session=session, trial=t.trial, gap=gap)
     finally:
         session.close()
     extra = ep.get("extra") or {}
@@ -713,11 +702,11 @@ def _episode(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
     return {"success": ep["success"], "outcome": ep["tree_outcome"], "failed_node": ep["failed_node"],
             "reason": ep["reason"], "exception": bool(extra.get("exception")),
             "exception_type": extra.get("exception_type"), "exit_code": None,
-            "unsafe_commands": len(inj.arm.unsafe), "unsafe": inj.arm.unsafe[:SHOWN_INJECTIONS],
-            "commands_audited": inj.arm.audited, "refused_in_reflex": inj.arm.refused,
+            "commands": inj.arm.commands, "refused_in_reflex": inj.arm.refused,
             "injected": len(inj.events), "injections": [asdict(e) for e in inj.events[:SHOWN_INJECTIONS]],
             **{k: ep[k] for k in ("ticks", "sim_time", "wall_time", "vs_iterations", "safety_refusals",
-                                  "safety_clamps")},
+                                  "safety_clamps", "table_strikes", "object_pushed_m", "self_collisions_or_limits",
+                                  "audit", "gap_sample")},
             "run_dir": os.path.relpath(ep["run_dir"], c.out)}
 
 
@@ -728,20 +717,22 @@ def run_fault_job(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
     try:
         if t.kind in CHECKPOINT_KINDS:
             body = checkpoint_trial(fc.faults[t.kind], Path(fc.weights), _kind_rng(t))
-            body.update(injected=1, unsafe_commands=0)
+            body.update(injected=1, table_strikes=0, self_collisions_or_limits=0)
         else:
             body = _episode(t, fc)
     except Exception as e:  # counted, never hidden: the campaign's "unhandled exceptions"
         body = {"success": False, "outcome": "error", "failed_node": "(fault campaign)",
                 "reason": f"unhandled {type(e).__name__}: {e}".splitlines()[0], "exception": True,
-                "exception_type": type(e).__name__, "unsafe_commands": 0, "injected": 0}
+                "exception_type": type(e).__name__, "table_strikes": 0, "self_collisions_or_limits": 0,
+                "injected": 0}
     c = fc.campaign
     spec = fc.faults.get(t.kind)
     return {"tree": t.case, "tree_name": t.tree, "kind": t.kind, "object": t.object, "object_set": t.object_set,
             "object_index": t.object_index, "trial": t.trial, "seed": t.seed, **body,
             "fault": asdict(spec) if spec and t.kind != BASELINE else None,
             "trial_wall_time": round(time.perf_counter() - t0, 3), "base_seed": c.base_seed, "domain": c.domain,
-            "domain_sha256": c.domain_sha256, "hardware": c.hardware, "faults_sha256": fc.faults_sha256}
+            "domain_sha256": c.domain_sha256, "hardware": c.hardware, "faults_sha256": fc.faults_sha256,
+            "gap": c.gap, "gap_sha256": c.gap_sha256, "split": c.split}
 
 
 def _execute(todo: list[FaultTrial], fc: FaultCampaign, workers: int) -> Iterator[dict[str, Any]]:
@@ -776,13 +767,14 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
             the weights (tests: ``TruthModels``); None loads ``--weights``.
 
     Returns:
-        0 when it completed with no unsafe command, no unhandled exception and no unnamed
-        failure; 1 otherwise.
+        0 when it completed with no table strike, no joint-limit hit or unreachable target, no
+        unhandled exception and no unnamed failure; 1 otherwise.
     """
     from tqdm import tqdm
 
     from app.perception import WEIGHTS_DIR, load_perception
     from app.sim.domain import load_domain
+    from app.sim.gap import gap_argument, load_gap
     from app.sim.objects import load_object_set
     from app.trees import load_tree_config
 
@@ -805,9 +797,12 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
     if tree.uses_models and models_factory is None and set(kinds) - CHECKPOINT_KINDS:
         load_perception(weights, threads=1)  # no weights: exit 2 now, not one failure per trial
     sets = [load_object_set(s) for s in _split(args.objects)]
-    plan = plan_faults(tree, sets, kinds, args.trials, args.seed)
+    split = getattr(args, "split", None)
+    plan = plan_faults(tree, sets, kinds, args.trials, args.seed, split)
     domain = load_domain(args.domain)
-    c = Campaign(str(out), args.seed, args.domain, domain.sha256, args.config)
+    gap_ref = gap_argument(args)
+    c = Campaign(str(out), args.seed, args.domain, domain.sha256, args.config, gap=gap_ref,
+                 gap_sha256=load_gap(gap_ref).sha256, split=split)
     fc = FaultCampaign(c, faults, file_sha256(faults_path), weights, models_factory)
     out.mkdir(parents=True, exist_ok=True)
     done = _resume_state(out, args.resume, c)
@@ -831,7 +826,8 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
 
 def _report(summary: dict[str, Any]) -> int:
     for kind, v in summary["faults"].items():
-        print(f"  {kind}: {v['successes']}/{v['trials']} ({v['outcomes']}), unsafe {v['unsafe_commands']}, "
+        print(f"  {kind}: {v['successes']}/{v['trials']} ({v['outcomes']}), table strikes {v['table_strikes']}, "
+              f"limits/unreachable {v['self_collisions_or_limits']}, "
               f"unhandled {v['unhandled_exceptions']}, unnamed {v['unnamed_failures']}")
     return 0 if summary["checks"]["all_zero"] else 1
 
@@ -861,7 +857,10 @@ def _kind_summary(kind: str, rs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     fails = Counter(r.get("failed_node") or r["outcome"] for r in rs if not r["success"])
     reasons = Counter(r.get("reason") or "" for r in rs if not r["success"])
     rate = k / n if n else 0.0
-    v = {"trials": n, "successes": k, "unsafe_commands": sum(int(r.get("unsafe_commands") or 0) for r in rs),
+    pushed = [float(r["object_pushed_m"]) for r in rs if r.get("object_pushed_m") is not None]
+    v = {"trials": n, "successes": k, "table_strikes": sum(int(r.get("table_strikes") or 0) for r in rs),
+         "self_collisions_or_limits": sum(int(r.get("self_collisions_or_limits") or 0) for r in rs),
+         "object_pushed_m_max": max(pushed) if pushed else None,
          "unhandled_exceptions": sum(bool(r.get("exception")) for r in rs),
          "unnamed_failures": sum(_unnamed(r) for r in rs), "transient": kind in TRANSIENT,
          "rate": rate, "ci95": list(wilson_interval(k, n)), "injected_trials": len(hit),
@@ -880,8 +879,8 @@ def _kind_summary(kind: str, rs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def build_fault_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The ``summary.json`` object of a fault campaign's results lines (pure).
 
-    ``faults`` holds, per kind, the contract keys (``trials``, ``successes``, ``unsafe_commands``,
-    ``unhandled_exceptions``, ``unnamed_failures``, ``transient``) plus rates and breakdowns; a
+    ``faults`` holds, per kind, the contract keys (``trials``, ``successes``, ``table_strikes``,
+    ``self_collisions_or_limits``, ``unhandled_exceptions``, ``unnamed_failures``, ``transient``) plus rates and breakdowns; a
     checkpoint kind's ``successes`` are trials refused at start with exit code 2. ``baseline``:
     the same trials without a fault; ``checks``: the must-be-zero totals over both.
     """
@@ -890,17 +889,25 @@ def build_fault_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     base = [r for r in records if r["kind"] == BASELINE]
     baseline = _kind_summary(BASELINE, base) if base else None
     counted = [*faults.values(), *([baseline] if baseline else [])]
-    checks = {key: sum(v[key] for v in counted) for key in ("unsafe_commands", "unhandled_exceptions", "unnamed_failures")}
+    checks = {key: sum(v[key] for v in counted)
+              for key in ("table_strikes", "self_collisions_or_limits", "unhandled_exceptions", "unnamed_failures")}
     checks["all_zero"] = not any(checks.values())
     first = records[0] if records else {}
     config = {"tree": first.get("tree_name"), "trials_per_kind": 1 + max((r["trial"] for r in records), default=-1),
               "seed": first.get("base_seed"), "domain": first.get("domain"), "hardware": first.get("hardware"),
+              "gap": first.get("gap"), "gap_sha256": first.get("gap_sha256"), "split": first.get("split"),
               "faults_sha256": first.get("faults_sha256"), "objects": sorted({r["object"] for r in records}),
               "faults": {k: next(r.get("fault") for r in records if r["kind"] == k) for k in kinds},
               "transient_kinds": sorted(TRANSIENT), "transient_target": TRANSIENT_TARGET,
               "total_trials": len(records),
-              "seed_rule": "trial k: object k mod n over the sets, sha256('SEED/OBJECT/k'); the same for every kind"}
-    return {"faults": faults, "baseline": baseline, "checks": checks, "config": config}
+              "seed_rule": "trial k: object k mod n over the sets, seed of trial_seed(SEED, OBJECT, k, split) "
+                           "(app/evaluate.py); the same for every kind"}
+    return {"faults": faults, "baseline": baseline, "checks": checks, "config": config,
+            "gap": first.get("gap"), "gap_sha256": first.get("gap_sha256"), "split": first.get("split")}
+
+
+def _cm(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f} cm"
 
 
 def _pct(x: float) -> str:
@@ -911,14 +918,16 @@ def fault_markdown(summary: dict[str, Any]) -> str:
     """``summary.md``: one row per kind (and the fault-free baseline)."""
     cfg, checks = summary["config"], summary["checks"]
     lines = ["# Fault-injection campaign", "",
-             f"Tree `{cfg['tree']}`, {cfg['trials_per_kind']} trials per kind, seed {cfg['seed']}, domain "
-             f"`{cfg['domain']}`; every kind meets the same placements. Grasped = lifted 10 cm and held (physics). "
-             "Unsafe = commands that reached the arm outside the safety envelope; unhandled = episodes ended by "
+             f"Tree `{cfg['tree']}`, {cfg['trials_per_kind']} trials per kind, seed {cfg['seed']}, split "
+             f"`{cfg.get('split') or 'legacy'}`, domain `{cfg['domain']}`, physical gap `{cfg.get('gap') or 'none'}`; "
+             "every kind meets the same placements. Grasped = lifted 10 cm and held (physics). "
+             "Strikes = hand or finger pressing on the table (simulator contacts, > 1 N); limits = joint-limit "
+             "hits and unreachable targets; pushed = the object's largest move before closing; unhandled = episodes ended by "
              "an exception; unnamed = failures without a node and a reason. Checkpoint kinds: 'grasped' counts "
              "trials refused at start with exit code 2 and a one-line reason.", "",
-             "| Kind | When | Transient | Trials | Injected | Grasped | Rate | 95 % CI | Unsafe | Unhandled | Unnamed "
-             "| Target met | Main failure |",
-             "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|---|"]
+             "| Kind | When | Transient | Trials | Injected | Grasped | Rate | 95 % CI | Strikes | Limits | Pushed max "
+             "| Unhandled | Unnamed | Target met | Main failure |",
+             "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---|"]
     rows = list(summary["faults"].items()) + ([("(no fault)", summary["baseline"])] if summary["baseline"] else [])
     fault_kinds = set(summary["faults"])
     for kind, v in rows:
@@ -928,9 +937,12 @@ def fault_markdown(summary: dict[str, Any]) -> str:
         transient = "–" if kind not in fault_kinds else ("yes" if v["transient"] else "no")
         lines.append(f"| {kind} | {v['when']} | {transient} | {v['trials']} | {v['injected_trials']} | "
                      f"{v['successes']} | {_pct(v['rate'])} | {100 * lo:.0f}–{100 * hi:.0f} % | "
-                     f"{v['unsafe_commands']} | {v['unhandled_exceptions']} | {v['unnamed_failures']} | {met} | "
+                     f"{v['table_strikes']} | {v['self_collisions_or_limits']} | "
+                     f"{_cm(v['object_pushed_m_max'])} | "
+                     f"{v['unhandled_exceptions']} | {v['unnamed_failures']} | {met} | "
                      f"{f'{main[0]} × {main[1]}' if main else '–'} |")
-    lines += ["", f"Totals: unsafe commands {checks['unsafe_commands']}, unhandled exceptions "
+    lines += ["", f"Totals: table strikes {checks['table_strikes']}, joint-limit hits or unreachable targets "
+                  f"{checks['self_collisions_or_limits']}, unhandled exceptions "
                   f"{checks['unhandled_exceptions']}, unnamed failures {checks['unnamed_failures']} "
                   f"({'all zero' if checks['all_zero'] else '**not all zero**'}).", "", "Most frequent reasons:", ""]
     for kind, v in rows:
@@ -971,6 +983,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="weights directory (default models/weights)")
     p.add_argument("--no-baseline", action="store_true", help="skip the fault-free trials ('none')")
     p.add_argument("--summarize-only", action="store_true", help="rebuild the summary files from results.jsonl")
+    p.add_argument("--split", choices=("dev", "test"), default=None,
+                   help="seed stream: dev (tune on it) or test (report it); default: the legacy stream")
     p.set_defaults(objects="seen,unseen")
 
 

@@ -47,19 +47,25 @@ def run_episodes(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ConfigError(f"--episodes: expected >= 1, found {args.episodes}")
     if args.backend == "real":
+        if getattr(args, "gap", None):
+            raise ConfigError("--gap: the physical gap is simulated; the real robot brings its own (drop --gap "
+                              "or use --backend sim)")
         return _run_real(args, cfg, hw)
     models = None
     if cfg.uses_models:
         from app.perception import load_perception
 
         models = load_perception()
+    from app.sim.gap import gap_argument, load_gap
+
+    gap = load_gap(gap_argument(args))  # validated before any episode runs
     objects = pick_objects(args)
     failures = 0
     for ep in range(args.episodes):
         set_name, spec = objects[ep % len(objects)]
         seed = args.seed + ep
         r = run_sim_episode(cfg, spec, seed, args.domain, models, args.log_dir, hardware=args.config,
-                            record=args.record, trial=ep)
+                            record=args.record, trial=ep, gap=gap)
         failures += not r["success"]
         _print_summary(r, set_name)
     return 0 if failures == 0 else 1
@@ -71,7 +77,10 @@ def _print_summary(r: dict[str, Any], set_name: str) -> None:
     print(f"{outcome}{why}\n  tree {r['tree']}, object {r['object']} ({set_name}), seed {r['seed']}\n"
           f"  pose steps {r['pose_steps']}, VS iterations {r['vs_iterations']} "
           f"(border fallbacks {r['vs_fallbacks']}{', mask from the raw image' if r.get('mask_source') == 'raw' else ''}), ticks {r['ticks']}, sim {r['sim_time']:.1f} s, "
-          f"wall {r['wall_time']:.1f} s\n  run directory {r['run_dir']}")
+          f"wall {r['wall_time']:.1f} s\n  run directory {r['run_dir']}"
+          + (f"\n  physical gap {r['gap']}; audit: table strikes {r['table_strikes']}, object pushed "
+             f"{r['object_pushed_m'] * 1000:.0f} mm before closing, limits/unreachable "
+             f"{r['self_collisions_or_limits']}" if "gap" in r else ""))
     sys.stdout.flush()
 
 

@@ -25,7 +25,8 @@ from app.sim.session import SimSession
 from app.transforms import Pose
 from tests.fakes.truth_models import TruthModels
 
-CONTRACT = {"trials", "successes", "unsafe_commands", "unhandled_exceptions", "unnamed_failures", "transient"}
+CONTRACT = {"trials", "successes", "table_strikes", "self_collisions_or_limits", "unhandled_exceptions",
+            "unnamed_failures", "transient"}
 # Top-down grasps at the centre (as in tests/test_evaluate.py): the oracle needs no grasps file.
 OBJECTS = """
 name: tiny
@@ -213,19 +214,7 @@ def test_arm_reflex_fails_once_mid_motion_and_recover_clears_it(faulty, session:
         robot.clock.advance()
     assert robot.arm.motion_status() == MotionStatus.DONE  # one reflex only
     assert [e.detail for e in inj.events] == ["cartesian_reflex", "recovered"]
-    assert inj.arm is not None and inj.arm.refused == 2 and inj.arm.unsafe == []
-
-
-def test_arm_audit_flags_commands_outside_the_envelope(faulty) -> None:
-    robot, inj = faulty("arm_reflex", at=10_000)  # never fires: the audit alone
-    robot.arm.move_to(_small_move(robot))
-    robot.arm.command_velocity(np.array([0.01, 0, 0, 0, 0, 0]))
-    assert inj.arm is not None and inj.arm.unsafe == [] and inj.arm.audited == 2
-    robot.arm.move_to(Pose(np.array([0.5, 0.0, -0.2]), np.eye(3)))  # below the table
-    robot.arm.command_velocity(np.array([5.0, 0, 0, 0, 0, 0]))  # 5 m/s
-    robot.arm.stop()
-    assert len(inj.arm.unsafe) == 2
-    assert "outside the workspace" in inj.arm.unsafe[0] and "speed" in inj.arm.unsafe[1]
+    assert inj.arm is not None and inj.arm.refused == 2
 
 
 def test_gripper_fail_ends_not_grasped_once(faulty, session: SimSession) -> None:
@@ -295,7 +284,8 @@ def test_oracle_campaign_writes_the_contract_and_resumes(tmp_path: Path, objects
     for kind, v in summary["faults"].items():
         assert CONTRACT <= set(v)
         assert v["trials"] == 2 and v["transient"] == (kind == "arm_reflex")
-        assert v["unsafe_commands"] == 0 and v["unhandled_exceptions"] == 0 and v["unnamed_failures"] == 0
+        assert v["table_strikes"] == 0 and v["self_collisions_or_limits"] == 0
+        assert v["unhandled_exceptions"] == 0 and v["unnamed_failures"] == 0
         assert v["injected_trials"] == 2
     # The trees recover one reflex (Recover ... decorators call arm.recover() and resume towards
     # the same goal); an aborted grasp is never retried: a named failure.
@@ -330,8 +320,8 @@ def test_vs_only_campaign_with_truth_models(tmp_path: Path, objects: str) -> Non
     assert lines["checkpoint_corrupt"]["exit_code"] == 2 and lines["checkpoint_corrupt"]["ticks"] == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["faults"]["checkpoint_corrupt"]["successes"] == 1
-    assert summary["checks"] == {"unsafe_commands": 0, "unhandled_exceptions": 0, "unnamed_failures": 0,
-                                 "all_zero": True}
+    assert summary["checks"] == {"table_strikes": 0, "self_collisions_or_limits": 0, "unhandled_exceptions": 0,
+                                 "unnamed_failures": 0, "all_zero": True}
 
 
 def test_command_errors_are_one_line_exit_2(tmp_path: Path, objects: str, capsys: pytest.CaptureFixture) -> None:

@@ -228,9 +228,15 @@ def load_gap(name_or_path: str | Path) -> GapConfig:
     )
 
 
-def default_gap(domain_name: str) -> str:
-    """The gap used when ``--gap`` is not given: ``none`` for ``sim``, ``lab`` for any other domain."""
-    return DEFAULT_FOR_DOMAIN.get(domain_name, "lab")
+def default_gap(domain: str | Path) -> str:
+    """The gap used when ``--gap`` is not given: ``none`` for the ``sim`` domain (name or file),
+    ``lab`` for any other (``real`` above all)."""
+    return DEFAULT_FOR_DOMAIN.get(Path(str(domain)).stem, "lab")
+
+
+def gap_argument(args: Any) -> str:
+    """The gap a command runs with: ``--gap``, or :func:`default_gap` of ``--domain``."""
+    return getattr(args, "gap", None) or default_gap(getattr(args, "domain", "real"))
 
 
 def draw_gap(cfg: GapConfig, seed: int) -> GapSample:
