@@ -33,9 +33,11 @@ CLOSE_NODE = "Close Gripper"
 MIN_AXIS_Z = 0.1  # |z| of the gripper axis below which it is taken as horizontal (no projection)
 
 
-def safe_robot(robot: Robot, log: RunLog | None = None) -> Robot:
-    """The same robot with its arm behind the safety envelope (``config/safety.yaml``)."""
-    arm = SafeArm(robot.arm, load_safety(), robot.clock.period, log=log.log.warning if log else None)
+def safe_robot(robot: Robot, log: RunLog | None = None, hardware: HardwareConfig | None = None) -> Robot:
+    """The same robot with its arm behind the safety envelope (``config/safety.yaml``, with the
+    fingertips of ``hardware``, default ``config/hardware.yaml``)."""
+    arm = SafeArm(robot.arm, load_safety(hardware=hardware), robot.clock.period,
+                  log=log.log.warning if log else None)
     return replace(robot, arm=arm)
 
 
@@ -155,7 +157,7 @@ def run_sim_episode(cfg: TreeConfig, spec: Any, seed: int, domain: Any, models: 
             root = build_tree(cfg, hw, truth=s.truth if oracle else None)
             audit = PhysicalAudit(s)
             probe = CloseProbe(root, s, audit)
-            robot = safe_robot(s.robot, log)  # the arm behind the safety envelope, as in every run
+            robot = safe_robot(s.robot, log, hw)  # the arm behind the safety envelope, as in every run
             s.truth.locked = not oracle
             try:
                 with audit:

@@ -106,7 +106,7 @@ def _run_real(args: argparse.Namespace, cfg: TreeConfig, hw: Any) -> int:
             try:
                 log.log.info("episode_start", tree=cfg.name, backend="real")
                 res: EpisodeResult = rs.execute(lambda robot, log=log, run_dir=run_dir: run_episode(
-                    build_tree(cfg, hw), safe_robot(robot, log), models, cfg.max_ticks, log,
+                    build_tree(cfg, hw), safe_robot(robot, log, hw), models, cfg.max_ticks, log,
                     record_dir=run_dir / "images" if args.record else None))
                 rec = {"tree": cfg.name, "object": "real", "seed": args.seed, "success": res.success,
                        **asdict(res), "run_dir": str(run_dir)}

@@ -118,7 +118,7 @@ def pose_steps_subtree(cfg: TreeConfig, env: EnvConfig) -> py_trees.behaviour.Be
     return py_trees.composites.Sequence("DRL Pose Steps", memory=True, children=steps)
 
 
-def vs_subtree(cfg: TreeConfig, finger_depth: float) -> py_trees.behaviour.Behaviour:
+def vs_subtree(cfg: TreeConfig, finger_depth: float, fingertip_reach: float) -> py_trees.behaviour.Behaviour:
     """Visual servoing: per tick acquire → adapt → find object (segment → features, see
     :func:`behaviours.perception.find_object`) → choose mode → command;
     linear VS until converged, then full VS unless the object is near the border (fallback to
@@ -134,7 +134,7 @@ def vs_subtree(cfg: TreeConfig, finger_depth: float) -> py_trees.behaviour.Behav
         find_object(params.features, cfg.segmentation), choose])
     return py_trees.composites.Sequence("Visual Servoing", memory=True, children=[
         UntilConverged(guard(iteration, cfg), params.max_iterations),
-        guard(DescendByDepth(params.depth, finger_depth), cfg)])
+        guard(DescendByDepth(params.depth, finger_depth, fingertip_reach), cfg)])
 
 
 def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
@@ -157,7 +157,7 @@ def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
         if cfg.pose_steps:
             children.append(pose_steps_subtree(cfg, env))
         if cfg.visual_servoing:
-            children.append(vs_subtree(cfg, hw.finger_depth))
+            children.append(vs_subtree(cfg, hw.finger_depth, hw.fingertip_reach))
     children += [CloseGripper(hw.grasp_force),
                  guard(LiftAndVerify(cfg.lift_height, cfg.hold_ticks), cfg)]
     return py_trees.composites.Sequence(f"Grasp ({cfg.name})", memory=True, children=children)

@@ -120,9 +120,10 @@ class DescendByDepth(_Move):
     Depth comes from the raw camera frame (the sensor's own reading) over the tracked blob.
     """
 
-    def __init__(self, params: DepthParams, finger_depth: float, name: str = "Descend By Depth") -> None:
+    def __init__(self, params: DepthParams, finger_depth: float, fingertip_reach: float,
+                 name: str = "Descend By Depth") -> None:
         super().__init__(name, reads=("frame", "features", "mask"), writes=("z_g",))
-        self.params, self.finger_depth = params, finger_depth
+        self.params, self.finger_depth, self.fingertip_reach = params, finger_depth, fingertip_reach
 
     def target_delta(self) -> Pose | None:
         """Descent from the median depth over the (eroded) blob, capped above the table."""
@@ -137,7 +138,7 @@ class DescendByDepth(_Move):
             return None
         table = background_distance(frame.depth, self.bb.mask, self.params)
         d = descent_distance(est.z, self.robot.arm.camera_mount, self.finger_depth, table.z,
-                             self.params.table_clearance)
+                             self.fingertip_reach + self.params.tip_clearance)
         self.bb.z_g = est.z
         self.feedback_message = (f"Z_g {est.z:.3f} m ({est.valid_fraction:.0%} valid"
                                  f"{'; ' + est.reason if est.reason else ''}): descend {d * 100:.1f} cm")
