@@ -273,7 +273,8 @@ def test_checkpoint_faults_are_refused_in_one_line(tmp_path: Path, kind: str, pa
 # ------------------------------------------------------------------------------ campaigns
 def _args(out: Path, objects: str, kinds: str, tree: str = "oracle", trials: int = 2, *extra: str):
     return fl.build_parser().parse_args(["--tree", tree, "--kinds", kinds, "--objects", objects, "--trials",
-                                         str(trials), "--seed", "0", "--out", str(out), "--workers", "1", *extra])
+                                         str(trials), "--seed", "0", "--out", str(out), "--workers", "1", "--gap", "none",
+                                         *extra])
 
 
 def test_oracle_campaign_writes_the_contract_and_resumes(tmp_path: Path, objects: str) -> None:
