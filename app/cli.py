@@ -29,14 +29,18 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--object", default=None, help="object name (default: the set's first)")
     p.add_argument("--objects", default="seen", help="comma-separated object set names or YAML paths")
     p.add_argument("--domain", default="real", help="appearance domain name or YAML path (sim backend)")
-    p.add_argument("--gap", default=None, help="physical reality gap name or YAML path (config/gaps; sim backend; "
-                                               "default: lab, or none for the sim domain)")
     p.add_argument("--seed", type=int, default=0, help="seed of placements and sensor noise")
     p.add_argument("--episodes", type=int, default=1, help="episodes to run")
     p.add_argument("--log-dir", default="runs", help="directory under which run directories are made")
     p.add_argument("--config", default=None, help="hardware config YAML (default config/hardware.yaml)")
     p.add_argument("--record", action="store_true", help="save images of each tick in the run directory")
     p.add_argument("--robot-host", default="172.16.0.2", help="Panda controller address (real backend)")
+
+
+def add_gap(p: argparse.ArgumentParser) -> None:
+    """``--gap``, on the commands that run episodes (the main job, ``evaluate``, ``faults``)."""
+    p.add_argument("--gap", default=None, help="physical reality gap name or YAML path (config/gaps; sim backend; "
+                                               "default: lab, or none for the sim domain)")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -150,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--show-tree", nargs="?", const="-", default=None, metavar="FILE",
                         help="print the tree (and write FILE.dot/.svg/.png if given) and exit")
     add_common(parser)
+    add_gap(parser)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser,
                                 metavar="{" + ",".join([*COMMANDS, "grasps"]) + "}")
     for name, (help_text, _) in COMMANDS.items():

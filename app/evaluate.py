@@ -307,6 +307,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: the number of cores)")
     p.add_argument("--resume", action="store_true", help="skip the trials already in OUT/results.jsonl")
     p.add_argument("--summarize-only", action="store_true", help="rebuild the summary files from results.jsonl")
+    from app.cli import add_gap
+
+    add_gap(p)
     p.add_argument("--split", choices=SPLITS, default=None,
                    help="seed stream: dev (tune on it) or test (report it); default: the legacy stream of "
                         "the campaigns before the split existed")

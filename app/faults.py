@@ -983,6 +983,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="weights directory (default models/weights)")
     p.add_argument("--no-baseline", action="store_true", help="skip the fault-free trials ('none')")
     p.add_argument("--summarize-only", action="store_true", help="rebuild the summary files from results.jsonl")
+    from app.cli import add_gap
+
+    add_gap(p)
     p.add_argument("--split", choices=("dev", "test"), default=None,
                    help="seed stream: dev (tune on it) or test (report it); default: the legacy stream")
     p.set_defaults(objects="seen,unseen")
