@@ -58,6 +58,7 @@ class TreeConfig:
     max_reflex_recoveries: int = 1
     max_missed_frames: int = 15  # ticks a missed (dropped, stale, timed-out) frame may be held
     segmentation: str = "adapted"  # VS mask: "adapted" (D_X, the paper), "raw" (D_Y), "adapted_or_raw"
+    settle_correction: bool = False  # final approach moves correct the arm's rest error once (behaviours/motion.py)
 
     @property
     def uses_models(self) -> bool:
@@ -71,7 +72,7 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
     root = Section(load_yaml(path), path)
     root.unknown_keys({"name", "description", "builder", "adapt", "pose_steps", "last_step_z",
                        "visual_servoing", "vs", "lift_height", "hold_ticks", "max_ticks", "standoff",
-                       "max_reflex_recoveries", "max_missed_frames", "segmentation"})
+                       "max_reflex_recoveries", "max_missed_frames", "segmentation", "settle_correction"})
     builder = root.string("builder", choices=["grasp", "oracle"])
     vs_file = root.string("vs", default="vs.yaml")
     vs_path = Path(vs_file) if "/" in vs_file else CONFIG_DIR / vs_file
@@ -93,6 +94,7 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
         max_reflex_recoveries=root.integer("max_reflex_recoveries", default=1, lo=0, hi=100),
         max_missed_frames=root.integer("max_missed_frames", default=15, lo=0, hi=10_000),  # 0.5 s at 30 fps
         segmentation=root.string("segmentation", default="adapted", choices=list(SEGMENTATION_MODES)),
+        settle_correction=root.boolean("settle_correction", default=False),
     )
     if grasp and cfg.pose_steps == 0 and not cfg.visual_servoing:
         raise ConfigError(f"{path}: a grasp tree needs pose_steps > 0 or visual_servoing: true")
@@ -124,6 +126,8 @@ def vs_subtree(cfg: TreeConfig, finger_depth: float, fingertip_reach: float) -> 
     linear VS until converged, then full VS unless the object is near the border (fallback to
     linear); repeat until full VS converges; then descend by depth."""
     params, adapt = cfg.vs, cfg.adapt
+    descend = DescendByDepth(params.depth, finger_depth, fingertip_reach)
+    descend.correct_settle = cfg.settle_correction
     full = py_trees.composites.Sequence("Full VS", memory=False, children=[
         LinearConverged(),
         py_trees.decorators.Inverter("Away From Border?", ObjectNearBorder()),
@@ -134,7 +138,7 @@ def vs_subtree(cfg: TreeConfig, finger_depth: float, fingertip_reach: float) -> 
         find_object(params.features, cfg.segmentation), choose])
     return py_trees.composites.Sequence("Visual Servoing", memory=True, children=[
         UntilConverged(guard(iteration, cfg), params.max_iterations),
-        guard(DescendByDepth(params.depth, finger_depth, fingertip_reach), cfg)])
+        guard(descend, cfg)])
 
 
 def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
@@ -151,7 +155,9 @@ def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
     if cfg.builder == "oracle":
         if truth is None:
             raise ConfigError(f"{cfg.path}: the oracle tree needs simulator ground truth (--backend sim)")
-        children += [guard(OraclePose(truth, cfg.standoff), cfg), guard(Descend(cfg.standoff), cfg)]
+        above, down = OraclePose(truth, cfg.standoff), Descend(cfg.standoff)
+        above.correct_settle = down.correct_settle = cfg.settle_correction
+        children += [guard(above, cfg), guard(down, cfg)]
     else:
         env = env or load_env_config()
         if cfg.pose_steps:

@@ -21,6 +21,9 @@ from app.transforms import Pose, delta_pose
 from behaviours.base import Leaf
 
 EMPTY_WIDTH = 0.002  # m: fingers closer than this hold nothing
+SETTLE_STILL_M = 0.00005  # m per tick (1.5 mm/s): the arm has come to rest when it moves less than this
+SETTLE_WAIT_TICKS = 30  # ticks (1 s) to wait for rest before measuring anyway
+SETTLE_CORRECT_M = 0.001  # m: a rest pose farther than this from the goal is corrected once
 
 
 class _Move(Leaf):
@@ -31,10 +34,16 @@ class _Move(Leaf):
         raise NotImplementedError
 
     resume_goal = False  # set by RecoverFromReflex: retry towards the same absolute goal
+    #: Set by the tree builder (tree key ``settle_correction``): when the move is done, wait for the
+    #: arm to come to rest, and if it rests off the goal (a controller's steady-state error), send
+    #: one corrective move to goal + (goal - rest) — never deeper along z than the goal itself.
+    correct_settle = False
 
     def initialise(self) -> None:
         """Start the motion (after a reflex recovery: towards the goal of the first attempt)."""
         self._started = False
+        self._settle: list[Pose] | None = None  # rest poses seen while settling (None: not yet)
+        self._corrected = False
         if self.resume_goal and getattr(self, "_goal", None) is not None:
             self.resume_goal = False
             self.robot.arm.move_to(self._goal)
@@ -56,7 +65,28 @@ class _Move(Leaf):
             return Status.RUNNING
         if st == MotionStatus.FAILED:
             return self.fail(self.robot.arm.motion_error() or "motion failed")
+        if self.correct_settle:
+            return self._correct()
         return Status.SUCCESS
+
+    def _correct(self) -> Status:
+        """One tick of the settle correction: wait for rest, then correct once and wait for rest
+        again (RUNNING), or SUCCESS."""
+        pose = self.robot.arm.pose()
+        seen = self._settle = (self._settle or []) + [pose]
+        still = len(seen) >= 2 and float(np.linalg.norm(seen[-1].position - seen[-2].position)) < SETTLE_STILL_M
+        if not still and len(seen) < SETTLE_WAIT_TICKS:
+            return Status.RUNNING
+        if self._corrected:
+            return Status.SUCCESS
+        self._corrected, self._settle = True, None
+        c = self._goal.position - pose.position  # base frame, z up
+        c[2] = max(float(c[2]), 0.0)  # rested above the goal: stay (never deeper than asked, the table)
+        if float(np.linalg.norm(c)) <= SETTLE_CORRECT_M:
+            return Status.SUCCESS
+        self.feedback_message = f"settled {np.linalg.norm(c) * 1000:.1f} mm off the goal: correcting"
+        self.robot.arm.move_to(Pose(self._goal.position + c, self._goal.matrix))
+        return Status.RUNNING
 
     def terminate(self, new_status: Status) -> None:
         """Stop the arm if pre-empted mid-motion."""

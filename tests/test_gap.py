@@ -248,3 +248,44 @@ def test_none_reproduces_the_simulator_without_a_gap_exactly(tmp_path, box) -> N
     assert with_none["success"]
     assert {k: with_none[k] for k in keys} == {k: bare[k] for k in keys}
     assert with_none["gap_sample"]["mount_xyz"] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("correct", [False, True])
+def test_settle_correction_takes_the_rest_error_out_but_never_goes_deeper(session, correct) -> None:
+    """A descent that rests 4 mm low and 3 mm aside is corrected once (only upwards in z)."""
+    from behaviours.motion import Descend
+
+    session.set_gap(GapSample(arm_steady_error=(0.003, 0.0, -0.004)))
+    session.reset(load_object_set("seen").get("tuna_can"), Pose(np.array([0.65, 0.2, 0.015]), np.eye(3)))
+    node = Descend(0.05)
+    node.correct_settle = correct
+    node.setup(robot=session.robot)
+    goal = session.arm.pose() @ Pose(np.array([0.0, 0.0, 0.05]), np.eye(3))
+    statuses = []
+    node.tick_once()
+    for _ in range(120):
+        statuses.append(node.status.value)
+        if node.status.value != "RUNNING":
+            break
+        session.clock.advance()
+        node.tick_once()
+    assert statuses[-1] == "SUCCESS"
+    off = session.arm.pose().position - goal.position
+    if correct:  # within the arm's own move tolerance (3 mm), and no longer low
+        assert np.linalg.norm(off) < 0.0025 and off[2] > -0.002 and "correcting" in node.feedback_message
+    else:  # the rest error, plus up to ~1 mm the move stops short of its goal
+        assert off == pytest.approx([0.003, 0.0, -0.004], abs=0.0012) and np.linalg.norm(off) > 0.004
+
+    session.set_gap(GapSample(arm_steady_error=(0.0, 0.0, 0.004)))  # rests 4 mm high: left there
+    session.reset(load_object_set("seen").get("tuna_can"), Pose(np.array([0.65, 0.2, 0.015]), np.eye(3)))
+    node = Descend(0.05)
+    node.correct_settle = correct
+    node.setup(robot=session.robot)
+    goal = session.arm.pose() @ Pose(np.array([0.0, 0.0, 0.05]), np.eye(3))
+    node.tick_once()
+    for _ in range(120):
+        if node.status.value != "RUNNING":
+            break
+        session.clock.advance()
+        node.tick_once()
+    assert session.arm.pose().position[2] - goal.position[2] == pytest.approx(0.004, abs=0.0015)
