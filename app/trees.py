@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import py_trees
 
 from app import CONFIG_DIR
@@ -120,13 +121,13 @@ def pose_steps_subtree(cfg: TreeConfig, env: EnvConfig) -> py_trees.behaviour.Be
     return py_trees.composites.Sequence("DRL Pose Steps", memory=True, children=steps)
 
 
-def vs_subtree(cfg: TreeConfig, finger_depth: float, fingertip_reach: float) -> py_trees.behaviour.Behaviour:
+def vs_subtree(cfg: TreeConfig, finger_depth: float, fingertips: np.ndarray) -> py_trees.behaviour.Behaviour:
     """Visual servoing: per tick acquire → adapt → find object (segment → features, see
     :func:`behaviours.perception.find_object`) → choose mode → command;
     linear VS until converged, then full VS unless the object is near the border (fallback to
     linear); repeat until full VS converges; then descend by depth."""
     params, adapt = cfg.vs, cfg.adapt
-    descend = DescendByDepth(params.depth, finger_depth, fingertip_reach)
+    descend = DescendByDepth(params.depth, finger_depth, fingertips)
     descend.correct_settle = cfg.settle_correction
     full = py_trees.composites.Sequence("Full VS", memory=False, children=[
         LinearConverged(),
@@ -155,7 +156,7 @@ def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
     if cfg.builder == "oracle":
         if truth is None:
             raise ConfigError(f"{cfg.path}: the oracle tree needs simulator ground truth (--backend sim)")
-        above, down = OraclePose(truth, cfg.standoff), Descend(cfg.standoff)
+        above, down = OraclePose(truth, cfg.standoff), Descend(cfg.standoff, hw.fingertip_corners())
         above.correct_settle = down.correct_settle = cfg.settle_correction
         children += [guard(above, cfg), guard(down, cfg)]
     else:
@@ -163,7 +164,7 @@ def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
         if cfg.pose_steps:
             children.append(pose_steps_subtree(cfg, env))
         if cfg.visual_servoing:
-            children.append(vs_subtree(cfg, hw.finger_depth, hw.fingertip_reach))
+            children.append(vs_subtree(cfg, hw.finger_depth, hw.fingertip_corners()))
     children += [CloseGripper(hw.grasp_force),
                  guard(LiftAndVerify(cfg.lift_height, cfg.hold_ticks), cfg)]
     return py_trees.composites.Sequence(f"Grasp ({cfg.name})", memory=True, children=children)

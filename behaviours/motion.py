@@ -24,6 +24,33 @@ EMPTY_WIDTH = 0.002  # m: fingers closer than this hold nothing
 SETTLE_STILL_M = 0.00005  # m per tick (1.5 mm/s): the arm has come to rest when it moves less than this
 SETTLE_WAIT_TICKS = 30  # ticks (1 s) to wait for rest before measuring anyway
 SETTLE_CORRECT_M = 0.001  # m: a rest pose farther than this from the goal is corrected once
+FLOOR_CLEARANCE_M = 0.001  # m the fingertips keep above the configured table (z = 0) on a descent
+
+
+def floor_limited(current: Pose, delta: Pose, fingertips: np.ndarray | None) -> tuple[Pose, str]:
+    """``delta`` (gripper frame) shortened along z so that no fingertip corner ends below the
+    configured table (base z = 0) plus :data:`FLOOR_CLEARANCE_M`; and a note when shortened.
+
+    The depth descent is capped by the *measured* table; a table lower than configured would
+    otherwise take the fingertips below the z = 0 the safety envelope protects (a refusal).
+
+    Args:
+        current: Gripper pose now (base frame).
+        delta: The relative move.
+        fingertips: Lowest fingertip corners (4, 3) in the gripper frame (m); None: no limit.
+    """
+    if fingertips is None:
+        return delta, ""
+    target = current @ delta
+    low = float(np.min(target.matrix[2] @ fingertips.T) + target.position[2])
+    if low >= FLOOR_CLEARANCE_M:
+        return delta, ""
+    down = -float((current.matrix @ np.array([0.0, 0.0, 1.0]))[2])  # base-z drop per metre along gripper z
+    if down <= 1e-6:
+        return delta, ""
+    dz = (FLOOR_CLEARANCE_M - low) / down  # metres to take back along gripper z
+    short = Pose(delta.position - np.array([0.0, 0.0, dz]), delta.matrix)
+    return short, f" (shortened {dz * 1000:.1f} mm: fingertips kept above the configured table)"
 
 
 class _Move(Leaf):
@@ -150,10 +177,11 @@ class DescendByDepth(_Move):
     Depth comes from the raw camera frame (the sensor's own reading) over the tracked blob.
     """
 
-    def __init__(self, params: DepthParams, finger_depth: float, fingertip_reach: float,
+    def __init__(self, params: DepthParams, finger_depth: float, fingertips: np.ndarray,
                  name: str = "Descend By Depth") -> None:
         super().__init__(name, reads=("frame", "features", "mask"), writes=("z_g",))
-        self.params, self.finger_depth, self.fingertip_reach = params, finger_depth, fingertip_reach
+        self.params, self.finger_depth, self.fingertips = params, finger_depth, np.asarray(fingertips, dtype=float)
+        self.fingertip_reach = float(self.fingertips[:, 2].max())  # m beyond the grasp point
 
     def target_delta(self) -> Pose | None:
         """Descent from the median depth over the (eroded) blob, capped above the table."""
@@ -170,9 +198,11 @@ class DescendByDepth(_Move):
         d = descent_distance(est.z, self.robot.arm.camera_mount, self.finger_depth, table.z,
                              self.fingertip_reach + self.params.tip_clearance)
         self.bb.z_g = est.z
+        delta, note = floor_limited(self.robot.arm.pose(), Pose(np.array([0.0, 0.0, d]), np.eye(3)), self.fingertips)
         self.feedback_message = (f"Z_g {est.z:.3f} m ({est.valid_fraction:.0%} valid"
-                                 f"{'; ' + est.reason if est.reason else ''}): descend {d * 100:.1f} cm")
-        return Pose(np.array([0.0, 0.0, d]), np.eye(3))
+                                 f"{'; ' + est.reason if est.reason else ''}): descend "
+                                 f"{delta.position[2] * 100:.1f} cm{note}")
+        return delta
 
 
 class CloseGripper(Leaf):
@@ -264,13 +294,16 @@ class OraclePose(_Move):
 class Descend(_Move):
     """Move a fixed distance along the approach axis (oracle final approach)."""
 
-    def __init__(self, distance: float, name: str = "Descend") -> None:
+    def __init__(self, distance: float, fingertips: np.ndarray | None = None, name: str = "Descend") -> None:
         super().__init__(name)
-        self.distance = distance
+        self.distance, self.fingertips = distance, fingertips
 
     def target_delta(self) -> Pose | None:
-        """Straight along gripper z."""
-        return Pose(np.array([0.0, 0.0, self.distance]), np.eye(3))
+        """Straight along gripper z (fingertips kept above the configured table)."""
+        delta, note = floor_limited(self.robot.arm.pose(), Pose(np.array([0.0, 0.0, self.distance]), np.eye(3)),
+                                    self.fingertips)
+        self.feedback_message = f"descend {delta.position[2] * 100:.1f} cm{note}"
+        return delta
 
 
 REFLEX = "reflex"  # substring of the arm's error after a collision/force reflex (libfranka, faults)
