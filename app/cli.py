@@ -11,76 +11,48 @@ import os
 import sys
 from collections.abc import Callable
 
+from app.command import EXIT_INTERRUPT, Parser, add_common, add_gap
 from app.errors import AppError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HARDWARE, EXIT_INTERRUPT = 0, 1, 2, 3, 130
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise AppError(f"{self.prog}: {message}")
-
-
-def add_common(p: argparse.ArgumentParser) -> None:
-    """The flags every command accepts, with the same meaning everywhere."""
-    p.add_argument("--backend", choices=["sim", "real"], default="sim", help="embedded simulator or the real robot")
-    p.add_argument("--object", default=None, help="object name (default: the set's first)")
-    p.add_argument("--objects", default="seen", help="comma-separated object set names or YAML paths")
-    p.add_argument("--domain", default="real", help="appearance domain name or YAML path (sim backend)")
-    p.add_argument("--seed", type=int, default=0, help="seed of placements and sensor noise")
-    p.add_argument("--episodes", type=int, default=1, help="episodes to run")
-    p.add_argument("--log-dir", default="runs", help="directory under which run directories are made")
-    p.add_argument("--config", default=None, help="hardware config YAML (default config/hardware.yaml)")
-    p.add_argument("--record", action="store_true", help="save images of each tick in the run directory")
-    p.add_argument("--robot-host", default="172.16.0.2", help="Panda controller address (real backend)")
-
-
-def add_gap(p: argparse.ArgumentParser) -> None:
-    """``--gap``, on the commands that run episodes (the main job, ``evaluate``, ``faults``)."""
-    p.add_argument("--gap", default=None, help="physical reality gap name or YAML path (config/gaps; sim backend; "
-                                               "default: lab, or none for the sim domain)")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from app.bench import run_bench
+    from app.tools.bench import run_bench
 
     return run_bench(args)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from app.inspect_run import main_inspect
+    from app.tools.inspect_run import main_inspect
 
     return main_inspect(args.run_dir, args.json)
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from app.calibrate import run_calibrate
+    from app.tools.calibrate import run_calibrate
 
     return run_calibrate(args)
 
 
 def _cmd_eval_models(args: argparse.Namespace) -> int:
-    from app.eval_models import run_eval_models
+    from app.tools.eval_models import run_eval_models
 
     return run_eval_models(args)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from app.evaluate import run_evaluate
+    from app.campaigns.evaluate import run_evaluate
 
     return run_evaluate(args)
 
 
 def _cmd_faults(args: argparse.Namespace) -> int:
-    from app.faults import run_faults
+    from app.campaigns.faults import run_faults
 
     return run_faults(args)
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
-    from app.dataset_builder import run_dataset
+    from app.tools.dataset_builder import run_dataset
 
     return run_dataset(args)
 
@@ -101,30 +73,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     train_ppo(args.recipe or "config/models/ppo.yaml", args.out or "runs/train_ppo", seed=args.seed,
               resume=args.resume, total_override=args.steps)
     return 0
-
-
-def standalone_parser(prog: str, doc: str | None,
-                      add_arguments: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
-    """The parser of one subcommand run on its own: the common flags plus its own."""
-    p = _Parser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common(p)
-    add_arguments(p)
-    return p
-
-
-def standalone_main(prog: str, doc: str | None, add_arguments: Callable[[argparse.ArgumentParser], None],
-                    run: Callable[[argparse.Namespace], int], argv: list[str] | None = None) -> int:
-    """``python -m app.MODULE ...``: one subcommand on its own (common flags + its own), with the
-    CLI's exit codes and one-line errors. Campaign modules use it so their workers can import them
-    under their package name."""
-    try:
-        return run(standalone_parser(prog, doc, add_arguments).parse_args(argv))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPT
-    except AppError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -148,14 +96,14 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser: the main job (flags only) and the subcommands."""
-    parser = _Parser(prog="python -m app", description=__doc__,
+    parser = Parser(prog="python -m app", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tree", default="drl_gan_vs", help="behaviour tree to run (config/trees)")
     parser.add_argument("--show-tree", nargs="?", const="-", default=None, metavar="FILE",
                         help="print the tree (and write FILE.dot/.svg/.png if given) and exit")
     add_common(parser)
     add_gap(parser)
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser,
+    sub = parser.add_subparsers(dest="command", parser_class=Parser,
                                 metavar="{" + ",".join([*COMMANDS, "grasps"]) + "}")
     for name, (help_text, _) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text)
@@ -177,11 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--limit", type=int, default=None, help="use only the first N images per domain (gan)")
             sp.add_argument("--steps", type=int, default=None, help="total environment steps instead of the recipe's (ppo)")
         if name == "evaluate":
-            from app.evaluate import add_arguments
+            from app.campaigns.evaluate import add_arguments
 
             add_arguments(sp)
         if name == "faults":
-            from app.faults import add_arguments as add_fault_arguments
+            from app.campaigns.faults import add_arguments as add_fault_arguments
 
             add_fault_arguments(sp)
         if name == "eval-models":

@@ -19,10 +19,10 @@ from py_trees.common import Status
 
 from app.errors import MotionError, SimulationError
 from app.hardware_config import HardwareConfig, load_hardware
-from app.interfaces import Robot
 from app.logs import RunLog, finish_run_dir, make_run_dir
+from app.robot.interfaces import Robot
+from app.robot.safety import SafeArm, load_safety
 from app.runner import EpisodeResult, run_episode
-from app.safety import SafeArm, load_safety
 from app.transforms import Pose, wrap_half_pi
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import numpy as np
 
 from app import CONFIG_DIR
 from app.config import Section, load_yaml
-from app.interfaces import Intrinsics
+from app.robot.interfaces import Intrinsics
 from app.transforms import Pose, rot_x, rot_y, rot_z
 
 

@@ -43,8 +43,8 @@ from transitions.extensions import HierarchicalMachine
 from transitions.extensions.nesting import NestedState
 
 from app.errors import HardwareError
-from app.interfaces import Arm, MotionStatus, Robot
 from app.logs import RunLog
+from app.robot.interfaces import Arm, MotionStatus, Robot
 from app.runner import EpisodeResult
 from app.transforms import Pose
 
@@ -134,7 +134,7 @@ def one_line(error: BaseException) -> str:
 
 
 def hardware_fault(arm: Arm, result: object = None) -> str | None:
-    """Why the arm needs :meth:`~app.interfaces.Arm.recover` after a run, or None.
+    """Why the arm needs :meth:`~app.robot.interfaces.Arm.recover` after a run, or None.
 
     Args:
         arm: The arm, polled once.
@@ -160,7 +160,7 @@ class RobotSession:
     KeyboardInterrupt, stop the arm, shut down and re-raise it.
 
     Args:
-        connect: Opens the backends and returns the :class:`~app.interfaces.Robot`; raising
+        connect: Opens the backends and returns the :class:`~app.robot.interfaces.Robot`; raising
             :class:`~app.errors.HardwareUnavailable` (or anything) faults the session.
         start_pose: Gripper home pose in the base frame (``HardwareConfig.start_pose()``).
         log: Transition records go there (JSON lines, event ``"transition"``); closed at
@@ -258,7 +258,7 @@ class RobotSession:
         """Move the gripper to :attr:`start_pose`: ready.idle → ready.homing → ready.idle.
 
         Polls the arm once per control period (``clock.advance()`` between polls). A reflex
-        moves to ready.recovering and retries after :meth:`~app.interfaces.Arm.recover`.
+        moves to ready.recovering and retries after :meth:`~app.robot.interfaces.Arm.recover`.
 
         Raises:
             SessionFault: The move failed for another reason, timed out, or kept reflexing
@@ -286,7 +286,7 @@ class RobotSession:
         """Run ``fn(robot)`` (tick a tree) in ready.executing, then return to ready.idle.
 
         A hardware fault (:func:`hardware_fault`, or ``fn`` raising HardwareError) moves to
-        ready.recovering, calls :meth:`~app.interfaces.Arm.recover` and runs ``fn`` again, up to
+        ready.recovering, calls :meth:`~app.robot.interfaces.Arm.recover` and runs ``fn`` again, up to
         :attr:`max_recoveries` times in a row.
 
         Args:

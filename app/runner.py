@@ -16,8 +16,8 @@ import numpy as np
 import py_trees
 from py_trees.common import Status
 
-from app.interfaces import Robot
 from app.logs import RunLog
+from app.robot.interfaces import Robot
 
 #: Blackboard keys logged when they change (images are recorded separately with --record).
 LOGGED_KEYS = ("pose_step", "action", "vs_mode", "vs_iterations", "vs_error", "vs_gain", "vs_twist",

@@ -1,7 +1,7 @@
 """Shared plumbing of the leaves: blackboard access and the backends received in ``setup()``.
 
 Lifecycle (py_trees): ``__init__`` holds configuration only (a tree can be built, rendered and
-tested with no robot); ``setup(**kwargs)`` receives ``robot`` (:class:`app.interfaces.Robot`)
+tested with no robot); ``setup(**kwargs)`` receives ``robot`` (:class:`app.robot.interfaces.Robot`)
 and ``models`` (:class:`ModelBundle`) and checks them; ``initialise()`` starts a motion or sends
 a goal; ``update()`` polls and never blocks; ``terminate()`` stops what was started when the
 leaf is pre-empted.
@@ -15,7 +15,7 @@ import numpy as np
 import py_trees
 from py_trees.common import Access
 
-from app.interfaces import Frame, Robot
+from app.robot.interfaces import Frame, Robot
 
 #: Every blackboard key the leaves use, with what it holds.
 KEYS = {

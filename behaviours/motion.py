@@ -16,7 +16,7 @@ from app.controllers.depth import (
     descent_distance,
     object_distance_or_surround,
 )
-from app.interfaces import MotionStatus
+from app.robot.interfaces import MotionStatus
 from app.transforms import Pose, delta_pose
 from behaviours.base import Leaf
 

@@ -10,7 +10,7 @@ from py_trees.common import Status
 
 from app.controllers.depth import object_distance_or_surround
 from app.controllers.vs import VSParams, compute_targets, vs_step
-from app.interfaces import MotionStatus
+from app.robot.interfaces import MotionStatus
 from behaviours.base import Leaf
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from app.errors import ConfigError
 from app.hardware_config import load_hardware
-from app.interfaces import MotionStatus
+from app.robot.interfaces import MotionStatus
 from app.sim.gap import COMPONENTS, NONE_SAMPLE, GapSample, default_gap, draw_gap, load_gap
 from app.sim.objects import load_object_set
 from app.sim.pybullet_world import SEG_OBJECT

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from app.errors import InputError
-from app.inspect_run import PLOT_NAME, failing_leaf, inspect_run, main_inspect, read_records
+from app.tools.inspect_run import PLOT_NAME, failing_leaf, inspect_run, main_inspect, read_records
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LOST_AT_TICK = 5  # the object leaves the scene after this tick
@@ -156,7 +156,7 @@ def _real_like_run(tmp_path: Path) -> Path:
 
 def test_real_robot_run_with_fallback_needs_no_simulator(tmp_path: Path) -> None:
     d = _real_like_run(tmp_path)
-    code = ("import sys; from pathlib import Path; from app.inspect_run import inspect_run; "
+    code = ("import sys; from pathlib import Path; from app.tools.inspect_run import inspect_run; "
             f"r = inspect_run(Path({str(d)!r})); "
             "assert 'pybullet' not in sys.modules and 'torch' not in sys.modules, 'simulator imported'; "
             "print(r.outcome)")
@@ -263,7 +263,7 @@ def test_bad_run_directory_is_an_input_error(tmp_path: Path) -> None:
 
 def test_segmentation_fallback_is_reported(tmp_path: Path) -> None:
     """The tick at which VS switched from D_X's mask to D_Y's shows in the report."""
-    from app.inspect_run import format_report, mask_source_changes
+    from app.tools.inspect_run import format_report, mask_source_changes
 
     ticks = [{"event": "tick", "tick": 1, "blackboard": {"pose_step": 1}},
              {"event": "tick", "tick": 4, "blackboard": {"mask_source": "adapted", "vs_iterations": 1}},

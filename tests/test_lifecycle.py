@@ -20,7 +20,6 @@ from py_trees.common import Status
 from app.errors import HardwareError, HardwareUnavailable
 from app.hardware.real_session import RealSession
 from app.hardware_config import HardwareConfig, load_hardware
-from app.interfaces import Frame, Intrinsics, MotionStatus, Robot
 from app.lifecycle import (
     EXIT_INTERRUPT,
     TRANSITIONS,
@@ -31,6 +30,7 @@ from app.lifecycle import (
     hardware_fault,
 )
 from app.logs import RunLog
+from app.robot.interfaces import Frame, Intrinsics, MotionStatus, Robot
 from app.runner import EpisodeResult, run_episode
 from app.transforms import Pose
 from tests.fakes import FakePandaPy

@@ -22,7 +22,7 @@ from app.hardware import panda as panda_backend
 from app.hardware.panda import HAND_FROM_GRIPPER, PandaArm, PandaGripper
 from app.hardware.real_session import RealClock, RealSession
 from app.hardware_config import HardwareConfig, load_hardware
-from app.interfaces import Arm, Camera, Frame, Gripper, Intrinsics, MotionStatus
+from app.robot.interfaces import Arm, Camera, Frame, Gripper, Intrinsics, MotionStatus
 from app.transforms import Pose, rot_x, rot_z
 from tests.fakes import FakePandaPy
 

@@ -19,7 +19,7 @@ import pytest
 from app.errors import HardwareError, HardwareUnavailable
 from app.hardware.realsense import RealSenseCamera, square_crop
 from app.hardware_config import HardwareConfig, load_hardware
-from app.interfaces import Camera, Intrinsics
+from app.robot.interfaces import Camera, Intrinsics
 
 W, H = 64, 48  # px, a small 4:3 stream like the SR300's 640x480
 FX, CX, CY = 50.0, 31.5, 23.5  # px, centred principal point

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.errors import ConfigError
-from app.interfaces import MotionStatus
-from app.safety import SafeArm, load_safety
+from app.robot.interfaces import MotionStatus
+from app.robot.safety import SafeArm, load_safety
 from app.transforms import Pose, delta_pose, rot_x, rot_z
 
 LIMITS = load_safety()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from app.interfaces import Arm, Camera, Gripper, MotionStatus
+from app.robot.interfaces import Arm, Camera, Gripper, MotionStatus
 from app.transforms import Pose
 
 

@@ -1,5 +1,5 @@
-"""The Franka Panda arm and hand over ``panda_py`` as :class:`~app.interfaces.Arm` and
-:class:`~app.interfaces.Gripper`.
+"""The Franka Panda arm and hand over ``panda_py`` as :class:`~app.robot.interfaces.Arm` and
+:class:`~app.robot.interfaces.Gripper`.
 
 This is the only module that imports ``panda_py``, and it does so lazily; the module object can
 be injected (``panda_module=``), which is how the tests run it against a fake.
@@ -30,7 +30,7 @@ import numpy as np
 
 from app.errors import HardwareError, HardwareUnavailable, InputError
 from app.hardware_config import HardwareConfig
-from app.interfaces import FrameName, MotionStatus
+from app.robot.interfaces import FrameName, MotionStatus
 from app.transforms import Pose, twist_to_pose
 
 # Rotation from our gripper frame (x along the finger line) to the panda EE/hand frame (fingers

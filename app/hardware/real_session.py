@@ -1,6 +1,6 @@
 """A real robot session: the Panda arm and hand, the wrist RealSense camera and a wall clock.
 
-``RealSession.robot`` is the same :class:`~app.interfaces.Robot` the simulator's session gives,
+``RealSession.robot`` is the same :class:`~app.robot.interfaces.Robot` the simulator's session gives,
 with ``backend="real"``; there is no ground-truth accessor.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from app.hardware.panda import PandaArm, PandaGripper
 from app.hardware.realsense import RealSenseCamera
 from app.hardware_config import HardwareConfig
-from app.interfaces import Camera, Robot
+from app.robot.interfaces import Camera, Robot
 
 
 class RealClock:

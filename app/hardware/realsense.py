@@ -1,4 +1,4 @@
-"""The wrist RealSense camera (SR300) as a :class:`~app.interfaces.Camera`.
+"""The wrist RealSense camera (SR300) as a :class:`~app.robot.interfaces.Camera`.
 
 This is the only module that imports ``pyrealsense2``, and it does so lazily (inside functions),
 so the simulator and the tests that do not touch the camera need nothing of it.
@@ -29,7 +29,7 @@ import numpy as np
 
 from app.errors import HardwareError, HardwareUnavailable
 from app.hardware_config import HardwareConfig
-from app.interfaces import Frame, Intrinsics
+from app.robot.interfaces import Frame, Intrinsics
 
 DEFAULT_WIDTH, DEFAULT_HEIGHT = 640, 480  # px, the SR300's native depth (and a colour) mode
 DEFAULT_TIMEOUT_MS = 1000  # ms to wait for a complete frameset (30 frame periods at 30 fps)

@@ -17,7 +17,7 @@ import numpy as np
 
 from app.errors import MotionError
 from app.hardware_config import HardwareConfig
-from app.interfaces import Frame, FrameName, Intrinsics, MotionStatus
+from app.robot.interfaces import Frame, FrameName, Intrinsics, MotionStatus
 from app.sim.domain import Domain
 from app.sim.pybullet_world import TIME_STEP, PyBulletWorld, RawRender
 from app.transforms import Pose, twist_to_pose

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.config import Section, file_sha256, load_yaml, resolve
-from app.interfaces import Intrinsics
+from app.robot.interfaces import Intrinsics
 from app.transforms import Pose, rot_x, rot_y, rot_z
 
 if TYPE_CHECKING:

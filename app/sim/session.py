@@ -10,7 +10,7 @@ import numpy as np
 
 from app.errors import SimulationError
 from app.hardware_config import HardwareConfig, load_hardware
-from app.interfaces import Robot
+from app.robot.interfaces import Robot
 from app.sim.backends import SimArm, SimCamera, SimClock, SimGripper
 from app.sim.domain import Domain, load_domain
 from app.sim.gap import NONE_SAMPLE, GapSample, apply_gap

@@ -21,7 +21,7 @@ from app import CONFIG_DIR
 from app.config import Section, load_yaml
 from app.errors import ConfigError
 from app.hardware_config import HardwareConfig, load_hardware
-from app.interfaces import Arm, FrameName, MotionStatus
+from app.robot.interfaces import Arm, FrameName, MotionStatus
 from app.transforms import Pose, twist_to_pose
 
 

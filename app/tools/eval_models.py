@@ -9,7 +9,7 @@ and the unseen object set:
   G_Y->X). The same seeds give the same placements in every mode; the two object sets use
   different seeds (:data:`SET_SEED_STRIDE`).
 * **segmentation_iou** — object-class IoU on real-domain views along the poses the robot visits
-  (:func:`app.dataset_builder.sample_camera_delta`): D_X on the adapted frame (run time), D_Y
+  (:func:`app.tools.dataset_builder.sample_camera_delta`): D_X on the adapted frame (run time), D_Y
   on the raw frame, and the classical baselines of :mod:`app.baselines_seg`.
 * **adaptation_error** — the adapted frame against the paired sim render of the same state.
 * **latency_ms** — generator, D_X segmentation and policy per frame, batch 1, 1 and 2 threads.
@@ -37,8 +37,8 @@ import yaml
 
 from app.baselines_seg import iou, kmeans_segment, watershed_segment
 from app.config import load_yaml, resolve
-from app.interfaces import Frame
 from app.perception import Perception, load_perception
+from app.robot.interfaces import Frame
 from app.sim.objects import load_grasps
 from app.types import RGB, Depth, Mask
 
@@ -202,11 +202,11 @@ class View:
 
 def collect_views(models: Perception, set_name: str, n: int, seed: int) -> list[View]:
     """``n`` real-domain views of ``set_name`` at poses the robot visits, segmented every way."""
-    from app.dataset_builder import POSE_KINDS, sample_camera_delta
     from app.errors import MotionError
     from app.sim.domain import load_domain
     from app.sim.objects import load_object_set
     from app.sim.session import SimSession
+    from app.tools.dataset_builder import POSE_KINDS, sample_camera_delta
     from app.transforms import delta_pose
 
     specs = [o for o in load_object_set(set_name).objects if o.shape != "soft"]

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from app.campaigns.stats import newcombe_difference, wilson_interval
 from app.episode import PAPER_RADIUS_M
 from app.errors import ConfigError
-from app.stats import newcombe_difference, wilson_interval
 
 RESULTS = "results.jsonl"
 #: The paper's rates on the real robot (Pedersen et al. 2020, 3 trials per object).

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import ConfigError
-from app.interfaces import MotionStatus, Robot
+from app.robot.interfaces import MotionStatus, Robot
 from app.transforms import delta_pose
 from models.dataset import read_index, sample_id, write_index, write_sample
 
