@@ -289,3 +289,21 @@ def test_settle_correction_takes_the_rest_error_out_but_never_goes_deeper(sessio
         session.clock.advance()
         node.tick_once()
     assert session.arm.pose().position[2] - goal.position[2] == pytest.approx(0.004, abs=0.0015)
+
+
+def test_descent_keeps_the_fingertips_above_the_configured_table() -> None:
+    """A descent measured against a table 5 mm low would put the fingertips below z = 0, where the
+    envelope refuses it (the lab_gap failures): it is shortened to keep them 1 mm above."""
+    from app.robot.safety import load_safety
+    from behaviours.motion import FLOOR_CLEARANCE_M, floor_limited
+
+    tips = HW.fingertip_corners()
+    start = Pose.top_down(np.array([0.5, 0.0, 0.30]), 0.4)
+    deep = Pose(np.array([0.0, 0.0, 0.30 - 0.008]), np.eye(3))  # grasp point 8 mm up: tips 0.5 mm under z = 0
+    short, note = floor_limited(start, deep, tips)
+    limits = load_safety()
+    assert limits.pose_violation(start @ deep) != "" and limits.pose_violation(start @ short) == ""
+    assert limits.lowest_point(start @ short) == pytest.approx(FLOOR_CLEARANCE_M)
+    assert "shortened 1.5 mm" in note
+    fine = Pose(np.array([0.0, 0.0, 0.20]), np.eye(3))
+    assert floor_limited(start, fine, tips) == (fine, "")  # far above: untouched
