@@ -24,6 +24,7 @@ EMPTY_WIDTH = 0.002  # m: fingers closer than this hold nothing
 SETTLE_STILL_M = 0.00005  # m per tick (1.5 mm/s): the arm has come to rest when it moves less than this
 SETTLE_WAIT_TICKS = 30  # ticks (1 s) to wait for rest before measuring anyway
 SETTLE_CORRECT_M = 0.001  # m: a rest pose farther than this from the goal is corrected once
+PRESTOP_M = 0.008  # m: a corrected descent first stops this far above its goal (4 sd of a 2 mm rest error)
 FLOOR_CLEARANCE_M = 0.001  # m the fingertips keep above the configured table (z = 0) on a descent
 
 
@@ -61,9 +62,10 @@ class _Move(Leaf):
         raise NotImplementedError
 
     resume_goal = False  # set by RecoverFromReflex: retry towards the same absolute goal
-    #: Set by the tree builder (tree key ``settle_correction``): when the move is done, wait for the
-    #: arm to come to rest, and if it rests off the goal (a controller's steady-state error), send
-    #: one corrective move to goal + (goal - rest) — never deeper along z than the goal itself.
+    #: Set by the tree builder (tree key ``settle_correction``): a descent first stops
+    #: :data:`PRESTOP_M` above its goal; when the arm has come to rest, the rest error (where it
+    #: rests minus where it was sent: a controller's steady-state error) is taken out of one last
+    #: move to the goal — never aimed deeper along z than the goal itself.
     correct_settle = False
 
     def initialise(self) -> None:
@@ -73,14 +75,18 @@ class _Move(Leaf):
         self._corrected = False
         if self.resume_goal and getattr(self, "_goal", None) is not None:
             self.resume_goal = False
+            self._aimed = self._goal  # straight to the goal: the rest error is measured against it
             self.robot.arm.move_to(self._goal)
             self._started = True
             return
         delta = self.target_delta()
         if delta is None:
             return
-        self._goal = self.robot.arm.pose() @ delta
-        self.robot.arm.move_to(self._goal)
+        current = self.robot.arm.pose()
+        self._goal = self._aimed = current @ delta
+        if self.correct_settle and self._goal.position[2] < current.position[2] - PRESTOP_M:  # a descent
+            self._aimed = Pose(self._goal.position + np.array([0.0, 0.0, PRESTOP_M]), self._goal.matrix)
+        self.robot.arm.move_to(self._aimed)
         self._started = True
 
     def update(self) -> Status:
@@ -107,11 +113,13 @@ class _Move(Leaf):
         if self._corrected:
             return Status.SUCCESS
         self._corrected, self._settle = True, None
-        c = self._goal.position - pose.position  # base frame, z up
-        c[2] = max(float(c[2]), 0.0)  # rested above the goal: stay (never deeper than asked, the table)
-        if float(np.linalg.norm(c)) <= SETTLE_CORRECT_M:
+        c = self._aimed.position - pose.position  # the rest error, taken out (base frame, z up)
+        c[2] = max(float(c[2]), 0.0)  # rested high: never aim deeper than the goal (the table)
+        prestop = self._aimed is not self._goal
+        if not prestop and float(np.linalg.norm(c)) <= SETTLE_CORRECT_M:
             return Status.SUCCESS
-        self.feedback_message = f"settled {np.linalg.norm(c) * 1000:.1f} mm off the goal: correcting"
+        self.feedback_message = (f"rested {np.linalg.norm(self._aimed.position - pose.position) * 1000:.1f} mm "
+                                 f"off{' the pre-stop' if prestop else ' the goal'}: correcting")
         self.robot.arm.move_to(Pose(self._goal.position + c, self._goal.matrix))
         return Status.RUNNING
 

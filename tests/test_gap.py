@@ -252,7 +252,8 @@ def test_none_reproduces_the_simulator_without_a_gap_exactly(tmp_path, box) -> N
 
 @pytest.mark.parametrize("correct", [False, True])
 def test_settle_correction_takes_the_rest_error_out_but_never_goes_deeper(session, correct) -> None:
-    """A descent that rests 4 mm low and 3 mm aside is corrected once (only upwards in z)."""
+    """A descent that rests 4 mm low and 3 mm aside: with the correction it stops 8 mm short,
+    measures the rest error and takes it out of the last move, so it never goes low on the way."""
     from behaviours.motion import Descend
 
     session.set_gap(GapSample(arm_steady_error=(0.003, 0.0, -0.004)))
@@ -261,18 +262,23 @@ def test_settle_correction_takes_the_rest_error_out_but_never_goes_deeper(sessio
     node.correct_settle = correct
     node.setup(robot=session.robot)
     goal = session.arm.pose() @ Pose(np.array([0.0, 0.0, 0.05]), np.eye(3))
-    statuses = []
+    statuses, heights = [], []
     node.tick_once()
     for _ in range(120):
         statuses.append(node.status.value)
         if node.status.value != "RUNNING":
             break
-        session.clock.advance()
+        for _ in range(session.clock.substeps):  # physics steps: the lowest point on the way
+            session.clock.arm.on_physics_step()
+            session.world.step()
+            heights.append(session.arm.pose().position[2])
+        session.clock.ticks += 1
         node.tick_once()
     assert statuses[-1] == "SUCCESS"
     off = session.arm.pose().position - goal.position
     if correct:  # within the arm's own move tolerance (3 mm), and no longer low
         assert np.linalg.norm(off) < 0.0025 and off[2] > -0.002 and "correcting" in node.feedback_message
+        assert min(heights) > goal.position[2] - 0.0015  # the pre-stop: never went low on the way
     else:  # the rest error, plus up to ~1 mm the move stops short of its goal
         assert off == pytest.approx([0.003, 0.0, -0.004], abs=0.0012) and np.linalg.norm(off) > 0.004
 
