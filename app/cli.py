@@ -1,7 +1,9 @@
 """Command-line interface: ``python -m app`` (or the ``simgrasp`` console script).
 
 Exit codes: 0 every episode grasped (subcommands: completed), 1 a grasp failed, 2 a usage,
-configuration or input error (one line on stderr), 3 hardware unreachable, 130 Ctrl-C.
+configuration, input or output-path error (one line on stderr, nothing started), 3 hardware
+unreachable, 4 an output could not be written during the run (disk full, folder removed,
+permissions; what was written is kept, campaigns continue with --resume), 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from app.tools.inspect_run import main_inspect
 
     return main_inspect(args.run_dir, args.json)
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from app.tools.view import main_view
+
+    return main_view(args.run_dir, args.out, args.spawn, args.gif)
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -85,12 +93,13 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "bench": ("time rendering, environment steps and the VS pipeline", _cmd_bench),
     "dataset": ("build the CycleGAN dataset (sim or real backend)", _cmd_dataset),
     "train": ("train the CycleGAN (gan) or the PPO pose agent (ppo)", _cmd_train),
-    "calibrate": ("compute the VS targets of the hardware file and check them in the simulator", _cmd_calibrate),
+    "calibrate": ("check the VS targets of the hardware file in the simulator, or solve the camera mount (hand-eye)", _cmd_calibrate),
     "evaluate": ("run an evaluation campaign (trees x objects x trials) and summarize it", _cmd_evaluate),
     "faults": ("run a fault-injection campaign (kinds x trials) and summarize it", _cmd_faults),
     "eval-models": ("measure the models on paired sim/real images (pose, segmentation, adaptation, latency)",
                     _cmd_eval_models),
     "inspect": ("explain a run directory: outcome, failing node, time per node, VS plot", _cmd_inspect),
+    "view": ("watch a run directory: a Rerun recording (.rrd) or a GIF with overlays", _cmd_view),
 }
 
 
@@ -139,10 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--weights", default=None, help="weights directory (default models/weights)")
             sp.set_defaults(episodes=50)
         if name == "calibrate":
+            sp.add_argument("what", nargs="?", choices=["vs", "hand-eye"], default="vs",
+                            help="vs: check the VS targets (default); hand-eye: solve the camera mount")
             sp.add_argument("--json", action="store_true", help="print JSON")
+            sp.add_argument("--poses", type=int, default=12, help="views of the board (hand-eye)")
+            sp.add_argument("--out", default=None, help="write the solved mount to this YAML (hand-eye)")
         if name == "inspect":
             sp.add_argument("run_dir", help="a run directory (under --log-dir)")
             sp.add_argument("--json", action="store_true", help="print one JSON object")
+        if name == "view":
+            sp.add_argument("run_dir", help="a run directory (images with --record)")
+            sp.add_argument("--out", default=None, help="Rerun recording to write (default RUN_DIR/episode.rrd)")
+            sp.add_argument("--spawn", action="store_true", help="also open the Rerun viewer on it")
+            sp.add_argument("--gif", default=None, metavar="FILE.gif", help="write a GIF instead (or as well, with --out)")
     return parser
 
 

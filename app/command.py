@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from app.errors import AppError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HARDWARE, EXIT_INTERRUPT = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HARDWARE, EXIT_OUTPUT, EXIT_INTERRUPT = 0, 1, 2, 3, 4, 130
 
 
 class Parser(argparse.ArgumentParser):

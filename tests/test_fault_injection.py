@@ -191,7 +191,7 @@ def test_arm_reflex_fails_once_mid_motion_and_recover_clears_it(faulty, session:
     for _ in range(30):  # 1 s: a 2 cm move at 0.25 m/s needs ~0.1 s
         robot.clock.advance()
     assert robot.arm.motion_status() == MotionStatus.DONE  # one reflex only
-    assert [e.detail for e in inj.events] == ["cartesian_reflex", "recovered"]
+    assert [e.detail for e in inj.events] == ["communication_constraints_violation", "recovered"]
     assert inj.arm is not None and inj.arm.refused == 2
 
 

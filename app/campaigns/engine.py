@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from app.campaigns.report import RESULTS, read_results
 from app.errors import ConfigError, SimulationError
+from app.outputs import AppendFile, write_guard
 
 RUNS = "runs"  # the campaign directory's folder of run directories
 WATCH_PERIOD_S = 0.5  # s between a worker's checks that the campaign process is still alive
@@ -124,22 +125,29 @@ def execute(job: Callable[[_T, _C], dict[str, Any]], todo: Sequence[_T], shared:
 
 
 # ------------------------------------------------------------------------------ results file
+RESUME_HINT = "fix it and rerun the same command with --resume"
+
+
 class ResultsWriter:
-    """Appends one whole line per trial: a single ``write``, then flush to disk (``fsync``)."""
+    """Appends one whole line per trial: a single ``write``, then flush to disk (``fsync``).
+
+    A write cut by a full disk is cut back to the last whole line, and a results file whose
+    folder was removed is refused (:class:`~app.outputs.AppendFile`).
+
+    Raises:
+        OutputWriteError: The line could not be written (exit code 4; the campaign resumes).
+    """
 
     def __init__(self, path: Path) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.file = AppendFile(path, sync=True, hint=RESUME_HINT)
 
     def append(self, record: dict[str, Any]) -> None:
         """Write ``record`` as one JSON line and make it durable."""
-        data = memoryview((json.dumps(record, separators=(",", ":")) + "\n").encode())
-        while data:  # a regular file takes it in one write; loop only if the OS splits it
-            data = data[os.write(self.fd, data):]
-        os.fsync(self.fd)
+        self.file.append((json.dumps(record, separators=(",", ":")) + "\n").encode())
 
     def close(self) -> None:
         """Close the file."""
-        os.close(self.fd)
+        self.file.close()
 
 
 def resume_state(out: Path, resume: bool, c: Campaign) -> set[tuple[str, str, int]]:
@@ -151,7 +159,7 @@ def resume_state(out: Path, resume: bool, c: Campaign) -> set[tuple[str, str, in
             raise ConfigError(f"{path} exists: pass --resume to continue that campaign, or another --out")
         return set()
     if path.exists() and path.stat().st_size != good:
-        with path.open("r+b") as f:  # drop the torn tail, durably, before appending
+        with write_guard(path, RESUME_HINT), path.open("r+b") as f:  # drop the torn tail, durably
             f.truncate(good)
             os.fsync(f.fileno())
     for r in records[:1]:

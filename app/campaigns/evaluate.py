@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.campaigns.engine import (
+    RESUME_HINT,
     RUNS,
     SPLITS,
     Campaign,
@@ -37,6 +38,7 @@ from app.command import add_gap, standalone_main, standalone_parser
 from app.episode import run_sim_episode
 from app.errors import ConfigError
 from app.hardware_config import load_hardware
+from app.outputs import check_output_dir, hinted, owned, prepare_output_dir
 
 if TYPE_CHECKING:  # app.trees imports torch: loaded only where a campaign runs, not by `--help`
     from app.trees import TreeConfig
@@ -128,9 +130,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from app.sim.objects import load_object_set
     from app.trees import load_tree_config
 
-    out = Path(args.out)
+    out = check_output_dir(args.out, "--out")
     if getattr(args, "summarize_only", False):
-        summarize(out)
+        with owned(prepare_output_dir(out, command="evaluate --summarize-only", lock=True) if out.is_dir() else None):
+            summarize(out)
         return 0
     if getattr(args, "backend", "sim") != "sim":
         raise ConfigError("evaluate: campaigns run on the simulator (--backend sim)")
@@ -146,23 +149,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
     gap_ref = gap_argument(args)
     c = Campaign(str(out), args.seed, args.domain, domain.sha256, getattr(args, "config", None),
                  bool(getattr(args, "record", False)), gap_ref, load_gap(gap_ref).sha256, split)
-    out.mkdir(parents=True, exist_ok=True)
-    done = resume_state(out, args.resume, c)
-    todo = [t for t in plan if t.key not in done]
-    workers = min(args.workers or os.cpu_count() or 1, max(1, len(todo)))
-    writer = ResultsWriter(out / RESULTS)
-    grasped = 0
-    try:
-        with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="evaluate", unit="trial",
-                  file=sys.stderr, dynamic_ncols=True) as bar:
-            for rec in execute(_run_job, todo, c, workers):
-                writer.append(rec)
-                grasped += bool(rec["success"])
-                bar.set_postfix(grasped=grasped, refresh=False)
-                bar.update()
-    finally:
-        writer.close()
-    summary = summarize(out)
+    with owned(prepare_output_dir(out, "--out", command="evaluate", lock=True)):
+        done = resume_state(out, args.resume, c)
+        todo = [t for t in plan if t.key not in done]
+        workers = min(args.workers or os.cpu_count() or 1, max(1, len(todo)))
+        writer = ResultsWriter(out / RESULTS)
+        grasped = 0
+        try:
+            with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="evaluate", unit="trial",
+                      file=sys.stderr, dynamic_ncols=True) as bar, hinted(RESUME_HINT):
+                for rec in execute(_run_job, todo, c, workers):
+                    writer.append(rec)
+                    grasped += bool(rec["success"])
+                    bar.set_postfix(grasped=grasped, refresh=False)
+                    bar.update()
+        finally:
+            writer.close()
+        summary = summarize(out)
     print(f"{len(todo)} trials run ({len(plan) - len(todo)} already done); summary in {out / 'summary.md'}")
     for tree, by_set in summary["trees"].items():
         print("  " + tree + ": " + ", ".join(f"{s} {v['successes']}/{v['trials']}" for s, v in by_set.items()))

@@ -24,6 +24,7 @@ import numpy as np
 
 from app import CONFIG_DIR
 from app.campaigns.engine import (
+    RESUME_HINT,
     RUNS,
     SPLITS,
     Campaign,
@@ -38,7 +39,8 @@ from app.campaigns.fault_report import BASELINE, summarize_faults
 from app.campaigns.report import RESULTS, read_results
 from app.command import add_gap, standalone_main, standalone_parser
 from app.config import file_sha256
-from app.errors import CheckpointError, ConfigError
+from app.errors import CheckpointError, ConfigError, OutputWriteError
+from app.outputs import check_output_dir, hinted, owned, prepare_output_dir
 from app.robot.fault_injection import (
     CHECKPOINT_KINDS,
     KINDS,
@@ -183,6 +185,8 @@ def run_fault_job(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
             body.update(injected=1, table_strikes=0, self_collisions_or_limits=0)
         else:
             body = _episode(t, fc)
+    except OutputWriteError:  # the campaign's own output failed: stop it (not the tree's fault)
+        raise
     except Exception as e:  # counted, never hidden: the campaign's "unhandled exceptions"
         body = {"success": False, "outcome": "error", "failed_node": "(fault campaign)",
                 "reason": f"unhandled {type(e).__name__}: {e}".splitlines()[0], "exception": True,
@@ -218,9 +222,10 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
     from app.sim.objects import load_object_set
     from app.trees import load_tree_config
 
-    out = Path(args.out)
+    out = check_output_dir(args.out, "--out")
     if args.summarize_only:
-        return _report(summarize_faults(out))
+        with owned(prepare_output_dir(out, command="faults --summarize-only", lock=True) if out.is_dir() else None):
+            return _report(summarize_faults(out))
     if args.backend != "sim":
         raise ConfigError("faults: campaigns run on the simulator (--backend sim)")
     if args.trials < 1 or (args.workers is not None and args.workers < 1):
@@ -244,24 +249,24 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
     c = Campaign(str(out), args.seed, args.domain, domain.sha256, args.config, gap=gap_ref,
                  gap_sha256=load_gap(gap_ref).sha256, split=split)
     fc = FaultCampaign(c, faults, file_sha256(faults_path), weights, models_factory)
-    out.mkdir(parents=True, exist_ok=True)
-    done = resume_state(out, args.resume, c)
-    previous, _ = read_results(out / RESULTS)
-    if previous and previous[0].get("faults_sha256") != fc.faults_sha256:
-        raise ConfigError(f"{out / RESULTS}: --resume with another faults file than {faults_path}")
-    todo = [t for t in plan if t.key not in done]
-    workers = min(args.workers or os.cpu_count() or 1, max(1, len(todo)))
-    writer = ResultsWriter(out / RESULTS)
-    try:
-        with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="faults", unit="trial",
-                  file=sys.stderr, dynamic_ncols=True) as bar:
-            for rec in execute(run_fault_job, todo, fc, workers):
-                writer.append(rec)
-                bar.update()
-    finally:
-        writer.close()
-    print(f"{len(todo)} trials run ({len(plan) - len(todo)} already done); summary in {out / 'summary.md'}")
-    return _report(summarize_faults(out))
+    with owned(prepare_output_dir(out, "--out", command="faults", lock=True)):
+        done = resume_state(out, args.resume, c)
+        previous, _ = read_results(out / RESULTS)
+        if previous and previous[0].get("faults_sha256") != fc.faults_sha256:
+            raise ConfigError(f"{out / RESULTS}: --resume with another faults file than {faults_path}")
+        todo = [t for t in plan if t.key not in done]
+        workers = min(args.workers or os.cpu_count() or 1, max(1, len(todo)))
+        writer = ResultsWriter(out / RESULTS)
+        try:
+            with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="faults", unit="trial",
+                      file=sys.stderr, dynamic_ncols=True) as bar, hinted(RESUME_HINT):
+                for rec in execute(run_fault_job, todo, fc, workers):
+                    writer.append(rec)
+                    bar.update()
+        finally:
+            writer.close()
+        print(f"{len(todo)} trials run ({len(plan) - len(todo)} already done); summary in {out / 'summary.md'}")
+        return _report(summarize_faults(out))
 
 
 def _report(summary: dict[str, Any]) -> int:

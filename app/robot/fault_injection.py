@@ -52,6 +52,7 @@ from app.robot.interfaces import (
     Frame,
     FrameName,
     Gripper,
+    HandSample,
     Intrinsics,
     MotionStatus,
     Robot,
@@ -77,7 +78,7 @@ PARAMS: dict[str, dict[str, _Param]] = {
     "mask_empty": {"dilate_px": lambda s: s.integer("dilate_px", 3, lo=0, hi=64)},
     "object_push": {"distance_m": lambda s: s.number("distance_m", 0.03, lo=0.0, hi=0.3),
                     "yaw_deg": lambda s: s.number("yaw_deg", 20.0, lo=-180.0, hi=180.0)},
-    "arm_reflex": {"reflex": lambda s: s.string("reflex", "cartesian_reflex")},
+    "arm_reflex": {"reflex": lambda s: s.string("reflex", "communication_constraints_violation")},
     "gripper_fail": {"busy_ticks": lambda s: s.integer("busy_ticks", 10, lo=1, hi=10_000)},
     "latency_spike": {"sleep_s": lambda s: s.number("sleep_s", 0.1, lo=0.0, hi=10.0)},
     "checkpoint_missing": {"file": lambda s: s.string("file", "cyclegan.pt", ["cyclegan.pt", "policy.pt"])},
@@ -486,6 +487,19 @@ class FaultGripper:
     def is_grasped(self) -> bool:
         """False after an aborted grasp, else the wrapped gripper's."""
         return self._failed_until is None and self.gripper.is_grasped()
+
+    def sample(self) -> HandSample:
+        """The wrapped gripper's sample; not grasped after an aborted grasp."""
+        s = self.gripper.sample()
+        return s if self._failed_until is None else HandSample(s.width, False, s.max_width)
+
+    def last_result(self) -> bool | None:
+        """Unknown after an aborted grasp (as before the abort was seen), else the wrapped one's."""
+        return None if self._failed_until is not None else self.gripper.last_result()
+
+    def last_error(self) -> str:
+        """The wrapped gripper's."""
+        return self.gripper.last_error()
 
 
 class FaultClock:
