@@ -83,6 +83,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lab(args: argparse.Namespace) -> int:
+    from app.tools.lab import run_lab
+
+    return run_lab(args)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from app.run import run_episodes
 
@@ -98,6 +104,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "faults": ("run a fault-injection campaign (kinds x trials) and summarize it", _cmd_faults),
     "eval-models": ("measure the models on paired sim/real images (pose, segmentation, adaptation, latency)",
                     _cmd_eval_models),
+    "lab": ("a new lab in one command: collect images, train the CycleGAN, eval-models, short evaluations",
+            _cmd_lab),
     "inspect": ("explain a run directory: outcome, failing node, time per node, VS plot", _cmd_inspect),
     "view": ("watch a run directory: a Rerun recording (.rrd) or a GIF with overlays", _cmd_view),
 }
@@ -145,8 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--out", required=True, help="output directory (model_metrics.json, figures)")
             sp.add_argument("--images", type=int, default=100, help="held-out views per set for segmentation")
             sp.add_argument("--latency-frames", type=int, default=200, help="frames timed per thread count")
-            sp.add_argument("--weights", default=None, help="weights directory (default models/weights)")
+            sp.add_argument("--no-finger-template", action="store_true",
+                            help="measure adapted frames without the gripper's sim look restored (app/fingers.py)")
+            sp.add_argument("--dev-objects", default="",
+                            help="extra object sets (names or YAML paths), segmentation IoU only (dev checks)")
             sp.set_defaults(episodes=50)
+        if name == "lab":
+            from app.tools.lab import add_arguments as add_lab_arguments
+
+            add_lab_arguments(sp)
         if name == "calibrate":
             sp.add_argument("what", nargs="?", choices=["vs", "hand-eye"], default="vs",
                             help="vs: check the VS targets (default); hand-eye: solve the camera mount")

@@ -16,6 +16,7 @@ import torch
 
 from app import ROOT
 from app.errors import CheckpointError
+from app.fingers import FingerTemplate
 from app.robot.interfaces import Frame
 from models.preprocess import from_tensor, policy_observation, to_tensor
 
@@ -36,6 +37,7 @@ class Perception:
     policy_net: torch.nn.Module
     obs_size: int
     timings_ms: dict[str, list[float]] = field(default_factory=lambda: {"generator": [], "segmentation": [], "policy": []})
+    fingers: FingerTemplate | None = None  # the gripper's sim look, written into every adapted frame (app.fingers)
     _cache: tuple[Frame, Frame, torch.Tensor] | None = None  # (input frame, adapted frame, tensor)
 
     def adapt(self, frame: Frame) -> Frame:
@@ -46,6 +48,9 @@ class Perception:
         x = to_tensor(frame.rgb, frame.depth, self.gan.depth_range)
         sim = self.gan.adapt(x)
         rgb, depth = from_tensor(sim, self.gan.depth_range)
+        if self.fingers is not None:  # the gripper as the agent and D_X saw it in training
+            rgb, depth = self.fingers.apply(rgb, depth)
+            sim = to_tensor(rgb, depth, self.gan.depth_range)
         self.timings_ms["generator"].append((time.perf_counter() - t0) * 1000)
         out = frame.with_images(rgb, depth)
         self._cache = (frame, out, sim)
@@ -78,8 +83,16 @@ class Perception:
         return a
 
 
-def load_perception(weights_dir: str | Path | None = None, threads: int = 2) -> Perception:
+def load_perception(weights_dir: str | Path | None = None, threads: int = 2, fingers: bool = True,
+                    hardware: str | None = None) -> Perception:
     """Load the shipped (or given) weights.
+
+    Args:
+        weights_dir: Weights directory (None: ``models/weights``).
+        threads: Torch intra-op threads.
+        fingers: Restore the gripper's sim look in adapted frames (:mod:`app.fingers`), rendered
+            from ``hardware``'s geometry; False gives the generator's output as it is.
+        hardware: Hardware YAML path (None: ``config/hardware.yaml``).
 
     Raises:
         CheckpointError: One line naming the missing, corrupt or mismatched file.
@@ -95,4 +108,9 @@ def load_perception(weights_dir: str | Path | None = None, threads: int = 2) -> 
                                   f"`python -m app train {'gan' if name == GAN_FILE else 'ppo'}`)")
     gan = load_inference(d / GAN_FILE)
     policy = load_policy(d / POLICY_FILE)
-    return Perception(gan=gan, policy_net=policy, obs_size=int(policy.obs_size))
+    template = None
+    if fingers:
+        from app.sim.fingers import render_finger_template
+
+        template = render_finger_template(hardware)
+    return Perception(gan=gan, policy_net=policy, obs_size=int(policy.obs_size), fingers=template)

@@ -59,8 +59,10 @@ def run_episodes(args: argparse.Namespace) -> int:
     models = None
     if cfg.uses_models:
         from app.perception import load_perception
+        from app.weights_domain import warn_domain
 
-        models = load_perception()
+        models = load_perception(args.weights, hardware=args.config)
+        warn_domain(args.weights, args.domain)
     from app.sim.gap import gap_argument, load_gap
 
     gap = load_gap(gap_argument(args))  # validated before any episode runs
@@ -98,12 +100,12 @@ def _run_real(args: argparse.Namespace, cfg: TreeConfig, hw: Any) -> int:
     from app.lifecycle import RobotSession
     from app.perception import load_perception
 
-    models = load_perception() if cfg.uses_models else None
+    models = load_perception(args.weights, hardware=args.config) if cfg.uses_models else None
     if cfg.uses_models:  # the live frames are the profile's; the weights must have seen the same
         from app.hardware_config import check_training_camera
         from app.perception import WEIGHTS_DIR
 
-        check_training_camera(WEIGHTS_DIR, hw)
+        check_training_camera(args.weights or WEIGHTS_DIR, hw)
     failures = 0
     from app.robot.safety import load_safety
 

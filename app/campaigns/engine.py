@@ -66,6 +66,7 @@ class Campaign:
     domain_sha256: str
     hardware: str | None
     record: bool = False
+    weights: str | None = None  # weights directory of the models (None: the shipped ones)
     gap: str = "none"  # name or path that load_gap takes
     gap_sha256: str = ""
     split: str | None = None  # dev, test, or None (the legacy seed stream)

@@ -101,7 +101,8 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
 
     cfg = cached(("tree", t.tree_ref), lambda: load_tree_config(t.tree_ref))
     spec = cached(("set", t.set_ref), lambda: load_object_set(t.set_ref)).get(t.object)
-    models = cached(("models",), lambda: load_perception(threads=1)) if cfg.uses_models else None
+    models = (cached(("models", str(c.weights)), lambda: load_perception(c.weights, threads=1, hardware=c.hardware))
+              if cfg.uses_models else None)
     domain = cached(("domain", c.domain), lambda: load_domain(c.domain))
     hw = cached(("hardware", str(c.hardware)), lambda: load_hardware(c.hardware))
     gap = cached(("gap", c.gap), lambda: load_gap(c.gap))
@@ -116,8 +117,8 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
                                   "object_pushed_m", "self_collisions_or_limits", "audit", "gap_sample")},
             "trial_wall_time": round(time.perf_counter() - t0, 3), "run_dir": os.path.relpath(ep["run_dir"], c.out),
             "object_index": t.object_index, "base_seed": c.base_seed, "domain": c.domain,
-            "domain_sha256": c.domain_sha256, "hardware": c.hardware, "gap": c.gap, "gap_sha256": c.gap_sha256,
-            "split": c.split}
+            "domain_sha256": c.domain_sha256, "hardware": c.hardware, "weights": c.weights if cfg.uses_models else None,
+            "gap": c.gap, "gap_sha256": c.gap_sha256, "split": c.split}
 
 
 # ------------------------------------------------------------------------------ the command
@@ -148,7 +149,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     domain = load_domain(args.domain)
     gap_ref = gap_argument(args)
     c = Campaign(str(out), args.seed, args.domain, domain.sha256, getattr(args, "config", None),
-                 bool(getattr(args, "record", False)), gap_ref, load_gap(gap_ref).sha256, split)
+                 bool(getattr(args, "record", False)), getattr(args, "weights", None), gap=gap_ref,
+                 gap_sha256=load_gap(gap_ref).sha256, split=split)
+    if any(t.uses_models for t in trees):
+        from app.weights_domain import warn_domain
+
+        warn_domain(c.weights, args.domain)
     with owned(prepare_output_dir(out, "--out", command="evaluate", lock=True)):
         done = resume_state(out, args.resume, c)
         todo = [t for t in plan if t.key not in done]

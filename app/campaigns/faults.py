@@ -241,6 +241,9 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
     weights = str(Path(args.weights) if args.weights else WEIGHTS_DIR)
     if tree.uses_models and models_factory is None and set(kinds) - CHECKPOINT_KINDS:
         load_perception(weights, threads=1)  # no weights: exit 2 now, not one failure per trial
+        from app.weights_domain import warn_domain
+
+        warn_domain(weights, args.domain)
     sets = [load_object_set(s) for s in split_names(args.objects)]
     split = getattr(args, "split", None)
     plan = plan_faults(tree, sets, kinds, args.trials, args.seed, split)
@@ -288,7 +291,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kinds", default=None, help=f"comma-separated fault kinds (default: all of {', '.join(KINDS)})")
     p.add_argument("--tree", default="drl_gan_vs", help="tree name or YAML path")
     p.add_argument("--faults", default=None, help="fault file (default config/faults.yaml)")
-    p.add_argument("--weights", default=None, help="weights directory (default models/weights)")
     p.add_argument("--no-baseline", action="store_true", help="skip the fault-free trials ('none')")
     p.add_argument("--summarize-only", action="store_true", help="rebuild the summary files from results.jsonl")
     add_gap(p)

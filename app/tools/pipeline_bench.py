@@ -29,13 +29,13 @@ FRAME_PERIOD_60FPS_MS = 1000.0 / 60.0  # 16.7 ms
 STAGES = ("acquire", "adapt", "segment", "features", "control_law", "command")
 
 
-def _bundle():
-    """The shipped model bundle, or untrained networks of the same architecture (same cost)."""
+def _bundle(weights: str | None = None):
+    """The shipped (or ``weights``) model bundle, or untrained networks of the same architecture (same cost)."""
     from app.errors import CheckpointError
     from app.perception import Perception, load_perception
 
     try:
-        return load_perception(threads=2), "shipped weights"
+        return load_perception(weights, threads=2), str(weights or "shipped weights")
     except CheckpointError:
         from models.cyclegan import RealToSim, load_gan_config
 
@@ -44,10 +44,11 @@ def _bundle():
         return Perception(gan=gan, policy_net=torch.nn.Identity(), obs_size=64), "untrained networks (no weights yet)"
 
 
-def bench_pipeline(n: int = 200, seed: int = 0) -> dict[str, object]:
-    """Time ``n`` VS iterations on frames of a simulated scene (real-looking domain)."""
+def bench_pipeline(n: int = 200, seed: int = 0, weights: str | None = None) -> dict[str, object]:
+    """Time ``n`` VS iterations on frames of a simulated scene (real-looking domain); ``weights``
+    a weights directory (None: the shipped ones)."""
     torch.set_num_threads(2)
-    models, weights = _bundle()
+    models, weights = _bundle(weights)
     params = load_vs_params()
     objects = load_object_set("seen")
     times: dict[str, list[float]] = {k: [] for k in STAGES}
@@ -91,7 +92,7 @@ def bench_pipeline(n: int = 200, seed: int = 0) -> dict[str, object]:
 
 def run_pipeline_bench(args: argparse.Namespace) -> int:
     """Entry point of ``python -m app bench pipeline``."""
-    res = bench_pipeline(max(args.n, 20), args.seed)
+    res = bench_pipeline(max(args.n, 20), args.seed, getattr(args, "weights", None))
     if args.json:
         print(json.dumps(res))
         return 0
