@@ -126,9 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_text)
         add_common(sp)
         if name == "bench":
-            sp.add_argument("what", choices=["sim", "pipeline"], help="what to time")
+            sp.add_argument("what", choices=["sim", "pipeline", "campaign"], help="what to time")
             sp.add_argument("--json", action="store_true", help="print one JSON object")
-            sp.add_argument("--n", type=int, default=50, help="samples per measurement")
+            sp.add_argument("--n", type=int, default=None,
+                            help="samples per measurement (sim: 50; pipeline: 160 per variant)")
+            sp.add_argument("--no-compile", action="store_true", help="pipeline: skip the torch.compile variant")
+            sp.add_argument("--threads", type=int, default=None,
+                            help="torch threads (pipeline: default 1 and 2; campaign: default 1, as a worker)")
+            sp.add_argument("--out", default=None, help="also write the JSON to this file")
+            sp.add_argument("--trees", default=None, help="campaign: comma-separated trees (default drl_gan_vs,vs_only)")
+            sp.add_argument("--per-tree", type=int, default=3, help="campaign: trials per tree (first N seen objects)")
+            sp.add_argument("--compare", action="store_true",
+                            help="campaign: run every trial also with every speed lever off (before/after)")
         if name == "dataset":
             sp.add_argument("--out", required=True, help="dataset directory (validation set in OUT/val)")
             sp.add_argument("--n", type=int, default=655, help="images per domain (the paper: 655)")

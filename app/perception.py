@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from app.errors import CheckpointError
 from app.fingers import FingerTemplate
 from app.robot.interfaces import Frame
 from models.preprocess import from_tensor, policy_observation, to_tensor
+
+if TYPE_CHECKING:
+    from models.fast_infer import InferenceOptions
 
 WEIGHTS_DIR = ROOT / "models" / "weights"
 GAN_FILE = "cyclegan.pt"
@@ -33,7 +37,7 @@ class Perception:
     adapt → segment → policy on the same frame costs one G, one D and one policy pass.
     """
 
-    gan: torch.nn.Module
+    gan: Any  # RealToSim or models.fast_infer.FastRealToSim: adapt / segment / segment_real, depth_range
     policy_net: torch.nn.Module
     obs_size: int
     timings_ms: dict[str, list[float]] = field(default_factory=lambda: {"generator": [], "segmentation": [], "policy": []})
@@ -84,8 +88,8 @@ class Perception:
 
 
 def load_perception(weights_dir: str | Path | None = None, threads: int = 2, fingers: bool = True,
-                    hardware: str | None = None) -> Perception:
-    """Load the shipped (or given) weights.
+                    hardware: str | None = None, options: InferenceOptions | None = None) -> Perception:
+    """Load the shipped (or given) weights, with the inference levers of ``options``.
 
     Args:
         weights_dir: Weights directory (None: ``models/weights``).
@@ -93,11 +97,13 @@ def load_perception(weights_dir: str | Path | None = None, threads: int = 2, fin
         fingers: Restore the gripper's sim look in adapted frames (:mod:`app.fingers`), rendered
             from ``hardware``'s geometry; False gives the generator's output as it is.
         hardware: Hardware YAML path (None: ``config/hardware.yaml``).
+        options: Inference levers (None: ``config/inference.yaml``; see :mod:`models.fast_infer`).
 
     Raises:
         CheckpointError: One line naming the missing, corrupt or mismatched file.
     """
     from models.checkpoint import load_inference
+    from models.fast_infer import fast
     from models.policy_net import load_policy
 
     torch.set_num_threads(threads)
@@ -106,7 +112,7 @@ def load_perception(weights_dir: str | Path | None = None, threads: int = 2, fin
         if not (d / name).is_file():
             raise CheckpointError(f"{d / name}: missing (expected the shipped weights; train them with "
                                   f"`python -m app train {'gan' if name == GAN_FILE else 'ppo'}`)")
-    gan = load_inference(d / GAN_FILE)
+    gan = fast(load_inference(d / GAN_FILE), options)
     policy = load_policy(d / POLICY_FILE)
     template = None
     if fingers:

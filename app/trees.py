@@ -134,8 +134,11 @@ def vs_subtree(cfg: TreeConfig, finger_depth: float, fingertips: np.ndarray) -> 
         py_trees.decorators.Inverter("Away From Border?", ObjectNearBorder()),
         FullVSStep(params)])
     choose = py_trees.composites.Selector("Choose VS Mode", memory=False, children=[full, LinearVSStep(params)])
+    # G_Y->X only where its output is read: not in `segmentation: raw` trees, not after the fallback.
+    adapt_leaf = AdaptToSim(enabled=adapt and cfg.segmentation != "raw",
+                            skip_after_fallback=cfg.segmentation == "adapted_or_raw")
     iteration = py_trees.composites.Sequence("VS Iteration", memory=False, children=[
-        AcquireFrame(max_missed=cfg.max_missed_frames), AdaptToSim(enabled=adapt),
+        AcquireFrame(max_missed=cfg.max_missed_frames), adapt_leaf,
         find_object(params.features, cfg.segmentation), choose])
     return py_trees.composites.Sequence("Visual Servoing", memory=True, children=[
         UntilConverged(guard(iteration, cfg), params.max_iterations),

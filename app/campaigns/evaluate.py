@@ -98,10 +98,12 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
     from app.sim.gap import load_gap
     from app.sim.objects import load_object_set
     from app.trees import load_tree_config
+    from models.fast_infer import campaign_options
 
     cfg = cached(("tree", t.tree_ref), lambda: load_tree_config(t.tree_ref))
     spec = cached(("set", t.set_ref), lambda: load_object_set(t.set_ref)).get(t.object)
-    models = (cached(("models", str(c.weights)), lambda: load_perception(c.weights, threads=1, hardware=c.hardware))
+    models = (cached(("models", str(c.weights)), lambda: load_perception(c.weights, threads=1, hardware=c.hardware,
+                                                                                                   options=campaign_options()))
               if cfg.uses_models else None)
     domain = cached(("domain", c.domain), lambda: load_domain(c.domain))
     hw = cached(("hardware", str(c.hardware)), lambda: load_hardware(c.hardware))

@@ -187,6 +187,8 @@ class SimArm:
         self._twist: np.ndarray | None = None  # gripper-frame twist for the current period
         self._twist_until = 0.0
         self.commands = 0  # number of motion commands accepted (for tests and logs)
+        self._plan: list[np.ndarray] = []  # joint targets of the coming physics steps (ik_per_tick)
+        self._q_target: np.ndarray | None = None  # last joint target this arm set (None: unknown)
         self.unreachable = 0  # targets IK could not reach (scoring's physical audit)
         # Physical gap (app/sim/gap.py; private): velocity delay and lag, pose-move offset.
         self._delay_ticks, self._tau = 0, 0.0
@@ -225,6 +227,7 @@ class SimArm:
         """Put the arm at ``target`` at once (episode set-up and training only, not a motion)."""
         q = self.world.solve_ik(target)
         self.world.reset_arm(q)
+        self._forget_plan()
         self._ref, self._goal, self._twist = target, None, None
         self._status = MotionStatus.IDLE
 
@@ -232,6 +235,7 @@ class SimArm:
         """Start a straight-line move of the gripper to ``target`` (base frame)."""
         self.commands += 1
         self._twist = None
+        self._plan = []
         self._pending.clear()
         self._velocity = np.zeros(6)
         if np.any(self._settle_error) and target.is_finite():  # the controller settles off target
@@ -295,6 +299,7 @@ class SimArm:
         if self._ref is None or self._status == MotionStatus.MOVING:
             self._ref = self.pose()
         self._goal = None
+        self._plan = []
         self._twist = twist
         self._twist_until = self.world.sim_time + self.hw.period - 1e-9
         self._status = MotionStatus.MOVING
@@ -305,6 +310,7 @@ class SimArm:
         self._pending.clear()
         self._velocity = np.zeros(6)
         self._ref = self.pose()
+        self._forget_plan()
         self.world.set_joint_targets(self.world.joint_positions())
         if self._status == MotionStatus.MOVING:
             self._status = MotionStatus.DONE
@@ -344,7 +350,7 @@ class SimArm:
             if twist is None:
                 return
             self._ref = self._ref @ twist_to_pose(twist, TIME_STEP)
-            try:
+            try:  # an IK solve every step: the lagged twist changes every step (no per-tick plan)
                 q = w.solve_ik(self._ref)
             except MotionError as e:
                 self.unreachable += 1
@@ -352,6 +358,7 @@ class SimArm:
                 self._status, self._error = MotionStatus.FAILED, str(e)
                 return
             w.set_joint_targets(q)
+            self._plan, self._q_target = [], q
             return
         if self._status != MotionStatus.MOVING or self._ref is None:
             return
@@ -360,18 +367,16 @@ class SimArm:
                 self._twist = None
                 self._status = MotionStatus.DONE
                 return
-            self._ref = self._ref @ twist_to_pose(self._twist, TIME_STEP)
-        elif self._goal is not None:
-            self._ref = _interpolate(self._ref, self._goal, self.hw.max_linear_speed * TIME_STEP,
-                                     self.hw.max_angular_speed * TIME_STEP)
+        self._ref = self._next_ref(self._ref)
         try:
-            q = w.solve_ik(self._ref)
+            q = self._joint_target()
         except MotionError as e:
             self.unreachable += 1
             self.stop()
             self._status, self._error = MotionStatus.FAILED, str(e)
             return
         w.set_joint_targets(q)
+        self._q_target = q
         if self._goal is not None:
             d, r = self.pose().distance(self._goal)
             if d < self.hw.position_tolerance and r < self.hw.angle_tolerance:
@@ -383,6 +388,47 @@ class SimArm:
                 self._status = MotionStatus.FAILED
                 self._error = (f"move to ({x:.3f}, {y:.3f}, {z:.3f}) m timed out {d * 100:.1f} cm / "
                                f"{np.degrees(r):.1f} deg short (blocked by contact?)")
+
+    def _forget_plan(self) -> None:
+        """Drop planned joint targets (the arm was reset or stopped: start from its joints)."""
+        self._plan, self._q_target = [], None
+
+    def _next_ref(self, ref: Pose) -> Pose:
+        """The reference one physics step later (twist or straight-line move)."""
+        if self._twist is not None:
+            return ref @ twist_to_pose(self._twist, TIME_STEP)
+        if self._goal is not None:
+            return _interpolate(ref, self._goal, self.hw.max_linear_speed * TIME_STEP,
+                                self.hw.max_angular_speed * TIME_STEP)
+        return ref
+
+    def _joint_target(self) -> np.ndarray:
+        """Joint targets for the reference of this physics step.
+
+        Exact (lever ``ik_per_tick`` off, :mod:`app.sim.speed`): an IK solve every step. Per tick:
+        one solve for the reference at the end of the control period (or of the twist, whichever
+        comes first), joint targets interpolated linearly from the last target over the steps
+        until then.
+
+        Raises:
+            MotionError: The reference is unreachable.
+        """
+        from app.sim.speed import current
+
+        if not current().ik_per_tick:
+            return self.world.solve_ik(self._ref)
+        if self._plan:
+            return self._plan.pop(0)
+        stride = max(1, round(self.hw.period / TIME_STEP))  # physics steps per control period
+        if self._twist is not None:  # steps left in this command's period (this one included)
+            stride = max(1, min(stride, int(np.ceil((self._twist_until - self.world.sim_time) / TIME_STEP - 1e-6))))
+        end = self._ref
+        for _ in range(stride - 1):
+            end = self._next_ref(end)
+        q_end = self.world.solve_ik(end)
+        q0 = self._q_target if self._q_target is not None else self.world.joint_positions()
+        self._plan = [q0 + (q_end - q0) * (k / stride) for k in range(1, stride + 1)]
+        return self._plan.pop(0)
 
 
 class SimGripper:

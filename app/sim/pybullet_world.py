@@ -13,6 +13,7 @@ their meshes was ~90 % of the render time); the hand and the fingers are drawn a
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,8 @@ POSITION_GAIN = 1.0  # PyBullet position-control gain: tight tracking of the IK 
 REST_POSE = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.785]
 # Rotation from the gripper frame (x finger line) to the hand link frame (fingers move along y).
 HAND_FROM_GRIPPER = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+# Links never drawn whose shadows are rendered with their coarse collision meshes (app/sim/speed.py).
+COARSE_SHADOW_LINKS = tuple(f"panda_link{i}" for i in range(6))
 IK_POS_TOL = 0.005  # m, an IK solution farther than this from the target is "unreachable"
 IK_ROT_TOL = np.radians(3.0)  # rad, same for orientation
 
@@ -147,7 +150,7 @@ class PyBulletWorld:
         self.table_id = p.createMultiBody(0, col, vis, [0.5, 0.0, -0.02], physicsClientId=c)
         self.table_z = 0.0  # m, height of the table surface (the physical gap may move it)
         p.changeDynamics(self.table_id, -1, lateralFriction=0.8, physicsClientId=c)
-        self.robot_id = p.loadURDF("franka_panda/panda.urdf", [0, 0, 0], useFixedBase=True,
+        self.robot_id = p.loadURDF(self._panda_urdf(), [0, 0, 0], useFixedBase=True,
                                    flags=p.URDF_USE_SELF_COLLISION_EXCLUDE_PARENT, physicsClientId=c)
         for link in range(-1, HAND_LINK):  # links behind the wrist camera are never in view
             p.changeVisualShape(self.robot_id, link, rgbaColor=[0, 0, 0, 0], physicsClientId=c)
@@ -399,6 +402,29 @@ class PyBulletWorld:
         nodes = self._soft_nodes()
         if not np.all(np.isfinite(nodes)) or float(np.max(np.ptp(nodes, axis=0))) > 3 * self._rest_extent:
             raise SimulationError("soft body exploded: node positions diverged (reduce stiffness or time step)")
+
+    def _panda_urdf(self) -> str:
+        """The Panda's URDF: pybullet_data's, or (lever ``lite_arm_shadows``, :mod:`app.sim.speed`)
+        a copy whose upper-arm links (:data:`COARSE_SHADOW_LINKS`, never drawn) use their coarse
+        collision meshes as visual meshes: only their shadows are rendered."""
+        from app.sim.speed import current
+
+        if not current().lite_arm_shadows:
+            return "franka_panda/panda.urdf"
+        root = Path(pybullet_data.getDataPath()) / "franka_panda"
+        text = (root / "panda.urdf").read_text()
+
+        def strip(m: re.Match[str]) -> str:
+            block = m.group(0)
+            if re.search(r'name="([^"]+)"', block).group(1) in COARSE_SHADOW_LINKS:
+                return re.sub(r"<visual>.*?</visual>", lambda v: v.group(0).replace("meshes/visual/", "meshes/collision/"),
+                              block, flags=re.S)
+            return block
+
+        text = re.sub(r"<link name=.*?</link>", strip, text, flags=re.S)
+        path = Path(self._tmp.name) / "panda_lite.urdf"
+        path.write_text(text.replace("package://meshes/", f"{root / 'meshes'}/"))
+        return str(path)
 
     def _table_quad_mesh(self) -> str:
         """A 1.2 m square at z = 0 with UVs, tessellated into 5 cm cells.
