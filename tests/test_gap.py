@@ -279,8 +279,8 @@ def test_settle_correction_takes_the_rest_error_out_but_never_goes_deeper(sessio
     if correct:  # within the arm's own move tolerance (3 mm), and no longer low
         assert np.linalg.norm(off) < 0.0025 and off[2] > -0.002 and "correcting" in node.feedback_message
         assert min(heights) > goal.position[2] - 0.0015  # the pre-stop: never went low on the way
-    else:  # the rest error, plus up to ~1 mm the move stops short of its goal
-        assert off == pytest.approx([0.003, 0.0, -0.004], abs=0.0012) and np.linalg.norm(off) > 0.004
+    else:  # the rest error, less up to the arm's 3 mm move tolerance (a move is done that close)
+        assert off == pytest.approx([0.003, 0.0, -0.004], abs=0.0025) and off[2] < -0.001
 
     session.set_gap(GapSample(arm_steady_error=(0.0, 0.0, 0.004)))  # rests 4 mm high: left there
     session.reset(load_object_set("seen").get("tuna_can"), Pose(np.array([0.65, 0.2, 0.015]), np.eye(3)))
@@ -294,7 +294,7 @@ def test_settle_correction_takes_the_rest_error_out_but_never_goes_deeper(sessio
             break
         session.clock.advance()
         node.tick_once()
-    assert session.arm.pose().position[2] - goal.position[2] == pytest.approx(0.004, abs=0.0015)
+    assert 0.001 < session.arm.pose().position[2] - goal.position[2] < 0.004 + 0.003  # left high, not pushed down
 
 
 def test_descent_keeps_the_fingertips_above_the_configured_table() -> None:
