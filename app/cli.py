@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from app.command import EXIT_INTERRUPT, Parser, add_common
+from app.command import EXIT_INTERRUPT, Parser, add_common, add_gap
 from app.errors import AppError
 
 
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--show-tree", nargs="?", const="-", default=None, metavar="FILE",
                         help="print the tree (and write FILE.dot/.svg/.png if given) and exit")
     add_common(parser)
+    add_gap(parser)
     sub = parser.add_subparsers(dest="command", parser_class=Parser,
                                 metavar="{" + ",".join([*COMMANDS, "grasps"]) + "}")
     for name, (help_text, _) in COMMANDS.items():

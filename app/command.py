@@ -39,6 +39,12 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="weights directory of the models (default models/weights)")
 
 
+def add_gap(p: argparse.ArgumentParser) -> None:
+    """``--gap``, on the commands that run episodes (the main job, ``evaluate``, ``faults``)."""
+    p.add_argument("--gap", default=None, help="physical reality gap name or YAML path (config/gaps; sim backend; "
+                                               "default: lab, or none for the sim domain)")
+
+
 def standalone_parser(prog: str, doc: str | None,
                       add_arguments: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
     """The parser of one subcommand run on its own: the common flags plus its own."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import py_trees
 
 from app import CONFIG_DIR
@@ -67,6 +68,7 @@ class TreeConfig:
     first_blob: str = "largest"  # which blob a VS track starts on: "largest" or "nearest_centre"
     depth_gate: DepthGateParams | None = None  # object pixels must stand above the table plane
     clear: ClearParams | None = None  # the ``clear`` section of a clear_table tree (app/clearing.py)
+    settle_correction: bool = False  # final approach moves correct the arm's rest error once (behaviours/motion.py)
 
     @property
     def uses_models(self) -> bool:
@@ -81,7 +83,7 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
     root.unknown_keys({"name", "description", "builder", "adapt", "pose_steps", "last_step_z",
                        "visual_servoing", "vs", "lift_height", "hold_ticks", "max_ticks", "standoff",
                        "max_reflex_recoveries", "max_missed_frames", "segmentation", "first_blob",
-                       "depth_gate", "clear"})
+                       "depth_gate", "clear", "settle_correction"})
     builder = root.string("builder", choices=["grasp", "oracle", "clear_table"])
     vs_file = root.string("vs", default="vs.yaml")
     vs_path = Path(vs_file) if "/" in vs_file else CONFIG_DIR / vs_file
@@ -106,6 +108,7 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
         first_blob=root.string("first_blob", default="largest", choices=list(FIRST_BLOB_RULES)),
         depth_gate=load_depth_gate(root),
         clear=load_clear_params(root) if builder == "clear_table" else None,
+        settle_correction=root.boolean("settle_correction", default=False),
     )
     if grasp and cfg.pose_steps == 0 and not cfg.visual_servoing:
         raise ConfigError(f"{path}: a grasp tree needs pose_steps > 0 or visual_servoing: true")
@@ -140,12 +143,14 @@ def pose_steps_subtree(cfg: TreeConfig, env: EnvConfig) -> py_trees.behaviour.Be
     return py_trees.composites.Sequence("DRL Pose Steps", memory=True, children=steps)
 
 
-def vs_subtree(cfg: TreeConfig, finger_depth: float) -> py_trees.behaviour.Behaviour:
+def vs_subtree(cfg: TreeConfig, finger_depth: float, fingertips: np.ndarray) -> py_trees.behaviour.Behaviour:
     """Visual servoing: per tick acquire → adapt → find object (segment → features, see
     :func:`behaviours.perception.find_object`) → choose mode → command;
     linear VS until converged, then full VS unless the object is near the border (fallback to
     linear); repeat until full VS converges; then descend by depth."""
     params, adapt = cfg.vs, cfg.adapt
+    descend = DescendByDepth(params.depth, finger_depth, fingertips)
+    descend.correct_settle = cfg.settle_correction
     full = py_trees.composites.Sequence("Full VS", memory=False, children=[
         LinearConverged(),
         py_trees.decorators.Inverter("Away From Border?", ObjectNearBorder()),
@@ -159,7 +164,7 @@ def vs_subtree(cfg: TreeConfig, finger_depth: float) -> py_trees.behaviour.Behav
         find_object(params.features, cfg.segmentation, cfg.first_blob, cfg.depth_gate), choose])
     return py_trees.composites.Sequence("Visual Servoing", memory=True, children=[
         UntilConverged(guard(iteration, cfg), params.max_iterations),
-        guard(DescendByDepth(params.depth, finger_depth), cfg)])
+        guard(descend, cfg)])
 
 
 def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
@@ -187,13 +192,15 @@ def grasp_children(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = N
     if cfg.builder == "oracle":
         if truth is None:
             raise ConfigError(f"{cfg.path}: the oracle tree needs simulator ground truth (--backend sim)")
-        children += [guard(OraclePose(truth, cfg.standoff), cfg), guard(Descend(cfg.standoff), cfg)]
+        above, down = OraclePose(truth, cfg.standoff), Descend(cfg.standoff, hw.fingertip_corners())
+        above.correct_settle = down.correct_settle = cfg.settle_correction
+        children += [guard(above, cfg), guard(down, cfg)]
     else:
         env = env or load_env_config()
         if cfg.pose_steps:
             children.append(pose_steps_subtree(cfg, env))
         if cfg.visual_servoing:
-            children.append(vs_subtree(cfg, hw.finger_depth))
+            children.append(vs_subtree(cfg, hw.finger_depth, hw.fingertip_corners()))
     children += [CloseGripper(hw.grasp_force),
                  guard(LiftAndVerify(cfg.lift_height, cfg.hold_ticks), cfg)]
     return children

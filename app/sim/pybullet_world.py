@@ -151,6 +151,7 @@ class PyBulletWorld:
         vis = p.createVisualShape(p.GEOM_MESH, fileName=self._table_quad_mesh(), visualFramePosition=[0, 0, 0.02],
                                   physicsClientId=c)
         self.table_id = p.createMultiBody(0, col, vis, [0.5, 0.0, -0.02], physicsClientId=c)
+        self.table_z = 0.0  # m, height of the table surface (the physical gap may move it)
         p.changeDynamics(self.table_id, -1, lateralFriction=0.8, physicsClientId=c)
         self.robot_id = p.loadURDF(self._panda_urdf(), [0, 0, 0], useFixedBase=True,
                                    flags=p.URDF_USE_SELF_COLLISION_EXCLUDE_PARENT, physicsClientId=c)
@@ -272,6 +273,43 @@ class PyBulletWorld:
         """Lowest point of the hand and fingers (m above the table), from their AABBs."""
         return float(min(p.getAABB(self.robot_id, link, physicsClientId=self.client)[0][2]
                          for link in GRIPPER_LINKS))
+
+    def finger_lowest_point(self) -> float:
+        """Height (m) of the lowest vertex of the two fingers' collision meshes, in the world.
+
+        Read from the URDF's own finger geometry (mesh file, scale and collision frame of each
+        finger link), independently of ``config/hardware.yaml``'s fingertip numbers.
+        """
+        c, low = self.client, np.inf
+        for link in FINGER_JOINTS:
+            for shape in p.getCollisionShapeData(self.robot_id, link, physicsClientId=c):
+                verts = self._mesh_vertices(shape[4].decode()) * np.asarray(shape[3])
+                st = p.getLinkState(self.robot_id, link, computeForwardKinematics=True, physicsClientId=c)
+                com = Pose.from_quat(np.array(st[0]), np.array(st[1]))  # link inertial frame: shape data's frame
+                local = Pose.from_quat(np.array(shape[5]), np.array(shape[6]))
+                world = (com @ local).apply(verts)
+                low = min(low, float(world[:, 2].min()))
+        return low
+
+    def _mesh_vertices(self, path: str) -> np.ndarray:
+        """Vertices (N, 3) of a Wavefront .obj file (cached)."""
+        cache = self.__dict__.setdefault("_mesh_cache", {})
+        if path not in cache:
+            with open(path) as f:
+                cache[path] = np.array([[float(x) for x in line.split()[1:4]] for line in f if line.startswith("v ")])
+        return cache[path]
+
+    def set_table_height(self, z: float) -> None:
+        """Put the table surface at height ``z`` (m; 0 is where the configuration assumes it)."""
+        if z != self.table_z:
+            p.resetBasePositionAndOrientation(self.table_id, [0.5, 0.0, -0.02 + z], [0, 0, 0, 1],
+                                              physicsClientId=self.client)
+            self.table_z = z
+
+    def table_contact_force(self) -> float:
+        """Total normal force (N) between the hand or fingers and the table."""
+        return float(sum(c[9] for c in p.getContactPoints(self.robot_id, self.table_id, physicsClientId=self.client)
+                         if c[3] in GRIPPER_LINKS))
 
     def gripper_touches_table(self) -> bool:
         """Whether the hand or a finger is in contact with the table."""
@@ -511,6 +549,11 @@ class PyBulletWorld:
         """Axis-aligned bounding box (min, max) of the object in the base frame."""
         lo, hi = p.getAABB(self.object_id, physicsClientId=self.client)
         return np.array(lo), np.array(hi)
+
+    def object_dynamics(self) -> tuple[float, float]:
+        """(mass kg, lateral friction) of the rigid object as simulated."""
+        info = p.getDynamicsInfo(self.object_id, -1, physicsClientId=self.client)
+        return float(info[0]), float(info[1])
 
     def object_speed(self) -> float:
         """Linear speed of the object (m/s)."""
