@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the tree (and write FILE.dot/.svg/.png if given) and exit")
     add_common(parser)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser,
-                                metavar="{" + ",".join([*COMMANDS, "grasps"]) + "}")
+                                metavar="{" + ",".join([*COMMANDS, "grasps", "compliant"]) + "}")
     for name, (help_text, _) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text)
         add_common(sp)
@@ -200,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             from app.sim.grasp_tool import main as grasp_main
 
             return grasp_main(argv[1:])
+        if argv[:1] == ["compliant"]:  # generate the compliant objects' URDFs (app/sim/compliant.py)
+            from app.sim.compliant import main as compliant_main
+
+            return compliant_main(argv[1:])
         args = build_parser().parse_args(argv)
         if args.command is None:
             return _cmd_run(args)

@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         specs = load_objects(args.objects)
         status = 0
         if not args.skip_verify:
-            found: dict[str, list[Grasp]] = {}
+            found: dict[str, list[Grasp]] = dict(load_grasps(args.out))  # objects not verified now stay
             with Sessions(load_hardware()) as sessions:
                 for _, spec in specs:
                     good = verify_object(sessions, spec, args.trials, args.seed)

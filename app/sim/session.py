@@ -11,6 +11,7 @@ import numpy as np
 from app.errors import SimulationError
 from app.hardware_config import HardwareConfig, load_hardware
 from app.interfaces import Robot
+from app.sim.compliant import Springs, build_model, checked_urdf
 from app.sim.backends import SimArm, SimCamera, SimClock, SimGripper
 from app.sim.domain import Domain, load_domain
 from app.sim.objects import ObjectSpec
@@ -90,6 +91,10 @@ class SimSession:
             assert spec.soft is not None
             w.spawn_soft(spec.asset_path, spec.mass, spec.friction, spec.soft.mu, spec.soft.lam,
                          spec.soft.damping, self.domain.object_rgba(spec.color), placement)
+        elif spec.compliance is not None:
+            model = build_model(spec)
+            w.spawn_articulated(checked_urdf(spec), Springs.of(model, spec), spec.friction,
+                                self.domain.object_rgba(spec.color), placement)
         else:
             w.spawn_rigid(spec.shape, list(spec.size), spec.mass, spec.friction,
                           self.domain.object_rgba(spec.color), placement,
