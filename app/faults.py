@@ -12,6 +12,8 @@ Kinds (``config/faults.yaml`` says when each fires and how):
 * ``depth_nan`` / ``depth_zero``: NaN patches / zeros (no reading) in the depth image.
 * ``mask_empty``: an occluder hides the object: its pixels are inpainted with the table's look
   and take the table's depth, for ``duration`` ticks (at the camera, never in the models).
+* ``object_hidden``: as ``mask_empty``, for longer than the tree's ``reacquire.wait_s``: the
+  tree must give up cleanly ("Reacquire Object" fails, naming how long it waited).
 * ``object_push``: during VS the object is displaced in the world (the environment, not an
   interface).
 * ``arm_reflex``: mid-motion, the arm stops and reports ``MotionStatus.FAILED`` with
@@ -73,13 +75,17 @@ from app.stats import wilson_interval
 from app.transforms import Pose, rot_z
 
 KINDS = ("frame_drop", "frame_timeout", "stale_frame", "depth_nan", "depth_zero", "mask_empty", "object_push",
-         "arm_reflex", "gripper_fail", "latency_spike", "checkpoint_missing", "checkpoint_corrupt")
+         "arm_reflex", "gripper_fail", "latency_spike", "checkpoint_missing", "checkpoint_corrupt",
+         "object_hidden")  # appended last: each kind's random stream is seeded by its index
 #: Kinds a tree should ride out (the issue's target: >= 90 % grasped).
 TRANSIENT = frozenset({"frame_drop", "stale_frame", "arm_reflex", "latency_spike"})
 CHECKPOINT_KINDS = frozenset({"checkpoint_missing", "checkpoint_corrupt"})
 BASELINE = "none"  # the same trials without a fault
 PHASES = ["any", "moving", "vs"]
 TRANSIENT_TARGET = 0.9  # fraction of transient-fault trials that must still grasp
+#: Kinds the recovery nodes (re-grasp, re-acquire) must ride out, and the fraction grasped (issue 12).
+RECOVERED_TARGETS = {"gripper_fail": 0.9, "mask_empty": 0.9, "object_push": 0.95}
+GIVE_UP_NODE = "Reacquire Object"  # where `object_hidden` must end: a clean, named give-up
 GARBAGE_BYTES = 4096  # size of a random-bytes "checkpoint"
 SHOWN_INJECTIONS = 5  # injections kept per results line
 
@@ -94,6 +100,7 @@ PARAMS: dict[str, dict[str, _Param]] = {
                   "on_object": lambda s: s.boolean("on_object", True)},
     "depth_zero": {"region": lambda s: s.string("region", "frame", ["frame", "object", "centre"])},
     "mask_empty": {"dilate_px": lambda s: s.integer("dilate_px", 3, lo=0, hi=64)},
+    "object_hidden": {"dilate_px": lambda s: s.integer("dilate_px", 3, lo=0, hi=64)},
     "object_push": {"distance_m": lambda s: s.number("distance_m", 0.03, lo=0.0, hi=0.3),
                     "yaw_deg": lambda s: s.number("yaw_deg", 20.0, lo=-180.0, hi=180.0)},
     "arm_reflex": {"reflex": lambda s: s.string("reflex", "cartesian_reflex")},
@@ -333,12 +340,15 @@ class FaultCamera:
     def _corrupt(self, frame: Frame) -> Frame:
         """Apply this tick's image faults (depth_nan, depth_zero, mask_empty) to a copy."""
         rgb, depth = frame.rgb, frame.depth
-        kinds = [k for k in ("mask_empty", "depth_zero", "depth_nan") if self.inj.active(k)]
+        kinds = [k for k in ("mask_empty", "object_hidden", "depth_zero", "depth_nan") if self.inj.active(k)]
         if not kinds:
             return frame
         rgb, depth = rgb.copy(), depth.copy()
         for kind in kinds:
-            getattr(self, f"_{kind}")(rgb, depth, self._spec(kind))
+            if kind == "object_hidden":  # the same occluder, held longer
+                self._mask_empty(rgb, depth, self._spec(kind), kind)
+            else:
+                getattr(self, f"_{kind}")(rgb, depth, self._spec(kind))
         return frame.with_images(rgb, depth)
 
     def _depth_nan(self, rgb: np.ndarray, depth: np.ndarray, spec: FaultSpec) -> None:
@@ -365,14 +375,14 @@ class FaultCamera:
             depth[obj] = 0.0
         self.inj.note("depth_zero", region)
 
-    def _mask_empty(self, rgb: np.ndarray, depth: np.ndarray, spec: FaultSpec) -> None:
+    def _mask_empty(self, rgb: np.ndarray, depth: np.ndarray, spec: FaultSpec, kind: str = "mask_empty") -> None:
         """Hide the object: inpaint its pixels from the table around it, depth from that ring."""
         import cv2
 
         grow = int(spec.param("dilate_px"))
         hide = self._object(grow)
         if hide is None:
-            self.inj.note("mask_empty", "object not in view")
+            self.inj.note(kind, "object not in view")
             return
         ring = self._object(grow + 6)  # 6 px band of table around the silhouette
         assert ring is not None
@@ -380,7 +390,7 @@ class FaultCamera:
         table = np.median(depth[ring]) if ring.any() else np.median(depth[~hide & (depth > 0)])
         rgb[:] = cv2.inpaint(rgb, hide.astype(np.uint8), 5, cv2.INPAINT_TELEA)  # 5 px inpainting radius
         depth[hide] = table
-        self.inj.note("mask_empty", f"{int(hide.sum())} px hidden")
+        self.inj.note(kind, f"{int(hide.sum())} px hidden")
 
 
 class FaultArm:
@@ -718,6 +728,7 @@ def _episode(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
             "injected": len(inj.events), "injections": [asdict(e) for e in inj.events[:SHOWN_INJECTIONS]],
             **{k: ep[k] for k in ("ticks", "sim_time", "wall_time", "vs_iterations", "safety_refusals",
                                   "safety_clamps")},
+            "regrasps": int(ep.get("regrasps") or 0), "reacquisitions": int(ep.get("reacquisitions") or 0),
             "run_dir": os.path.relpath(ep["run_dir"], c.out)}
 
 
@@ -867,10 +878,19 @@ def _kind_summary(kind: str, rs: Sequence[dict[str, Any]]) -> dict[str, Any]:
          "rate": rate, "ci95": list(wilson_interval(k, n)), "injected_trials": len(hit),
          "successes_injected": k_hit, "when": when(rs[0].get("fault") if rs else None),
          "outcomes": dict(Counter(r["outcome"] for r in rs)), "failures": dict(fails.most_common()),
-         "reasons": [r for r, _ in reasons.most_common(3)], "target": None, "meets_target": None}
+         "reasons": [r for r, _ in reasons.most_common(3)], "target": None, "meets_target": None,
+         "regrasps": sum(int(r.get("regrasps") or 0) for r in rs),
+         "reacquisitions": sum(int(r.get("reacquisitions") or 0) for r in rs)}
     if kind in CHECKPOINT_KINDS:
         v["target"] = "every trial ends at start: exit code 2, one-line CheckpointError"
         v["meets_target"] = k == n
+    elif kind in RECOVERED_TARGETS:  # the recovery nodes' targets, on the trials the fault reached
+        v["target"] = f">= {RECOVERED_TARGETS[kind]:.0%} of the injected trials grasped"
+        v["meets_target"] = k_hit >= RECOVERED_TARGETS[kind] * len(hit) if hit else None
+    elif kind == "object_hidden":  # a clean give-up: every failure at the re-acquire node, named
+        v["target"] = f"every failure ends at '{GIVE_UP_NODE}' with a reason"
+        v["meets_target"] = all(r.get("failed_node") == GIVE_UP_NODE and r.get("reason")
+                                for r in rs if not r["success"])
     elif kind in TRANSIENT:  # judged on the trials the fault actually reached (None: none did)
         v["target"] = f">= {TRANSIENT_TARGET:.0%} of the injected trials grasped"
         v["meets_target"] = k_hit >= TRANSIENT_TARGET * len(hit) if hit else None
@@ -917,8 +937,8 @@ def fault_markdown(summary: dict[str, Any]) -> str:
              "an exception; unnamed = failures without a node and a reason. Checkpoint kinds: 'grasped' counts "
              "trials refused at start with exit code 2 and a one-line reason.", "",
              "| Kind | When | Transient | Trials | Injected | Grasped | Rate | 95 % CI | Unsafe | Unhandled | Unnamed "
-             "| Target met | Main failure |",
-             "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|---|"]
+             "| Re-grasps | Re-acquisitions | Target met | Main failure |",
+             "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---|"]
     rows = list(summary["faults"].items()) + ([("(no fault)", summary["baseline"])] if summary["baseline"] else [])
     fault_kinds = set(summary["faults"])
     for kind, v in rows:
@@ -928,7 +948,8 @@ def fault_markdown(summary: dict[str, Any]) -> str:
         transient = "–" if kind not in fault_kinds else ("yes" if v["transient"] else "no")
         lines.append(f"| {kind} | {v['when']} | {transient} | {v['trials']} | {v['injected_trials']} | "
                      f"{v['successes']} | {_pct(v['rate'])} | {100 * lo:.0f}–{100 * hi:.0f} % | "
-                     f"{v['unsafe_commands']} | {v['unhandled_exceptions']} | {v['unnamed_failures']} | {met} | "
+                     f"{v['unsafe_commands']} | {v['unhandled_exceptions']} | {v['unnamed_failures']} | "
+                     f"{v.get('regrasps', 0)} | {v.get('reacquisitions', 0)} | {met} | "
                      f"{f'{main[0]} × {main[1]}' if main else '–'} |")
     lines += ["", f"Totals: unsafe commands {checks['unsafe_commands']}, unhandled exceptions "
                   f"{checks['unhandled_exceptions']}, unnamed failures {checks['unnamed_failures']} "

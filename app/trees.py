@@ -7,7 +7,7 @@ variant needs no code. ``oracle`` trees take the pose from simulator ground trut
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import py_trees
@@ -35,6 +35,14 @@ from behaviours.perception import (
     ObjectNearBorder,
     find_object,
 )
+from behaviours.recovery import (
+    BackOff,
+    ReacquireParams,
+    RegraspParams,
+    RetryGrasp,
+    ReturnAlongApproach,
+    find_or_reacquire,
+)
 from behaviours.servo import FullVSStep, LinearConverged, LinearVSStep, UntilConverged
 
 
@@ -58,6 +66,8 @@ class TreeConfig:
     max_reflex_recoveries: int = 1
     max_missed_frames: int = 15  # ticks a missed (dropped, stale, timed-out) frame may be held
     segmentation: str = "adapted"  # VS mask: "adapted" (D_X, the paper), "raw" (D_Y), "adapted_or_raw"
+    regrasp: RegraspParams = RegraspParams(max_attempts=1)  # 1: no re-grasp (the paper)
+    reacquire: ReacquireParams | None = None  # None: a lost object fails the VS iteration (the paper)
 
     @property
     def uses_models(self) -> bool:
@@ -71,7 +81,7 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
     root = Section(load_yaml(path), path)
     root.unknown_keys({"name", "description", "builder", "adapt", "pose_steps", "last_step_z",
                        "visual_servoing", "vs", "lift_height", "hold_ticks", "max_ticks", "standoff",
-                       "max_reflex_recoveries", "max_missed_frames", "segmentation"})
+                       "max_reflex_recoveries", "max_missed_frames", "segmentation", "regrasp", "reacquire"})
     builder = root.string("builder", choices=["grasp", "oracle"])
     vs_file = root.string("vs", default="vs.yaml")
     vs_path = Path(vs_file) if "/" in vs_file else CONFIG_DIR / vs_file
@@ -94,6 +104,18 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
         max_missed_frames=root.integer("max_missed_frames", default=15, lo=0, hi=10_000),  # 0.5 s at 30 fps
         segmentation=root.string("segmentation", default="adapted", choices=list(SEGMENTATION_MODES)),
     )
+    if "regrasp" in root.data:
+        r = root.section("regrasp")
+        r.unknown_keys({"max_attempts", "back_off"})
+        cfg = replace(cfg, regrasp=RegraspParams(max_attempts=r.integer("max_attempts", lo=1, hi=10),
+                                                 back_off=r.number("back_off", default=0.08, lo=0.0, hi=0.2)))
+    if "reacquire" in root.data:
+        r = root.section("reacquire")
+        r.unknown_keys({"wait_s", "search_speed", "search_distance"})
+        cfg = replace(cfg, reacquire=ReacquireParams(
+            wait_s=r.number("wait_s", lo=0.0, hi=30.0),
+            search_speed=r.number("search_speed", default=0.02, lo=0.0, hi=0.05),  # m/s, below VS's 5 cm/s cap
+            search_distance=r.number("search_distance", default=0.03, lo=0.0, hi=0.1)))
     if grasp and cfg.pose_steps == 0 and not cfg.visual_servoing:
         raise ConfigError(f"{path}: a grasp tree needs pose_steps > 0 or visual_servoing: true")
     return cfg
@@ -129,9 +151,11 @@ def vs_subtree(cfg: TreeConfig, finger_depth: float) -> py_trees.behaviour.Behav
         py_trees.decorators.Inverter("Away From Border?", ObjectNearBorder()),
         FullVSStep(params)])
     choose = py_trees.composites.Selector("Choose VS Mode", memory=False, children=[full, LinearVSStep(params)])
+    find = find_object(params.features, cfg.segmentation)
+    if cfg.reacquire is not None:
+        find = find_or_reacquire(find, cfg.reacquire)
     iteration = py_trees.composites.Sequence("VS Iteration", memory=False, children=[
-        AcquireFrame(max_missed=cfg.max_missed_frames), AdaptToSim(enabled=adapt),
-        find_object(params.features, cfg.segmentation), choose])
+        AcquireFrame(max_missed=cfg.max_missed_frames), AdaptToSim(enabled=adapt), find, choose])
     return py_trees.composites.Sequence("Visual Servoing", memory=True, children=[
         UntilConverged(guard(iteration, cfg), params.max_iterations),
         guard(DescendByDepth(params.depth, finger_depth), cfg)])
@@ -148,18 +172,27 @@ def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
         env: Pose-step scaling (default ``config/env.yaml``, as in training).
     """
     children: list[py_trees.behaviour.Behaviour] = [OpenGripper()]
+    approach: list[py_trees.behaviour.Behaviour] = []  # what each grasp attempt starts with
     if cfg.builder == "oracle":
         if truth is None:
             raise ConfigError(f"{cfg.path}: the oracle tree needs simulator ground truth (--backend sim)")
-        children += [guard(OraclePose(truth, cfg.standoff), cfg), guard(Descend(cfg.standoff), cfg)]
+        approach += [guard(OraclePose(truth, cfg.standoff), cfg), guard(Descend(cfg.standoff), cfg)]
     else:
         env = env or load_env_config()
         if cfg.pose_steps:
             children.append(pose_steps_subtree(cfg, env))
         if cfg.visual_servoing:
-            children.append(vs_subtree(cfg, hw.finger_depth))
-    children += [CloseGripper(hw.grasp_force),
-                 guard(LiftAndVerify(cfg.lift_height, cfg.hold_ticks), cfg)]
+            approach.append(vs_subtree(cfg, hw.finger_depth))
+        elif cfg.regrasp.max_attempts > 1:
+            approach.append(guard(ReturnAlongApproach(), cfg))
+    grasp = [CloseGripper(hw.grasp_force), guard(LiftAndVerify(cfg.lift_height, cfg.hold_ticks), cfg)]
+    if cfg.regrasp.max_attempts > 1:
+        attempt = py_trees.composites.Sequence("Grasp Attempt", memory=True, children=approach + grasp)
+        back_off = py_trees.composites.Sequence("Back Off", memory=True, children=[
+            OpenGripper("Release"), guard(BackOff(cfg.regrasp.back_off), cfg)])
+        children.append(RetryGrasp(attempt, back_off, cfg.regrasp))
+    else:
+        children += approach + grasp
     return py_trees.composites.Sequence(f"Grasp ({cfg.name})", memory=True, children=children)
 
 

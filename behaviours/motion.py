@@ -121,7 +121,7 @@ class DescendByDepth(_Move):
     """
 
     def __init__(self, params: DepthParams, finger_depth: float, name: str = "Descend By Depth") -> None:
-        super().__init__(name, reads=("frame", "features", "mask"), writes=("z_g",))
+        super().__init__(name, reads=("frame", "features", "mask"), writes=("z_g", "descent_m"))
         self.params, self.finger_depth = params, finger_depth
 
     def target_delta(self) -> Pose | None:
@@ -139,6 +139,7 @@ class DescendByDepth(_Move):
         d = descent_distance(est.z, self.robot.arm.camera_mount, self.finger_depth, table.z,
                              self.params.table_clearance)
         self.bb.z_g = est.z
+        self.bb.descent_m = float(d)  # a re-grasp backs off this far: back to the view VS had
         self.feedback_message = (f"Z_g {est.z:.3f} m ({est.valid_fraction:.0%} valid"
                                  f"{'; ' + est.reason if est.reason else ''}): descend {d * 100:.1f} cm")
         return Pose(np.array([0.0, 0.0, d]), np.eye(3))
@@ -234,11 +235,12 @@ class Descend(_Move):
     """Move a fixed distance along the approach axis (oracle final approach)."""
 
     def __init__(self, distance: float, name: str = "Descend") -> None:
-        super().__init__(name)
+        super().__init__(name, writes=("descent_m",))
         self.distance = distance
 
     def target_delta(self) -> Pose | None:
         """Straight along gripper z."""
+        self.bb.descent_m = self.distance
         return Pose(np.array([0.0, 0.0, self.distance]), np.eye(3))
 
 
