@@ -510,6 +510,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("--objects", default="seen,unseen", help="object sets or YAML paths, comma-separated")
     ap.add_argument("--out", type=Path, default=URDF_DIR, help="directory to write the URDFs to")
+    ap.add_argument("--pictures", type=Path, default=None, metavar="PNG",
+                    help="then render the compliant objects at rest and held in the gripper into this PNG")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--"]:
         argv = argv[1:]
@@ -524,6 +526,10 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         print(f"wrote {path}")
     if not written:
         print(f"no compliant objects in {args.objects}")
+    if args.pictures is not None and written:
+        from app.sim.compliant_pictures import write_picture
+
+        print(f"wrote {write_picture([s for s in specs if s.compliance is not None], args.pictures)}")
     return 0
 
 

@@ -11,8 +11,8 @@ import numpy as np
 from app.errors import SimulationError
 from app.hardware_config import HardwareConfig, load_hardware
 from app.interfaces import Robot
-from app.sim.compliant import Springs, build_model, checked_urdf
 from app.sim.backends import SimArm, SimCamera, SimClock, SimGripper
+from app.sim.compliant import Springs, build_model, checked_urdf
 from app.sim.domain import Domain, load_domain
 from app.sim.objects import ObjectSpec
 from app.sim.pybullet_world import REST_POSE, PyBulletWorld
