@@ -34,6 +34,7 @@ from behaviours.motion import _Move
 
 #: Leaves whose failure means "the grasp itself failed": worth a re-grasp.
 RETRYABLE = ("Close Gripper", "Lift And Verify")
+TIME_EPS = 1e-6  # s: clock sums of 1/30 s steps land a hair below whole seconds
 MAX_BACK_OFF = 0.5  # m: the longest back-off (the start pose is ~0.5 m above the table)
 
 
@@ -258,7 +259,7 @@ class ReacquireObject(Leaf):
         border = bool(seen is not None and getattr(seen, "near_border", False))
         where = "" if seen is None else f" (last seen at x_g {seen.x_g:+.2f}, y_g {seen.y_g:+.2f}" + \
             (", at the image border)" if border else ")")
-        if elapsed >= self.params.wait_s:
+        if elapsed >= self.params.wait_s - TIME_EPS:
             self.robot.arm.stop()
             return self.fail(f"object not seen for {elapsed:.1f} s (waited {self.params.wait_s:.1f} s){where}")
         period = self.robot.clock.period

@@ -162,8 +162,9 @@ def test_depth_nan_and_depth_zero_damage_depth_only(faulty, session: SimSession)
     assert not depth[obj].any() and depth[~obj].any()
 
 
-def test_mask_empty_paints_the_object_as_table(faulty, session: SimSession) -> None:
-    robot, _ = faulty("mask_empty", at=1, duration=2)
+@pytest.mark.parametrize("kind", ["mask_empty", "object_hidden"])
+def test_mask_empty_paints_the_object_as_table(faulty, session: SimSession, kind: str) -> None:
+    robot, inj = faulty(kind, at=1, duration=2)
     hidden = robot.camera.get_frame()
     clean = session.camera.get_frame()  # the same tick, unfaulted
     obj = session.camera.last_raw().mask == SEG_OBJECT
@@ -175,9 +176,32 @@ def test_mask_empty_paints_the_object_as_table(faulty, session: SimSession) -> N
     table_depth = np.median(clean.depth[table & (clean.depth > 0)])
     assert np.median(hidden.depth[obj]) == pytest.approx(table_depth, abs=0.02)  # 2 cm: the table's slope
     assert np.median(clean.depth[obj]) < table_depth - 0.03  # the box stood 7 cm proud of it
+    assert {e.kind for e in inj.events} == {kind}
     robot.clock.advance()
     robot.clock.advance()  # tick 3: the occluder is gone
     assert np.array_equal(robot.camera.get_frame().rgb, session.camera.get_frame().rgb)
+
+
+def _line(kind: str, success: bool, node: str = "", reason: str = "", injected: int = 1) -> dict:
+    return {"kind": kind, "success": success, "outcome": "success" if success else "failure", "failed_node": node,
+            "reason": reason, "injected": injected, "trial": 0, "object": "x", "regrasps": int(kind == "gripper_fail"),
+            "reacquisitions": int(kind == "mask_empty")}
+
+
+def test_recovery_targets_in_the_summary() -> None:
+    """gripper_fail / mask_empty >= 90 %, object_push >= 95 % of the injected trials grasped;
+    object_hidden: every failure a named give-up at "Reacquire Object"."""
+    lines = ([_line("gripper_fail", True)] * 9 + [_line("gripper_fail", False, "Close Gripper", "empty")]
+             + [_line("object_push", True)] * 9 + [_line("object_push", False, "Extract Features", "lost")]
+             + [_line("mask_empty", True)] * 10
+             + [_line("object_hidden", False, "Reacquire Object", "object not seen for 1.5 s")] * 3)
+    summary = fl.build_fault_summary(lines)["faults"]
+    assert summary["gripper_fail"]["meets_target"] is True and summary["gripper_fail"]["regrasps"] == 10
+    assert summary["object_push"]["meets_target"] is False  # 90 % < 95 %
+    assert summary["mask_empty"]["meets_target"] is True and summary["mask_empty"]["reacquisitions"] == 10
+    assert summary["object_hidden"]["meets_target"] is True
+    other = fl.build_fault_summary([_line("object_hidden", False, "Extract Features", "no object")])
+    assert other["faults"]["object_hidden"]["meets_target"] is False
 
 
 def test_latency_spike_costs_wall_time_not_sim_time(faulty) -> None:

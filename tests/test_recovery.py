@@ -204,3 +204,61 @@ def test_hidden_object_is_reacquired_or_given_up(real_session, seen, hide_ticks:
         assert res.reason.startswith("object not seen for 1.5 s (waited 1.5 s) (last seen at")
         assert res.reacquisitions == 0
         assert 44 <= len(holding) <= 46  # 1.5 s at 30 fps, then the failure
+
+
+class _FakeArm:
+    def __init__(self) -> None:
+        self.twists: list[np.ndarray] = []
+        self.stops = 0
+
+    def command_velocity(self, twist, frame="camera") -> None:
+        assert frame == "camera"
+        self.twists.append(np.asarray(twist, float))
+
+    def stop(self) -> None:
+        self.stops += 1
+
+
+class _FakeClock:
+    period = 1 / 30
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+
+@pytest.mark.parametrize("near_border", [True, False])
+def test_reacquire_moves_back_towards_the_border_then_gives_up(near_border: bool) -> None:
+    """Lost at the image border (last seen at x_g +0.3, y_g -0.1): the camera moves back that
+    way at search_speed for at most search_distance, then holds; away from the border it only
+    holds. After wait_s the node fails with the reason, every tick before that RUNNING."""
+    from types import SimpleNamespace
+
+    from behaviours.recovery import ReacquireObject, ReacquireParams
+
+    py_trees.blackboard.Blackboard.clear()
+    params = ReacquireParams(wait_s=1.0, search_speed=0.02, search_distance=0.01)
+    leaf = ReacquireObject(params)
+    arm, clock = _FakeArm(), _FakeClock()
+    leaf.setup(robot=SimpleNamespace(arm=arm, clock=clock))
+    bb = py_trees.blackboard.Client(name="test")
+    bb.register_key("last_seen", access=py_trees.common.Access.WRITE)
+    bb.last_seen = SimpleNamespace(x_g=0.3, y_g=-0.1, near_border=near_border)
+    statuses = []
+    for _ in range(40):
+        leaf.tick_once()
+        statuses.append(leaf.status)
+        clock.t += clock.period
+        if leaf.status != RUN:
+            break
+    assert statuses == [RUN] * 30 + [FAIL]  # 1.0 s at 30 fps, then the give-up
+    assert leaf.feedback_message.startswith("object not seen for 1.0 s (waited 1.0 s) (last seen at x_g +0.30")
+    if near_border:
+        assert len(arm.twists) == 15  # 1 cm at 2 cm/s = 0.5 s of ticks
+        v = arm.twists[0]
+        assert v[0] > 0 and v[1] < 0 and np.linalg.norm(v[:2]) == pytest.approx(0.02) and not v[2:].any()
+    else:
+        assert arm.twists == []
+    assert arm.stops == 2  # once when it starts to hold, once at the give-up
