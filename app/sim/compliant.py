@@ -292,6 +292,8 @@ def urdf_text(model: Model) -> str:
                 f'    <collision><origin xyz="{_f(link.geom_xyz)}"{col_rot}/><geometry>{link.collision}</geometry>'
                 "</collision>",
                 "  </link>"]
+    # effort 100 N·m / N: never binding (the springs set the torques); velocity 100 rad/s or m/s:
+    # PyBullet clamps joint speeds there, above MAX_JOINT_SPEED, so the check still sees a runaway.
     for link in model.links[1:]:
         parent = model.links[link.parent].name
         axis = "0 1 0" if link.joint_type == "revolute" else "1 0 0"
