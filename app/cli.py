@@ -1,7 +1,9 @@
 """Command-line interface: ``python -m app`` (or the ``simgrasp`` console script).
 
 Exit codes: 0 every episode grasped (subcommands: completed), 1 a grasp failed, 2 a usage,
-configuration or input error (one line on stderr), 3 hardware unreachable, 130 Ctrl-C.
+configuration, input or output-path error (one line on stderr, nothing started), 3 hardware
+unreachable, 4 an output could not be written during the run (disk full, folder removed,
+permissions; what was written is kept, campaigns continue with --resume), 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -11,70 +13,54 @@ import os
 import sys
 from collections.abc import Callable
 
+from app.command import EXIT_INTERRUPT, Parser, add_common
 from app.errors import AppError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HARDWARE, EXIT_INTERRUPT = 0, 1, 2, 3, 130
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise AppError(f"{self.prog}: {message}")
-
-
-def add_common(p: argparse.ArgumentParser) -> None:
-    """The flags every command accepts, with the same meaning everywhere."""
-    p.add_argument("--backend", choices=["sim", "real"], default="sim", help="embedded simulator or the real robot")
-    p.add_argument("--object", default=None, help="object name (default: the set's first)")
-    p.add_argument("--objects", default="seen", help="comma-separated object set names or YAML paths")
-    p.add_argument("--domain", default="real", help="appearance domain name or YAML path (sim backend)")
-    p.add_argument("--seed", type=int, default=0, help="seed of placements and sensor noise")
-    p.add_argument("--episodes", type=int, default=1, help="episodes to run")
-    p.add_argument("--log-dir", default="runs", help="directory under which run directories are made")
-    p.add_argument("--config", default=None, help="hardware config YAML (default config/hardware.yaml)")
-    p.add_argument("--record", action="store_true", help="save images of each tick in the run directory")
-    p.add_argument("--robot-host", default="172.16.0.2", help="Panda controller address (real backend)")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from app.bench import run_bench
+    from app.tools.bench import run_bench
 
     return run_bench(args)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from app.inspect_run import main_inspect
+    from app.tools.inspect_run import main_inspect
 
     return main_inspect(args.run_dir, args.json)
 
 
+def _cmd_view(args: argparse.Namespace) -> int:
+    from app.tools.view import main_view
+
+    return main_view(args.run_dir, args.out, args.spawn, args.gif)
+
+
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from app.calibrate import run_calibrate
+    from app.tools.calibrate import run_calibrate
 
     return run_calibrate(args)
 
 
 def _cmd_eval_models(args: argparse.Namespace) -> int:
-    from app.eval_models import run_eval_models
+    from app.tools.eval_models import run_eval_models
 
     return run_eval_models(args)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from app.evaluate import run_evaluate
+    from app.campaigns.evaluate import run_evaluate
 
     return run_evaluate(args)
 
 
 def _cmd_faults(args: argparse.Namespace) -> int:
-    from app.faults import run_faults
+    from app.campaigns.faults import run_faults
 
     return run_faults(args)
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
-    from app.dataset_builder import run_dataset
+    from app.tools.dataset_builder import run_dataset
 
     return run_dataset(args)
 
@@ -97,30 +83,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def standalone_parser(prog: str, doc: str | None,
-                      add_arguments: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
-    """The parser of one subcommand run on its own: the common flags plus its own."""
-    p = _Parser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common(p)
-    add_arguments(p)
-    return p
-
-
-def standalone_main(prog: str, doc: str | None, add_arguments: Callable[[argparse.ArgumentParser], None],
-                    run: Callable[[argparse.Namespace], int], argv: list[str] | None = None) -> int:
-    """``python -m app.MODULE ...``: one subcommand on its own (common flags + its own), with the
-    CLI's exit codes and one-line errors. Campaign modules use it so their workers can import them
-    under their package name."""
-    try:
-        return run(standalone_parser(prog, doc, add_arguments).parse_args(argv))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPT
-    except AppError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from app.run import run_episodes
 
@@ -131,24 +93,25 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "bench": ("time rendering, environment steps and the VS pipeline", _cmd_bench),
     "dataset": ("build the CycleGAN dataset (sim or real backend)", _cmd_dataset),
     "train": ("train the CycleGAN (gan) or the PPO pose agent (ppo)", _cmd_train),
-    "calibrate": ("compute the VS targets of the hardware file and check them in the simulator", _cmd_calibrate),
+    "calibrate": ("check the VS targets of the hardware file in the simulator, or solve the camera mount (hand-eye)", _cmd_calibrate),
     "evaluate": ("run an evaluation campaign (trees x objects x trials) and summarize it", _cmd_evaluate),
     "faults": ("run a fault-injection campaign (kinds x trials) and summarize it", _cmd_faults),
     "eval-models": ("measure the models on paired sim/real images (pose, segmentation, adaptation, latency)",
                     _cmd_eval_models),
     "inspect": ("explain a run directory: outcome, failing node, time per node, VS plot", _cmd_inspect),
+    "view": ("watch a run directory: a Rerun recording (.rrd) or a GIF with overlays", _cmd_view),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser: the main job (flags only) and the subcommands."""
-    parser = _Parser(prog="python -m app", description=__doc__,
+    parser = Parser(prog="python -m app", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tree", default="drl_gan_vs", help="behaviour tree to run (config/trees)")
     parser.add_argument("--show-tree", nargs="?", const="-", default=None, metavar="FILE",
                         help="print the tree (and write FILE.dot/.svg/.png if given) and exit")
     add_common(parser)
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser,
+    sub = parser.add_subparsers(dest="command", parser_class=Parser,
                                 metavar="{" + ",".join([*COMMANDS, "grasps", "compliant"]) + "}")
     for name, (help_text, _) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text)
@@ -170,11 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--limit", type=int, default=None, help="use only the first N images per domain (gan)")
             sp.add_argument("--steps", type=int, default=None, help="total environment steps instead of the recipe's (ppo)")
         if name == "evaluate":
-            from app.evaluate import add_arguments
+            from app.campaigns.evaluate import add_arguments
 
             add_arguments(sp)
         if name == "faults":
-            from app.faults import add_arguments as add_fault_arguments
+            from app.campaigns.faults import add_arguments as add_fault_arguments
 
             add_fault_arguments(sp)
         if name == "eval-models":
@@ -184,10 +147,19 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--weights", default=None, help="weights directory (default models/weights)")
             sp.set_defaults(episodes=50)
         if name == "calibrate":
+            sp.add_argument("what", nargs="?", choices=["vs", "hand-eye"], default="vs",
+                            help="vs: check the VS targets (default); hand-eye: solve the camera mount")
             sp.add_argument("--json", action="store_true", help="print JSON")
+            sp.add_argument("--poses", type=int, default=12, help="views of the board (hand-eye)")
+            sp.add_argument("--out", default=None, help="write the solved mount to this YAML (hand-eye)")
         if name == "inspect":
             sp.add_argument("run_dir", help="a run directory (under --log-dir)")
             sp.add_argument("--json", action="store_true", help="print one JSON object")
+        if name == "view":
+            sp.add_argument("run_dir", help="a run directory (images with --record)")
+            sp.add_argument("--out", default=None, help="Rerun recording to write (default RUN_DIR/episode.rrd)")
+            sp.add_argument("--spawn", action="store_true", help="also open the Rerun viewer on it")
+            sp.add_argument("--gif", default=None, metavar="FILE.gif", help="write a GIF instead (or as well, with --out)")
     return parser
 
 

@@ -19,16 +19,17 @@ from py_trees.common import Status
 
 from app.errors import MotionError, SimulationError
 from app.hardware_config import HardwareConfig, load_hardware
-from app.interfaces import Robot
 from app.logs import RunLog, finish_run_dir, make_run_dir
+from app.robot.interfaces import Robot
+from app.robot.safety import SafeArm, load_safety
 from app.runner import EpisodeResult, run_episode
-from app.safety import SafeArm, load_safety
 from app.transforms import Pose, wrap_half_pi
 
 if TYPE_CHECKING:
     from app.trees import TreeConfig
 
 PAPER_RADIUS_M = 0.04  # m: the paper's success radius, horizontal, gripper vs good grasp
+LIFT_FRACTION = 0.9  # physics score: the object rises >= 90 % of the gripper's lift (1 cm of a 10 cm lift for slip and sag)
 CLOSE_NODE = "Close Gripper"
 MIN_AXIS_Z = 0.1  # |z| of the gripper axis below which it is taken as horizontal (no projection)
 
@@ -70,7 +71,9 @@ def pose_errors(gripper: Pose, grasps: Sequence[Pose], grasp_axis_yaw: float | N
 
 
 def paper_success(error: dict[str, Any]) -> bool:
-    """The paper's score: measured as Close Gripper started, within 4 cm of a good grasp."""
+    """The "4 cm score": as Close Gripper started, the gripper's approach axis passed within 4 cm
+    (horizontally) of a good grasp. Looser than the paper's "successful pose estimation": it
+    ignores the gripper's height above the grasp and its yaw (both are in ``error``)."""
     d = error.get("position_m")
     return error.get("at") == "close" and d is not None and d <= PAPER_RADIUS_M
 
@@ -152,8 +155,9 @@ def run_sim_episode(cfg: TreeConfig, spec: Any, seed: int, domain: Any, models: 
             log.log.error("simulation_error", reason=res.reason)
             finish_run_dir(run_dir, rec)
             return rec
-        # Physics score: held >= 90 % of the lift above the rest height by both fingers.
-        lifted = bool(cfg.lift_height) and s.truth.object_lifted(rest.position[2], min_lift=0.9 * cfg.lift_height)
+        # Physics score: held >= LIFT_FRACTION of the lift above the rest height by both fingers.
+        min_lift = LIFT_FRACTION * cfg.lift_height
+        lifted = bool(cfg.lift_height) and s.truth.object_lifted(rest.position[2], min_lift=min_lift)
         # Close Gripper failing on its first tick ends the episode before the hook: same pose.
         error = probe.measured or probe.measure("close" if res.failed_node == CLOSE_NODE else "end")
         rec = {**base, "success": bool(res.success and lifted), "paper_success": paper_success(error),
@@ -161,7 +165,8 @@ def run_sim_episode(cfg: TreeConfig, spec: Any, seed: int, domain: Any, models: 
                "safety_refusals": sum(e.kind == "refused" for e in robot.arm.events),
                "safety_clamps": sum(e.kind == "clamped" for e in robot.arm.events)}
         if res.success and not lifted:
-            rec["failed_node"], rec["reason"] = "Lift And Verify", "scoring: object not held 10 cm up"
+            rec["failed_node"], rec["reason"] = ("Lift And Verify",
+                                                 f"scoring: object not held {min_lift * 100:.0f} cm up")
         log.log.info("scored", success=rec["success"], paper_success=rec["paper_success"], pose_error=error)
         finish_run_dir(run_dir, rec)
         return rec

@@ -51,3 +51,17 @@ class SimulationError(AppError):
     """The simulation became invalid (a soft body exploded, an object left the world)."""
 
     exit_code = 1
+
+
+class OutputError(AppError):
+    """An output path cannot be used: a file where a folder is expected, inside a file,
+    read-only, a full disk, or a folder another run owns (exit code 2, before any work)."""
+
+    exit_code = 2
+
+
+class OutputWriteError(AppError):
+    """A write failed during the run (disk full, folder removed, permissions changed): the run
+    stopped, what was already written is kept (exit code 4)."""
+
+    exit_code = 4

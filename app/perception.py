@@ -16,7 +16,7 @@ import torch
 
 from app import ROOT
 from app.errors import CheckpointError
-from app.interfaces import Frame
+from app.robot.interfaces import Frame
 from models.preprocess import from_tensor, policy_observation, to_tensor
 
 WEIGHTS_DIR = ROOT / "models" / "weights"

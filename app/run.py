@@ -17,6 +17,7 @@ from app.episode import run_sim_episode, safe_robot
 from app.errors import ConfigError
 from app.hardware_config import load_hardware
 from app.logs import RunLog, finish_run_dir, make_run_dir
+from app.outputs import check_output_dir, check_output_file, write_guard
 from app.runner import EpisodeResult, run_episode
 from app.trees import TreeConfig, build_tree, load_tree_config, render_tree
 
@@ -38,6 +39,10 @@ def pick_objects(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 def run_episodes(args: argparse.Namespace) -> int:
     """Entry point of the main job."""
+    if args.show_tree is None:
+        check_output_dir(args.log_dir, "--log-dir")  # before any work: one line and exit 2
+    elif args.show_tree != "-":
+        check_output_file(f"{args.show_tree}.dot", "--show-tree")
     cfg = load_tree_config(args.tree)
     hw = load_hardware(args.config)
     if args.show_tree is not None:
@@ -85,10 +90,19 @@ def _run_real(args: argparse.Namespace, cfg: TreeConfig, hw: Any) -> int:
     from app.perception import load_perception
 
     models = load_perception() if cfg.uses_models else None
+    if cfg.uses_models:  # the live frames are the profile's; the weights must have seen the same
+        from app.hardware_config import check_training_camera
+        from app.perception import WEIGHTS_DIR
+
+        check_training_camera(WEIGHTS_DIR, hw)
     failures = 0
-    Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+    from app.robot.safety import load_safety
+
+    with write_guard(args.log_dir):
+        Path(args.log_dir).mkdir(parents=True, exist_ok=True)
     with RobotSession(lambda: RealSession(hw, args.robot_host).robot, hw.start_pose(),
-                      log=RunLog(Path(args.log_dir) / "session.jsonl")) as rs:
+                      log=RunLog(Path(args.log_dir) / "session.jsonl"), limits=load_safety(),
+                      home_joints=hw.home_joints, place_height=hw.place_height) as rs:
         rs.start()
         for ep in range(args.episodes):
             rs.home()

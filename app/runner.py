@@ -16,15 +16,59 @@ import numpy as np
 import py_trees
 from py_trees.common import Status
 
-from app.interfaces import Robot
+from app.errors import OutputWriteError
 from app.logs import RunLog
+from app.outputs import write_guard
+from app.robot.boundary import leaf_robot
+from app.robot.interfaces import Robot
 
 #: Blackboard keys logged when they change (images are recorded separately with --record).
-LOGGED_KEYS = ("pose_step", "action", "vs_mode", "vs_iterations", "vs_error", "vs_gain", "vs_twist",
+LOGGED_KEYS = ("pose_step", "action", "vs_mode", "vs_iterations", "vs_error", "vs_gain", "vs_twist", "vs_targets",
                "linear_converged", "vs_converged", "vs_fallbacks", "z_g", "mask_source", "regrasps",
                "reacquisitions", "lost_since")
 STAGE_NAMES = {"Acquire Frame": "acquire", "Adapt To Sim": "adapt", "Segment Object": "segment",
                "Segment Raw Image": "segment", "Extract Features": "features"}
+
+
+class NodeTimer(py_trees.visitors.VisitorBase):
+    """Wall time of each node in one tick: its own, and inclusive of its children.
+
+    The tree yields every node right after its own work of the tick (a leaf after ``update()``,
+    a composite or decorator after its children and its own ``update()``), and the visitor runs
+    at each yield, so the time since the previous yield is the yielded node's own time.
+    Inclusive time is then a node's own time plus its ticked children's inclusive times.
+    """
+
+    def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
+        """``now``: the clock read (s), ``time.perf_counter`` unless a test fakes it."""
+        super().__init__(full=False)
+        self.own: dict[Any, float] = {}
+        self._now = now
+        self._last = 0.0
+
+    def initialise(self) -> None:
+        """Start of a tick: forget the last one."""
+        self.own = {}
+        self._last = self._now()
+
+    def run(self, behaviour: py_trees.behaviour.Behaviour) -> None:
+        """Charge the time since the previous yield to ``behaviour``."""
+        now = self._now()
+        self.own[behaviour.id] = self.own.get(behaviour.id, 0.0) + now - self._last
+        self._last = now
+
+    def inclusive(self, root: py_trees.behaviour.Behaviour) -> dict[Any, float]:
+        """Inclusive seconds of every node ticked this tick, under ``root``."""
+        out: dict[Any, float] = {}
+
+        def walk(node: py_trees.behaviour.Behaviour) -> float:
+            total = self.own.get(node.id, 0.0) + sum(walk(c) for c in node.children)
+            if node.id in self.own:
+                out[node.id] = total
+            return total
+
+        walk(root)
+        return out
 
 
 @dataclass
@@ -109,6 +153,21 @@ def _bb_value(key: str) -> Any:
         return None
 
 
+def _blob(features: Any) -> dict[str, Any] | None:
+    """The tracked blob of :class:`~app.controllers.features.BlobFeatures` as JSON (pixels, rad)."""
+    if features is None or not getattr(features, "ok", False):
+        return None
+    return {"centroid_px": [round(float(c), 2) for c in features.centroid_px], "bbox": [int(b) for b in features.bbox],
+            "alpha": round(float(features.alpha), 5), "use_alpha": bool(features.use_alpha),
+            "area_px": int(features.area_px)}
+
+
+def _intrinsics(frame: Any) -> dict[str, float] | None:
+    """Intrinsics (px) of the frame on the blackboard, to draw normalised targets in pixels."""
+    k = getattr(frame, "intrinsics", None)
+    return None if k is None else {"fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy, "width": k.width, "height": k.height}
+
+
 def _changed(a: Any, b: Any) -> bool:
     try:
         return bool(np.any(np.asarray(a) != np.asarray(b))) if a is not None and b is not None else a is not b
@@ -123,7 +182,9 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
 
     Args:
         root: The tree (not yet set up).
-        robot: Backends passed to every leaf's ``setup()``.
+        robot: The session's backends. Leaves get them only through :func:`app.robot.boundary.leaf_robot`
+            (the protocols and nothing else, the arm behind the safety envelope); the runner
+            keeps the full robot to advance the clock.
         models: Model bundle passed to every leaf's ``setup()``.
         max_ticks: Tick cap (episode time cap = max_ticks x period).
         log: Where tick records go (None: nowhere).
@@ -135,7 +196,9 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
     tree = py_trees.trees.BehaviourTree(root)
     snapshot = py_trees.visitors.SnapshotVisitor()
     tree.add_visitor(snapshot)
-    tree.setup(robot=robot, models=models)
+    timer = NodeTimer()
+    tree.add_visitor(timer)
+    tree.setup(robot=leaf_robot(robot), models=models)
     t_wall, t_sim0 = time.perf_counter(), robot.clock.now()
     previous: dict[str, Any] = {}
     modes: list[str] = []
@@ -145,6 +208,8 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
             t0 = time.perf_counter()
             try:
                 tree.tick()
+            except OutputWriteError:  # a log write inside a leaf (safety warnings): stop the run
+                raise
             except Exception as e:  # a leaf raised: the episode fails, naming the leaf and the error
                 result = EpisodeResult("failure", failed_node=_raising_node(e, root.name),
                                        reason=f"unhandled {type(e).__name__}: {e}".splitlines()[0])
@@ -156,16 +221,20 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
             tick_ms = (time.perf_counter() - t0) * 1000
             visited = []
             stages: dict[str, float] = {}
+            inclusive = timer.inclusive(root)
             for node in root.iterate():
                 if node.id in snapshot.visited:
+                    # own_ms: the node's own work (a leaf's whole time); incl_ms: with its children.
                     visited.append({"node": node.name, "status": node.status.value,
-                                    "message": node.feedback_message})
+                                    "message": node.feedback_message, "leaf": not node.children,
+                                    "own_ms": round(timer.own.get(node.id, 0.0) * 1000, 3),
+                                    "incl_ms": round(inclusive.get(node.id, 0.0) * 1000, 3)})
                     if node.name in STAGE_NAMES and hasattr(node, "latency_ms"):
                         stage = STAGE_NAMES[node.name]  # both segmenters of a fallback tick add up
                         stages[stage] = round(stages.get(stage, 0.0) + node.latency_ms, 3)
             changes = {}
-            for key in LOGGED_KEYS:
-                v = _bb_value(key)
+            for key, v in [*((k, _bb_value(k)) for k in LOGGED_KEYS), ("blob", _blob(_bb_value("features"))),
+                           ("intrinsics", _intrinsics(_bb_value("frame")))]:
                 if _changed(v, previous.get(key)):
                     changes[key] = v
                     previous[key] = v
@@ -173,9 +242,11 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
             if mode and (not modes or modes[-1] != mode):
                 modes.append(mode)
             if log is not None:
+                pose = robot.arm.pose()  # the gripper after this tick's commands, before the clock advances
                 log.log.info("tick", tick=tick, sim_time=round(robot.clock.now() - t_sim0, 4),
                              wall_time=round(time.perf_counter() - t_wall, 4), tick_ms=round(tick_ms, 3),
-                             root=root.status.value, nodes=visited, blackboard=changes, latency_ms=stages)
+                             root=root.status.value, nodes=visited, blackboard=changes, latency_ms=stages,
+                             gripper=[*np.round(pose.position, 5).tolist(), *np.round(pose.quat, 6).tolist()])
             if record_dir is not None:
                 _record(record_dir, tick)
             if root.status == Status.SUCCESS:
@@ -211,17 +282,29 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
 
 
 def _record(record_dir: Path, tick: int) -> None:
-    """Save the raw, model (adapted) and mask images of this tick, when they changed."""
+    """Save the raw, model (adapted) and mask images of this tick, when they changed.
+
+    Raises:
+        OutputWriteError: An image could not be written (``cv2.imwrite`` would only return False).
+    """
     import cv2
 
-    record_dir.mkdir(parents=True, exist_ok=True)
     frame, model_frame, mask = _bb_value("frame"), _bb_value("model_frame"), _bb_value("mask")
     if frame is None:
         return
     stem = record_dir / f"{tick:05d}"
-    cv2.imwrite(f"{stem}_raw.png", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
-    cv2.imwrite(f"{stem}_raw_depth.png", np.round(frame.depth / 0.000125).astype(np.uint16))  # SR300 units
+    images = [("raw", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)),
+              ("raw_depth", np.round(frame.depth / 0.000125).astype(np.uint16))]  # SR300 units
     if model_frame is not None and model_frame is not frame:
-        cv2.imwrite(f"{stem}_adapted.png", cv2.cvtColor(model_frame.rgb, cv2.COLOR_RGB2BGR))
+        images.append(("adapted", cv2.cvtColor(model_frame.rgb, cv2.COLOR_RGB2BGR)))
     if mask is not None:
-        cv2.imwrite(f"{stem}_mask.png", (mask * 120).astype(np.uint8))  # 0, 120, 240: visible classes
+        images.append(("mask", (mask * 120).astype(np.uint8)))  # 0, 120, 240: visible classes
+    with write_guard(record_dir):
+        record_dir.mkdir(parents=True, exist_ok=True)
+    for name, image in images:
+        path = Path(f"{stem}_{name}.png")
+        ok, png = cv2.imencode(".png", image)
+        if not ok:  # an image the encoder refuses is a bug here, not a disk problem
+            raise RuntimeError(f"cv2.imencode refused {name} of tick {tick}")
+        with write_guard(path):
+            path.write_bytes(png.tobytes())

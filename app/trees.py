@@ -200,12 +200,15 @@ def render_tree(root: py_trees.behaviour.Behaviour, target: str | None = None) -
     """Unicode render of the tree; with ``target`` (path without extension) also dot/svg/png."""
     text = py_trees.display.unicode_tree(root)
     if target and target != "-":
+        from app.outputs import atomic_write_text, write_guard
+
         p = Path(target)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        with write_guard(p.parent):
+            p.parent.mkdir(parents=True, exist_ok=True)
         try:
             py_trees.display.render_dot_tree(root, name=p.name, target_directory=str(p.parent))
         except (OSError, FileNotFoundError):  # no graphviz binary: write the dot file only
-            (p.parent / f"{p.name}.dot").write_text(py_trees.display.dot_tree(root).to_string())
+            atomic_write_text(p.parent / f"{p.name}.dot", py_trees.display.dot_tree(root).to_string())
     return text
 
 

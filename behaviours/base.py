@@ -1,8 +1,11 @@
 """Shared plumbing of the leaves: blackboard access and the backends received in ``setup()``.
 
 Lifecycle (py_trees): ``__init__`` holds configuration only (a tree can be built, rendered and
-tested with no robot); ``setup(**kwargs)`` receives ``robot`` (:class:`app.interfaces.Robot`)
-and ``models`` (:class:`ModelBundle`) and checks them; ``initialise()`` starts a motion or sends
+tested with no robot); ``setup(**kwargs)`` receives ``robot`` (:class:`app.robot.interfaces.Robot`)
+and ``models`` (:class:`ModelBundle`) and checks them. The runner hands over the robot through
+:func:`app.robot.boundary.leaf_robot`: its camera, arm and gripper expose exactly their protocols
+(any other attribute raises :class:`app.robot.boundary.CapabilityError`), its arm is behind the
+safety envelope, and its clock only tells the time; ``initialise()`` starts a motion or sends
 a goal; ``update()`` polls and never blocks; ``terminate()`` stops what was started when the
 leaf is pre-empted.
 """
@@ -15,7 +18,7 @@ import numpy as np
 import py_trees
 from py_trees.common import Access
 
-from app.interfaces import Frame, Robot
+from app.robot.interfaces import Frame, Robot
 
 #: Every blackboard key the leaves use, with what it holds.
 KEYS = {
@@ -30,6 +33,7 @@ KEYS = {
     "vs_error": "last VS feature error (t_x, t_y in m, theta in rad)",
     "vs_gain": "last adaptive gain",
     "vs_twist": "last commanded twist (vx, vy, vz, wx, wy, wz), camera frame",
+    "vs_targets": "last VS targets (x*, y* normalised image coordinates, alpha* rad), camera frame",
     "linear_converged": "linear VS has converged (latched until a border fallback)",
     "vs_converged": "full VS has converged",
     "vs_fallbacks": "number of border fallbacks from full to linear VS",

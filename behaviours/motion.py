@@ -6,6 +6,8 @@ Moves start in ``initialise()`` and are polled in ``update()`` (one tick per con
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import py_trees
 from py_trees.common import Status
@@ -16,11 +18,30 @@ from app.controllers.depth import (
     descent_distance,
     object_distance_or_surround,
 )
-from app.interfaces import MotionStatus
+from app.robot.interfaces import Gripper, MotionStatus
+from app.robot.reflexes import BACKOFF_M, reflex_kind
 from app.transforms import Pose, delta_pose
 from behaviours.base import Leaf
 
 EMPTY_WIDTH = 0.002  # m: fingers closer than this hold nothing
+
+
+def hand_sample(gripper: Gripper) -> tuple[float, bool]:
+    """(width in m, grasped flag) from one state sample of the hand: one read per tick on the
+    real hand, whose reads block (``PandaGripper.sample``); two cheap calls elsewhere."""
+    sample = getattr(gripper, "sample", None)
+    if sample is not None:
+        s = sample()
+        return s.width, s.is_grasped
+    return gripper.width(), gripper.is_grasped()
+
+
+def command_result(gripper: Gripper) -> tuple[bool | None, str]:
+    """What the hand's last command returned and why it raised, where the backend says
+    (``PandaGripper.last_result`` / ``last_error``); (None, "") otherwise."""
+    result = getattr(gripper, "last_result", None)
+    error = getattr(gripper, "last_error", None)
+    return (result() if result else None), (error() if error else "")
 
 
 class _Move(Leaf):
@@ -76,8 +97,14 @@ class OpenGripper(Leaf):
         self.robot.gripper.open()
 
     def update(self) -> Status:
-        """RUNNING until the fingers stop."""
-        return Status.RUNNING if self.robot.gripper.busy() else Status.SUCCESS
+        """RUNNING until the fingers stop; FAILURE when the hand reports the open failed."""
+        gripper = self.robot.gripper
+        if gripper.busy():
+            return Status.RUNNING
+        result, error = command_result(gripper)
+        if result is False or error:
+            return self.fail(f"the gripper did not open: {error or 'the hand refused the move'}")
+        return Status.SUCCESS
 
 
 class PoseStep(_Move):
@@ -153,16 +180,20 @@ class CloseGripper(Leaf):
         self.force = force
 
     def initialise(self) -> None:
-        """Start the grasp at half the full opening: with libfranka's +-epsilon (config
-        ``gripper.epsilon``, 4 cm) any object width in 0-8 cm counts as held."""
-        self.robot.gripper.grasp(self.robot.gripper.max_width / 2, self.force)
+        """Grasp towards width 0: the fingers close until they stop on the object (or meet),
+        whatever the hand does with the commanded width (see ``PandaGripper.grasp``)."""
+        self.robot.gripper.grasp(0.0, self.force)
 
     def update(self) -> Status:
-        """RUNNING while closing."""
-        if self.robot.gripper.busy():
+        """RUNNING while closing; then "grasped" from one hand sample and the command result."""
+        gripper = self.robot.gripper
+        if gripper.busy():
             return Status.RUNNING
-        w = self.robot.gripper.width()
-        if not self.robot.gripper.is_grasped() or w < EMPTY_WIDTH:
+        result, error = command_result(gripper)
+        w, grasped = hand_sample(gripper)
+        if error:
+            return self.fail(f"grasp failed: {error}")
+        if result is False or not grasped or w < EMPTY_WIDTH:
             return self.fail(f"nothing between the fingers (closed to {w * 1000:.0f} mm)")
         self.feedback_message = f"holding at {w * 1000:.0f} mm"
         return Status.SUCCESS
@@ -195,9 +226,10 @@ class LiftAndVerify(_Move):
         self._held += 1
         if self._held < self.hold_ticks:
             return Status.RUNNING
-        if not self.robot.gripper.is_grasped() or self.robot.gripper.width() < EMPTY_WIDTH:
+        w, grasped = hand_sample(self.robot.gripper)
+        if not grasped or w < EMPTY_WIDTH:
             return self.fail("object slipped out during the lift")
-        self.feedback_message = f"holding after lift at {self.robot.gripper.width() * 1000:.0f} mm"
+        self.feedback_message = f"holding after lift at {w * 1000:.0f} mm"
         return Status.SUCCESS
 
 
@@ -244,18 +276,20 @@ class Descend(_Move):
         return Pose(np.array([0.0, 0.0, self.distance]), np.eye(3))
 
 
-REFLEX = "reflex"  # substring of the arm's error after a collision/force reflex (libfranka, faults)
-
-
 class RecoverFromReflex(py_trees.decorators.Decorator):
-    """Retry the child after an arm reflex: ``arm.recover()``, then run the child again.
+    """Handle an arm reflex of the child (:func:`app.robot.reflexes.reflex_kind`).
 
-    Only reflexes are recovered (the arm's error mentions "reflex"); any other failure passes
-    through. Motion leaves inside resume towards the goal of their first attempt.
+    * An error a retry can fix (``communication_constraints_violation``, a motion that ended
+      while moving): ``arm.recover()``, then the child runs again; motion leaves inside resume
+      towards the goal of their first attempt. At most ``max_recoveries`` times.
+    * A contact reflex (the arm hit something): ``arm.recover()``, back off
+      :data:`~app.robot.reflexes.BACKOFF_M` along the approach (the child is not ticked meanwhile),
+      then FAILURE naming the reflex: retrying would hit the same obstacle.
+    * Anything else passes through.
 
     Args:
         child: The guarded subtree.
-        max_recoveries: Reflexes recovered before the failure stands.
+        max_recoveries: Retryable errors recovered before the failure stands.
     """
 
     def __init__(self, child: py_trees.behaviour.Behaviour, max_recoveries: int, name: str | None = None) -> None:
@@ -263,21 +297,54 @@ class RecoverFromReflex(py_trees.decorators.Decorator):
         self.max_recoveries = max_recoveries
         self.recoveries = 0
         self.robot = None
+        self._backing_off = ""  # the contact reflex being backed off from ("" when not)
 
     def setup(self, **kwargs: object) -> None:
         """Receive the robot."""
         self.robot = kwargs.get("robot")
 
+    def tick(self) -> Iterator[py_trees.behaviour.Behaviour]:
+        """While backing off, poll the back-off move instead of ticking the child."""
+        if not self._backing_off:
+            yield from super().tick()
+            return
+        self.status = self._poll_backoff()
+        if self.status != Status.RUNNING:
+            self.stop(self.status)
+        yield self
+
+    def terminate(self, new_status: Status) -> None:
+        """Forget a back-off when pre-empted (the arm is stopped by whoever pre-empts)."""
+        if new_status == Status.INVALID:
+            self._backing_off = ""
+
+    def _poll_backoff(self) -> Status:
+        arm = self.robot.arm
+        st = arm.motion_status()
+        if st == MotionStatus.MOVING:
+            return Status.RUNNING
+        error, self._backing_off = self._backing_off, ""
+        outcome = "backed off" if st == MotionStatus.DONE else f"back-off failed ({arm.motion_error()})"
+        self.feedback_message = f"contact reflex, {outcome} {BACKOFF_M * 100:.0f} cm: {error}"
+        return Status.FAILURE
+
     def update(self) -> Status:
-        """Pass the child's status through, except a reflex failure within the budget."""
+        """Pass the child's status through, except a reflex failure (see the class)."""
         status = self.decorated.status
         if status != Status.FAILURE:
             self.feedback_message = ""
             return status
         arm = self.robot.arm
         error = arm.motion_error()
-        if arm.motion_status() != MotionStatus.FAILED or REFLEX not in error.lower():
+        kind = reflex_kind(error) if arm.motion_status() == MotionStatus.FAILED else None
+        if kind is None:
             return Status.FAILURE
+        if kind == "contact":
+            arm.recover()
+            arm.move_relative(Pose(np.array([0.0, 0.0, -BACKOFF_M]), np.eye(3)), frame="gripper")
+            self._backing_off = error
+            self.feedback_message = f"contact reflex, backing off: {error}"
+            return Status.RUNNING
         if self.recoveries >= self.max_recoveries:
             self.feedback_message = f"reflex not cleared after {self.recoveries} recoveries: {error}"
             return Status.FAILURE

@@ -10,7 +10,7 @@ from py_trees.common import Status
 
 from app.controllers.depth import object_distance_or_surround
 from app.controllers.vs import VSParams, compute_targets, vs_step
-from app.interfaces import MotionStatus
+from app.robot.interfaces import MotionStatus
 from behaviours.base import Leaf
 
 
@@ -21,7 +21,7 @@ class _VSStep(Leaf):
 
     def __init__(self, params: VSParams, name: str) -> None:
         super().__init__(name, reads=("features", "frame", "z_g", "vs_iterations", "vs_mode", "vs_fallbacks"),
-                         writes=("vs_error", "vs_gain", "vs_twist", "vs_mode", "vs_iterations", "z_g",
+                         writes=("vs_error", "vs_gain", "vs_twist", "vs_targets", "vs_mode", "vs_iterations", "z_g",
                                  "linear_converged", "vs_converged", "vs_fallbacks"))
         self.params = params
 
@@ -46,6 +46,7 @@ class _VSStep(Leaf):
             self.bb.vs_fallbacks = self.read("vs_fallbacks", 0) + 1
         self.bb.vs_mode = self.mode
         targets = compute_targets(z, self.robot.arm.camera_mount, self.params.fixed_y_target)
+        self.bb.vs_targets = [targets.x, targets.y, targets.alpha]
         cmd = vs_step(self.bb.features, targets, z, self.mode, self.params)  # type: ignore[arg-type]
         self.bb.vs_iterations = self.read("vs_iterations", 0) + 1
         self.bb.vs_error = cmd.error.tolist()

@@ -19,7 +19,7 @@ file, what was expected and what was found.
 
 from __future__ import annotations
 
-import os
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from app.errors import CheckpointError
+from app.outputs import atomic_write_bytes, write_guard
 from models.cyclegan import CycleGANTrainer, RealToSim, SemanticCycleGAN
 from models.preprocess import DepthRange
 from models.unet import UNetConfig
@@ -81,17 +82,22 @@ def check_plain(obj: Any, where: str = "metadata") -> None:
 
 
 def save_file(path: str | Path, obj: Mapping[str, Any]) -> int:
-    """Write a plain mapping atomically (temporary file, then rename).
+    """Write a plain mapping atomically (temporary file, ``fsync``, then rename), so a failed
+    save (full disk, folder removed) never replaces a good file with a truncated one.
 
     Returns:
         The file size in bytes.
+
+    Raises:
+        OutputWriteError: The save failed; ``path`` is as it was (exit code 4).
     """
     check_plain(obj, "checkpoint")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(dict(obj), tmp)
-    os.replace(tmp, path)
+    with write_guard(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()  # serialised in memory: torch's file writer reports a full disk as RuntimeError
+    torch.save(dict(obj), buf)
+    atomic_write_bytes(path, buf.getvalue(), hint="the last good checkpoint is kept: rerun with --resume")
     return path.stat().st_size
 
 

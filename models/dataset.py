@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from app.errors import InputError
+from app.outputs import atomic_write_text, write_guard
 from app.types import RGB, Depth, Mask
 
 DATASET_FORMAT = "simgrasp-gan-dataset"
@@ -61,12 +62,16 @@ def sample_id(index: int) -> str:
     return f"{index:05d}"
 
 
+RESUME_HINT = "the samples listed in index.json are kept: rerun the same command to continue"
+
+
 def write_sample(root: str | Path, domain: str, sid: str, rgb: RGB, depth: Depth,
                  mask: Mask | None = None) -> None:
     """Write one sample's PNG files (``mask`` required for ``sim``, refused for ``real``).
 
     Raises:
-        InputError: Wrong domain, shapes or dtypes, or a failed write.
+        InputError: Wrong domain, shapes or dtypes.
+        OutputWriteError: A file could not be written (exit code 4).
     """
     if domain not in DOMAINS:
         raise InputError(f"dataset: expected domain in {list(DOMAINS)}, found {domain!r}")
@@ -77,7 +82,8 @@ def write_sample(root: str | Path, domain: str, sid: str, rgb: RGB, depth: Depth
         raise InputError(f"dataset: expected (H, W, 3) uint8 rgb and (H, W) depth, "
                          f"found {rgb.shape} {rgb.dtype} and {depth.shape}")
     d = Path(root) / domain
-    d.mkdir(parents=True, exist_ok=True)
+    with write_guard(d, RESUME_HINT):
+        d.mkdir(parents=True, exist_ok=True)
     files: list[tuple[str, np.ndarray]] = [
         (f"{sid}_rgb.png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)),
         (f"{sid}_depth.png", encode_depth_png(depth))]
@@ -86,8 +92,11 @@ def write_sample(root: str | Path, domain: str, sid: str, rgb: RGB, depth: Depth
             raise InputError(f"dataset: expected {rgb.shape[:2]} uint8 mask, found {mask.shape} {mask.dtype}")
         files.append((f"{sid}_mask.png", mask))
     for name, img in files:
-        if not cv2.imwrite(str(d / name), img):
-            raise InputError(f"{d / name}: could not write the image")
+        ok, png = cv2.imencode(".png", img)
+        if not ok:
+            raise InputError(f"{d / name}: the PNG encoder refused the image")
+        with write_guard(d / name, RESUME_HINT):
+            (d / name).write_bytes(png.tobytes())
 
 
 def write_index(root: str | Path, samples: Mapping[str, Sequence[Mapping[str, Any]]],
@@ -99,9 +108,7 @@ def write_index(root: str | Path, samples: Mapping[str, Sequence[Mapping[str, An
              "domains": {dom: [dict(s) for s in samples.get(dom, [])] for dom in DOMAINS},
              "info": dict(info or {})}
     path = root / "index.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(index, indent=1), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(index, indent=1), RESUME_HINT)
     return path
 
 

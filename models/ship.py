@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from app import ROOT
+from app.hardware_config import TRAINING_CAMERA_FILE
 
 WEIGHTS = ROOT / "models" / "weights"
 MAX_BYTES = 20 * 1024 * 1024  # every committed file stays under ~20 MB
@@ -34,6 +35,14 @@ def clean_log(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def _camera(path: Path) -> object:
+    """The camera fields of a training_camera.yaml (not where it was written from)."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text()) or {}
+    return {k: v for k, v in data.items() if k != "hardware"}
+
+
 def ship(kind: str, run_dir: Path, log: Path | None) -> list[Path]:
     """Copy ``kind``'s files from ``run_dir`` (and its log) into :data:`WEIGHTS`."""
     WEIGHTS.mkdir(parents=True, exist_ok=True)
@@ -46,6 +55,15 @@ def ship(kind: str, run_dir: Path, log: Path | None) -> list[Path]:
             raise SystemExit(f"{p}: {p.stat().st_size / 1e6:.1f} MB is over the 20 MB limit")
         shutil.copyfile(p, WEIGHTS / dst)
         written.append(WEIGHTS / dst)
+    camera = run_dir / TRAINING_CAMERA_FILE  # the camera the run was trained for (runs since it exists)
+    if camera.exists():
+        shipped = WEIGHTS / TRAINING_CAMERA_FILE
+        other = FILES["ppo" if kind == "gan" else "gan"]
+        if shipped.exists() and _camera(shipped) != _camera(camera) and any((WEIGHTS / f).exists() for f in other.values()):
+            print(f"warning: {camera} differs from the shipped {shipped}: the GAN and the policy were "
+                  "trained for different cameras; the real robot refuses the one that does not match")
+        shutil.copyfile(camera, shipped)
+        written.append(shipped)
     if log is not None and log.exists():
         (WEIGHTS / f"{'cyclegan' if kind == 'gan' else 'ppo'}_train.log").write_text(clean_log(log.read_text()))
     return written

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import math
 import time
 from pathlib import Path
@@ -29,6 +30,8 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from app.errors import AppError, CheckpointError, InputError
+from app.hardware_config import load_hardware, write_training_camera
+from app.outputs import atomic_save, atomic_write_text, check_output_dir, owned, prepare_output_dir
 from models.checkpoint import load_training, save_inference, save_training
 from models.cyclegan import CycleGANTrainer, GanConfig, SemanticCycleGAN, hflip, load_gan_config
 from models.dataset import DomainImages, load_domain
@@ -78,12 +81,13 @@ def epoch_order(n: int, steps: int, batch: int, rng: np.random.Generator) -> np.
 
 
 def write_losses(out_dir: Path, history: list[dict[str, float]]) -> None:
-    """Rewrite ``losses.csv`` and ``losses.png`` from the per-epoch history."""
-    with (out_dir / "losses.csv").open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for row in history:
-            w.writerow({k: f"{row[k]:.6g}" for k in CSV_FIELDS})
+    """Rewrite ``losses.csv`` and ``losses.png`` from the per-epoch history (each atomically)."""
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: f"{row[k]:.6g}" for k in CSV_FIELDS})
+    atomic_write_text(out_dir / "losses.csv", text.getvalue())
     fig = Figure(figsize=(12, 3.6), layout="constrained")
     epochs = [r["epoch"] for r in history]
     for ax, keys, title in zip(fig.subplots(1, 3), (GENERATOR_KEYS, DISCRIMINATOR_KEYS, REALNESS_KEYS),
@@ -94,7 +98,7 @@ def write_losses(out_dir: Path, history: list[dict[str, float]]) -> None:
         ax.set_xlabel("epoch")
         ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
-    fig.savefig(out_dir / "losses.png", dpi=100)
+    atomic_save(out_dir / "losses.png", lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
 
 
 def _check_sizes(cfg: GanConfig, *domains: DomainImages) -> None:
@@ -127,14 +131,23 @@ def train_gan(config_path: str | Path, data_dir: str | Path, out_dir: str | Path
 
     Raises:
         ConfigError: Bad config. InputError: Bad dataset. CheckpointError: Unusable training
-        state, or an existing one without ``resume``.
+        state, or an existing one without ``resume``. OutputError: ``out_dir`` cannot be
+        written, or another run owns it (before any work). OutputWriteError: A save failed
+        during the run (the last good checkpoint is kept).
     """
+    check_output_dir(out_dir, "--out")  # before any work: one line and exit 2
+    with owned(prepare_output_dir(out_dir, "--out", command="train gan", lock=True)):
+        return _train_gan(config_path, data_dir, Path(out_dir), resume, epochs_override, limit, progress)
+
+
+def _train_gan(config_path: str | Path, data_dir: str | Path, out: Path, resume: bool, epochs_override: int | None,
+               limit: int | None, progress: bool) -> dict[str, Any]:
+    """:func:`train_gan` in the run directory it owns."""
     cfg = load_gan_config(config_path)
     if epochs_override is not None:
         cfg = cfg.with_epochs(int(epochs_override))
     t = cfg.train
     torch.set_num_threads(t.threads)
-    out = Path(out_dir)
     state_path = out / STATE_FILE
     if state_path.exists() and not resume:
         raise CheckpointError(f"{state_path}: a training state exists (expected resume=True to continue, "
@@ -149,8 +162,8 @@ def train_gan(config_path: str | Path, data_dir: str | Path, out_dir: str | Path
     start, history = 0, []
     if resume and state_path.exists():
         start, history = load_training(state_path, trainer)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    write_training_camera(out, load_hardware())  # `dataset` renders the default hardware file's camera
 
     steps = math.ceil(max(sim.n, real.n) / t.batch_size)
     t_run = time.perf_counter()

@@ -9,15 +9,26 @@ shipped policy as a plain tensor ``state_dict`` (``policy.pt``).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
 
 from app.config import Section, load_yaml
+from app.hardware_config import load_hardware, write_training_camera
+from app.outputs import (
+    AppendFile,
+    atomic_save,
+    atomic_write_text,
+    check_output_dir,
+    owned,
+    prepare_output_dir,
+)
 
 
 @dataclass
@@ -111,9 +122,33 @@ def evaluate_policy_errors(predict, episodes: int, seed: int, z_zero: bool = Fal
             "mean_return": float(np.mean(ret)), "n": episodes}
 
 
+def _save_model(model: Any, path: Path) -> None:
+    """SB3 ``model.save`` through a temporary file (a failed save keeps the last good one); SB3
+    gets an open file, so a removed folder is an error instead of being silently recreated."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as f:
+            model.save(f)
+
+    atomic_save(path, write, hint="the last good checkpoint is kept: rerun with --resume")
+
+
 def train_ppo(config: str | Path, out_dir: str | Path, seed: int = 0, resume: bool = False,
               total_override: int | None = None) -> Path:
-    """Train (or resume), evaluate periodically, export ``out_dir/policy.pt``. Returns its path."""
+    """Train (or resume), evaluate periodically, export ``out_dir/policy.pt``. Returns its path.
+
+    Raises:
+        OutputError: ``out_dir`` cannot be written, or another run owns it (before any work).
+        OutputWriteError: A save failed during the run (the last good checkpoint is kept).
+    """
+    check_output_dir(out_dir, "--out")  # before any work: one line and exit 2
+    args = load_ppo_args(config)
+    with owned(prepare_output_dir(out_dir, "--out", command="train ppo", lock=True)):
+        return _train_ppo(args, Path(out_dir), seed, resume, total_override)
+
+
+def _train_ppo(args: PPOArgs, out: Path, seed: int, resume: bool, total_override: int | None) -> Path:
+    """:func:`train_ppo` in the run directory it owns."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -121,14 +156,12 @@ def train_ppo(config: str | Path, out_dir: str | Path, seed: int = 0, resume: bo
 
     from models.policy_net import RGBDExtractor, export_policy
 
-    args = load_ppo_args(config)
     if total_override:
         args.total_timesteps = total_override
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump({"seed": seed, **asdict(args)}, sort_keys=False))
+    atomic_write_text(out / "config.yaml", yaml.safe_dump({"seed": seed, **asdict(args)}, sort_keys=False))
     env_cfg = Path(__file__).resolve().parents[1] / "config" / "env.yaml"
-    (out / "env.yaml").write_text(env_cfg.read_text())
+    atomic_write_text(out / "env.yaml", env_cfg.read_text())
+    write_training_camera(out, load_hardware())  # the env renders the default hardware file's camera
     torch.set_num_threads(args.torch_threads)
     venv = VecMonitor(SubprocVecEnv([_make_env(i, seed * 1000) for i in range(args.n_envs)]))
     ckpt = out / "ppo_checkpoint.zip"
@@ -163,7 +196,7 @@ def train_ppo(config: str | Path, out_dir: str | Path, seed: int = 0, resume: bo
             n = self.model.num_timesteps
             self.bar.update(n - self.bar.n)
             if n - self.last_ckpt >= args.checkpoint_every:
-                self.model.save(ckpt)
+                _save_model(self.model, ckpt)
                 self.last_ckpt = n
             if n - self.last_eval >= args.eval_every:
                 self.last_eval = n
@@ -177,13 +210,17 @@ def train_ppo(config: str | Path, out_dir: str | Path, seed: int = 0, resume: bo
             rew = [ep["r"] for ep in self.model.ep_info_buffer] if self.model.ep_info_buffer else [np.nan]
             row = {"timesteps": n, "wall_s": round(time.time() - self.t0, 1),
                    "train_return": float(np.mean(rew)), **res}
-            new = not curve.exists()
-            with curve.open("a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(row))
-                if new:
-                    w.writeheader()
-                w.writerow(row)
-            self.model.save(ckpt)
+            text = io.StringIO(newline="")
+            w = csv.DictWriter(text, fieldnames=list(row))
+            if not curve.exists():
+                w.writeheader()
+            w.writerow(row)
+            lines = AppendFile(curve)  # whole rows only: a full disk leaves no torn row
+            try:
+                lines.append(text.getvalue().encode())
+            finally:
+                lines.close()
+            _save_model(self.model, ckpt)
             export_policy(self.model, out / "policy.pt", meta)
             _plot(curve, out / "eval.png")
 
@@ -192,11 +229,11 @@ def train_ppo(config: str | Path, out_dir: str | Path, seed: int = 0, resume: bo
     if remaining > 0:
         model.learn(remaining, callback=cb, reset_num_timesteps=False, progress_bar=False)
     cb._evaluate(model.num_timesteps)
-    model.save(ckpt)
+    _save_model(model, ckpt)
     venv.close()
     policy = out / "policy.pt"
     export_policy(model, policy, meta)
-    (out / "summary.json").write_text(json.dumps({"timesteps": model.num_timesteps, "seed": seed}, indent=2))
+    atomic_write_text(out / "summary.json", json.dumps({"timesteps": model.num_timesteps, "seed": seed}, indent=2))
     return policy
 
 
@@ -226,5 +263,7 @@ def _plot(csv_path: Path, png: Path) -> None:
     for a in ax:
         a.set_xlabel("environment steps")
     fig.tight_layout()
-    fig.savefig(png, dpi=80)
-    plt.close(fig)
+    try:
+        atomic_save(png, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
+    finally:
+        plt.close(fig)

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from app.calibrate import TOLERANCE_PX, calibrate
 from app.hardware_config import load_hardware
+from app.tools.calibrate import TOLERANCE_PX, calibrate
 from app.transforms import Pose
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -10,8 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import CONFIG_DIR
-from app.cli import build_parser, main
+from app import CONFIG_DIR, ROOT
+from app.cli import COMMANDS, build_parser, main
 from app.config import load_yaml
 from app.errors import AppError
 
@@ -47,6 +48,40 @@ def test_common_flags_after_any_subcommand() -> None:
         args = p.parse_args([*cmd, "--seed", "3", "--objects", "seen,unseen", "--domain", "real", "--episodes", "2",
                              "--log-dir", "L", "--backend", "sim", "--record"])
         assert (args.seed, args.objects, args.episodes, args.log_dir, args.record) == (3, "seen,unseen", 2, "L", True)
+
+
+def _documented() -> list[str]:
+    """The command of each row of the README's command table ('' for the main job)."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Command line"):text.index("Common flags (after any command)")]
+    rows = re.findall(r"^\| `python -m app ?([^`]*)`", table, flags=re.MULTILINE)
+    return list(dict.fromkeys("" if not r or r.startswith("-") else r.split()[0] for r in rows))
+
+
+def test_every_command_is_documented() -> None:
+    assert set(_documented()) == {"", "grasps", *COMMANDS}
+
+
+@pytest.mark.parametrize("command", _documented())
+def test_every_documented_command_answers_help(command: str, capsys: pytest.CaptureFixture) -> None:
+    """``python -m app [COMMAND] --help`` parses (in process: imports and flag definitions hold) and exits 0."""
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"] if command else ["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage:") and "--help" in out
+
+
+@pytest.mark.parametrize("module", ["app.campaigns.evaluate", "app.campaigns.faults"])
+def test_campaign_modules_run_on_their_own(module: str, capsys: pytest.CaptureFixture) -> None:
+    """``python -m app.campaigns.evaluate --help`` (how workers import them): same common flags."""
+    import importlib
+
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(module).main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert f"python -m {module}" in out and "--seed" in out and "--out" in out
 
 
 def test_episodes_must_be_positive(capsys) -> None:
@@ -87,9 +122,9 @@ def _paths(data, prefix=()):
 
 def _loader(name: str):
     from app.controllers.vs import load_vs_params
-    from app.faults import load_faults
     from app.hardware_config import load_hardware
-    from app.safety import load_safety
+    from app.robot.fault_injection import load_faults
+    from app.robot.safety import load_safety
     from app.sim.domain import load_domain
     from app.sim.objects import load_object_set
     from app.sim.pose_env import load_env_config

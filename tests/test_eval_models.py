@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from app.eval_models import (
+from app.perception import Perception
+from app.tools.eval_models import (
     OBJECT_SETS,
     POSE_MODES,
     SEG_METHODS,
@@ -18,7 +19,6 @@ from app.eval_models import (
     pose_stats,
     run_eval_models,
 )
-from app.perception import Perception
 
 
 class ZeroPolicy(torch.nn.Module):
@@ -146,8 +146,8 @@ def test_counts_below_one_are_refused(untrained, tmp_path) -> None:
 
 def test_adapted_frames_are_not_confused_across_cameras(untrained) -> None:
     # Perception caches adapt() by frame number; two cameras can share one, the evaluation must not.
-    from app.eval_models import _fresh
-    from app.interfaces import Frame
+    from app.robot.interfaces import Frame
+    from app.tools.eval_models import _fresh
 
     rng = np.random.default_rng(0)
 
@@ -160,7 +160,7 @@ def test_adapted_frames_are_not_confused_across_cameras(untrained) -> None:
 
 
 def test_targets_by_hand() -> None:
-    from app.eval_models import check_targets
+    from app.tools.eval_models import check_targets
 
     def p(pos: float, yaw: float, within: float) -> dict:
         return {"pos_median_m": pos, "yaw_median_deg": yaw, "within_both": within}

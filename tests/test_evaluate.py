@@ -21,9 +21,10 @@ import py_trees
 import pytest
 
 from app import episode as ep
-from app import evaluate as ev
+from app.campaigns import evaluate as ev
+from app.campaigns.report import read_results
+from app.campaigns.stats import newcombe_difference, wilson_interval
 from app.errors import ConfigError
-from app.stats import newcombe_difference, wilson_interval
 from app.transforms import Pose, rot_y
 from app.trees import load_tree_config
 
@@ -165,14 +166,14 @@ def test_read_results_drops_torn_tail_and_rejects_damage(tmp_path: Path) -> None
     path = tmp_path / ev.RESULTS
     good = '{"tree": "t", "object": "a", "trial": 0}\n{"tree": "t", "object": "a", "trial": 1}\n'
     path.write_text(good + '{"tree": "t", "obj')
-    records, n = ev.read_results(path)
+    records, n = read_results(path)
     assert [r["trial"] for r in records] == [0, 1] and n == len(good)
     path.write_text('{"tree": "t", "obj\n' + good)
     with pytest.raises(ConfigError, match="line 1 is damaged"):
-        ev.read_results(path)
+        read_results(path)
     path.write_text(good + good)
     with pytest.raises(ConfigError, match="line 3: trial .* appears twice"):
-        ev.read_results(path)
+        read_results(path)
 
 
 def _record(tree: str, obj: str, oset: str, trial: int, success: bool, index: int = 0) -> dict:
@@ -214,7 +215,7 @@ def test_summary_contract_paper_columns_and_oracle_difference(tmp_path: Path) ->
 
 
 def test_summary_counts_raw_mask_fallbacks() -> None:
-    from app.report import build_summary, summary_markdown
+    from app.campaigns.report import build_summary, summary_markdown
 
     records = [{**_record("drl_gan_vs", "fillet", "unseen", k, k != 1), "mask_source": "raw"} for k in range(3)]
     records += [{**_record("drl_gan_vs", "mug", "seen", 0, True), "mask_source": "adapted"},
@@ -315,7 +316,7 @@ def _count_lines(path: Path) -> int:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process groups from /proc")
 def test_kill9_at_random_points_then_resume_keeps_every_trial_once(tmp_path: Path, objects: str) -> None:
     out, log = tmp_path / "camp", (tmp_path / "campaign.log").open("w")
-    cmd = [sys.executable, "-m", "app.evaluate", "--trees", "oracle", "--objects", objects, "--trials", "6",
+    cmd = [sys.executable, "-m", "app.campaigns.evaluate", "--trees", "oracle", "--objects", objects, "--trials", "6",
            "--seed", "0", "--out", str(out), "--workers", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     rng = random.Random(5)

@@ -15,7 +15,7 @@ from app.controllers.features import (
     near_border,
 )
 from app.errors import InputError
-from app.interfaces import Intrinsics
+from app.robot.interfaces import Intrinsics
 
 SIZE = 128  # px, the model resolution
 K = Intrinsics(fx=100.0, fy=100.0, cx=63.5, cy=63.5, width=SIZE, height=SIZE)

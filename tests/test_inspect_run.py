@@ -15,10 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import py_trees
 import pytest
 
 from app.errors import InputError
-from app.inspect_run import PLOT_NAME, failing_leaf, inspect_run, main_inspect, read_records
+from app.tools.inspect_run import (
+    PLOT_NAME,
+    failing_leaf,
+    format_report,
+    inspect_run,
+    main_inspect,
+    read_records,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LOST_AT_TICK = 5  # the object leaves the scene after this tick
@@ -101,6 +109,16 @@ def test_successful_episode_shows_switch_and_plot(real_session, seen, tmp_path: 
     assert ticks["Linear VS Step"] + ticks["Full VS Step"] == r.vs_iterations  # one step per iteration
     assert ticks[f"Grasp ({r.tree})"] == r.ticks  # the root is ticked every tick
     assert r.period_s == pytest.approx(1 / 30, rel=0.01)  # the simulator's 30 fps control period
+    # Wall time: each leaf its own, each parent inclusive. Own times add up to the tree's time
+    # (shared tick times would add up to many times it), and rendering outweighs a condition.
+    nodes = {n.node: n for n in r.nodes}
+    root = nodes[f"Grasp ({r.tree})"]
+    assert not root.leaf and root.wall_s == pytest.approx(r.tree_wall_s, rel=1e-3)
+    assert sum(n.own_wall_s for n in r.nodes) == pytest.approx(r.tree_wall_s, rel=0.02)
+    leaves = [n for n in r.nodes if n.leaf]
+    assert {"Acquire Frame", "Linear VS Step", "Object Near Border?"} <= {n.node for n in leaves}
+    assert nodes["Acquire Frame"].own_wall_s > 3 * nodes["Object Near Border?"].own_wall_s
+    assert r.outside_wall_s is not None and r.outside_wall_s > 0  # physics steps between ticks
     png = run_dir / PLOT_NAME
     assert r.plot_path == str(png)
     assert png.read_bytes()[:8] == PNG_SIGNATURE
@@ -160,7 +178,7 @@ def _real_like_run(tmp_path: Path) -> Path:
 
 def test_real_robot_run_with_fallback_needs_no_simulator(tmp_path: Path) -> None:
     d = _real_like_run(tmp_path)
-    code = ("import sys; from pathlib import Path; from app.inspect_run import inspect_run; "
+    code = ("import sys; from pathlib import Path; from app.tools.inspect_run import inspect_run; "
             f"r = inspect_run(Path({str(d)!r})); "
             "assert 'pybullet' not in sys.modules and 'torch' not in sys.modules, 'simulator imported'; "
             "print(r.outcome)")
@@ -267,7 +285,7 @@ def test_bad_run_directory_is_an_input_error(tmp_path: Path) -> None:
 
 def test_segmentation_fallback_is_reported(tmp_path: Path) -> None:
     """The tick at which VS switched from D_X's mask to D_Y's shows in the report."""
-    from app.inspect_run import format_report, mask_source_changes
+    from app.tools.inspect_run import format_report, mask_source_changes
 
     ticks = [{"event": "tick", "tick": 1, "blackboard": {"pose_step": 1}},
              {"event": "tick", "tick": 4, "blackboard": {"mask_source": "adapted", "vs_iterations": 1}},
@@ -283,3 +301,63 @@ def test_segmentation_fallback_is_reported(tmp_path: Path) -> None:
     r.vs_iterations = 2  # the synthetic log has no VS errors: force the VS section
     text = format_report(r)
     assert "tick 9: VS mask from D_Y on the raw image (segmentation fallback)" in text
+
+
+class _Busy(py_trees.behaviour.Behaviour):
+    """A leaf whose update takes ``cost`` seconds of a fake clock."""
+
+    def __init__(self, name: str, clock: list[float], cost: float,
+                 status: py_trees.common.Status = py_trees.common.Status.SUCCESS) -> None:
+        super().__init__(name)
+        self.clock, self.cost, self.result = clock, cost, status
+
+    def update(self) -> py_trees.common.Status:
+        self.clock[0] += self.cost
+        return self.result
+
+
+def test_node_timer_own_and_inclusive_times() -> None:
+    """Own time per leaf, inclusive per parent, on a fake clock (no timing of this machine)."""
+    from app.runner import NodeTimer
+
+    S = py_trees.common.Status
+    clock = [0.0]
+    a, b, c = _Busy("A", clock, 3.0), _Busy("B", clock, 1.0, S.FAILURE), _Busy("C", clock, 5.0)
+    skipped = _Busy("D", clock, 100.0)
+    sel = py_trees.composites.Selector("Sel", memory=False, children=[b, c, skipped])
+    root = py_trees.composites.Sequence("Root", memory=False, children=[a, sel])
+    tree = py_trees.trees.BehaviourTree(root)
+    timer = NodeTimer(now=lambda: clock[0])
+    tree.add_visitor(timer)
+    tree.tick()
+    own, incl = timer.own, timer.inclusive(root)
+    assert [own[n.id] for n in (a, b, c)] == [3.0, 1.0, 5.0]  # each leaf its own, not the tick's 9
+    assert own[sel.id] == 0.0 and own[root.id] == 0.0
+    assert incl[sel.id] == 6.0 and incl[root.id] == 9.0
+    assert skipped.id not in own and skipped.id not in incl  # not ticked
+
+
+def test_inspect_shows_own_and_inclusive_times(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = tmp_path / "run"
+    d.mkdir()
+    nodes = [{"node": "Acquire Frame", "status": "SUCCESS", "message": "", "leaf": True, "own_ms": 20.0, "incl_ms": 20.0},
+             {"node": "Near?", "status": "FAILURE", "message": "", "leaf": True, "own_ms": 1.0, "incl_ms": 1.0},
+             {"node": "Root", "status": "RUNNING", "message": "", "leaf": False, "own_ms": 0.5, "incl_ms": 21.5}]
+    lines = [json.dumps({"event": "tick", "tick": t, "sim_time": t / 30, "wall_time": 0.05 * t, "tick_ms": 21.5,
+                         "root": "RUNNING", "nodes": nodes}) for t in (1, 2)]
+    (d / "ticks.jsonl").write_text("\n".join(lines) + "\n" + json.dumps({"event": "episode_end", "outcome": "timeout"}) + "\n")
+    r = inspect_run(d, plot=False)
+    rows = {n.node: n for n in r.nodes}
+    assert (rows["Acquire Frame"].wall_s, rows["Near?"].wall_s, rows["Root"].wall_s) == (0.04, 0.002, 0.043)
+    assert rows["Root"].own_wall_s == 0.001 and not rows["Root"].leaf
+    assert (r.tree_wall_s, r.outside_wall_s) == (0.043, 0.057)
+    text = format_report(r)
+    assert "Acquire Frame" in text and "0.040 own" in text and "0.043 incl" in text
+    assert "a leaf's own wall time, a parent's inclusive" in text
+    # A log from before per-node timing: no invented wall times, and a note says so.
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "ticks.jsonl").write_text(_tick(1, "RUNNING", [("Acquire Frame", "SUCCESS", "")]) + "\n")
+    r = inspect_run(old, plot=False)
+    assert r.nodes[0].wall_s is None and r.tree_wall_s is None
+    assert "no per-node wall times" in format_report(r)

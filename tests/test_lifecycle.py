@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import panda_py
 import py_trees
 import pytest
 from py_trees.common import Status
@@ -20,7 +21,6 @@ from py_trees.common import Status
 from app.errors import HardwareError, HardwareUnavailable
 from app.hardware.real_session import RealSession
 from app.hardware_config import HardwareConfig, load_hardware
-from app.interfaces import Frame, Intrinsics, MotionStatus, Robot
 from app.lifecycle import (
     EXIT_INTERRUPT,
     TRANSITIONS,
@@ -31,15 +31,19 @@ from app.lifecycle import (
     hardware_fault,
 )
 from app.logs import RunLog
+from app.robot.interfaces import Frame, Intrinsics, MotionStatus, Robot
+from app.robot.reflexes import BACKOFF_M
+from app.robot.safety import load_safety
 from app.runner import EpisodeResult, run_episode
 from app.transforms import Pose
 from tests.fakes import FakePandaPy
-from tests.fakes.fake_panda_py import REFLEX_MESSAGE
+from tests.fakes.fake_panda_py import COMMUNICATION_MESSAGE, START_Q
 
 S = SessionState
 HOST = "172.16.0.2"
 AWAY = np.array([0.05, -0.04, -0.06])  # m, where each test puts the gripper relative to home
 BACKENDS = ["sim", "real"]
+REAL_AWAY_Q = np.array([0.1, 0.15, -0.1, -0.3, 0.0, 0.45, 0.3])  # rad: ~20 cm below home, yawed
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +95,10 @@ class Rig:
         self.before: dict[str, Callable[[], None]] = {}
         away = hw.start_pose().position + AWAY
         if backend == "real":
-            ee = np.eye(4)
-            ee[:3, :3] = np.diag([1.0, -1.0, -1.0])  # pointing down
-            ee[:3, 3] = away
+            # Joints off the homing posture (elbow lower, wrist turned), and the pose they give.
+            q = START_Q + REAL_AWAY_Q
+            ee = panda_py.fk(q)
+            fake_options = {"start_q": q, "fk": panda_py.fk, **fake_options}
             self.fake = FakePandaPy(start_pose=ee, **fake_options)
         else:
             sim.arm.recover()
@@ -123,6 +128,9 @@ class Rig:
         self._mp.setattr(obj, name, wrapper)
 
     def session(self, **kwargs: Any) -> RobotSession:
+        if self.backend == "real":  # as app.run: homing through the envelope and joint space
+            kwargs = {"limits": load_safety(), "home_joints": self.hw.home_joints,
+                      "place_height": self.hw.place_height, **kwargs}
         return RobotSession(self.connect, self.hw.start_pose(), **kwargs)
 
 
@@ -165,6 +173,7 @@ def reflex_move(rig: Rig) -> Callable[[Robot], str]:
 
     def episode(robot: Robot) -> str:
         rig.fake.options.reflex_on_move = True
+        rig.fake.options.reflex_message = COMMUNICATION_MESSAGE  # one a retry can fix
         robot.arm.move_to(Pose.top_down(np.array([0.5, 0.0, 0.3]), 0.0))
         while robot.arm.motion_status() == MotionStatus.MOVING:
             robot.clock.advance()
@@ -186,7 +195,7 @@ class RecordState(py_trees.behaviour.Behaviour):
         self.seen.append(self.session.state)
         if self.reflex:
             self.reflex = False
-            raise HardwareError(REFLEX_MESSAGE)
+            raise HardwareError(COMMUNICATION_MESSAGE)
         return Status.SUCCESS if len(self.seen) >= self.ticks else Status.RUNNING
 
 
@@ -260,12 +269,62 @@ def test_home_moves_the_arm_to_the_start_pose(rig: Rig, hw: HardwareConfig) -> N
     assert d < hw.position_tolerance and r < hw.angle_tolerance
     assert rig.calls["clock.advance"] >= 1  # polled once per control period, not blocking
     if rig.backend == "real":
-        (call,) = rig.fake.calls_to("Panda.move_to_pose")
-        np.testing.assert_allclose(call.args[0], hw.start_position)
+        # Straight up to the start height, the homing posture in joint space, the start pose.
+        moves = [c for c in rig.fake.calls if c.name.startswith("Panda.move_to")]
+        assert [c.name for c in moves] == ["Panda.move_to_pose", "Panda.move_to_joint_position",
+                                           "Panda.move_to_pose"]
+        up = [*rig.fake.options.start_pose[:2, 3], hw.start_position[2]]
+        np.testing.assert_allclose(moves[0].args[0], up)
+        np.testing.assert_allclose(moves[1].args[0], hw.home_joints)
+        np.testing.assert_allclose(moves[2].args[0], hw.start_position)
+
+
+@pytest.mark.parametrize(("where", "reason"), [
+    (np.array([0.9, 0.0, 0.3]), r"refused from here: position \(0\.900, 0\.000, 0\.300\) m outside "
+                                r"the workspace box"),
+    (None, r"refused from here: joint 1 is 1\.60 rad from the homing posture"),
+])
+def test_home_refused_from_unsafe_poses(hw: HardwareConfig, monkeypatch: pytest.MonkeyPatch,
+                                        where: np.ndarray | None, reason: str) -> None:
+    rig = Rig("real", hw, monkeypatch)
+    if where is not None:
+        rig.fake.options.start_pose[:3, 3] = where
+    else:
+        rig.fake.options.start_q[0] += 1.5  # the arm turned away: a joint move could sweep
+    session = ready(rig)
+    with pytest.raises(SessionFault, match=f"^homing failed: {reason}"):
+        session.home()
+    assert not [c for c in rig.fake.calls if c.name.startswith("Panda.move_to")]  # nothing moved
+
+
+def test_home_puts_down_a_held_object_first(real: Rig, hw: HardwareConfig) -> None:
+    session = ready(real)
+    assert real.robot is not None
+    real.robot.gripper.grasp(0.0, 30.0)  # holding the 5 cm object
+    while real.robot.gripper.busy():
+        real.robot.clock.advance()
+    assert real.robot.gripper.is_grasped()
+    session.home()
+    assert session.state == S.IDLE
+    names = [c.name for c in real.fake.calls
+             if c.name in ("Panda.move_to_pose", "Gripper.move", "Panda.move_to_joint_position")]
+    assert names[:3] == ["Panda.move_to_pose", "Gripper.move", "Panda.move_to_pose"]
+    down = real.fake.calls_to("Panda.move_to_pose")[0].args[0]
+    assert down[2] == pytest.approx(hw.place_height)  # put down, then opened, then up
+    assert not real.robot.gripper.is_grasped()
+
+
+def test_home_contact_reflex_faults_without_retry(real: Rig) -> None:
+    real.fake.options.reflex_on_move = True  # a cartesian_reflex: it hit something
+    session = ready(real)
+    with pytest.raises(SessionFault, match=r"^homing failed: move to .*cartesian_reflex"):
+        session.home()
+    assert len(real.fake.calls_to("Panda.move_to_pose")) == 1
 
 
 def test_home_reflex_recovers_then_retries(real: Rig) -> None:
     real.fake.options.reflex_on_move = True
+    real.fake.options.reflex_message = COMMUNICATION_MESSAGE  # a lost packet: a retry fixes it
     session = ready(real)
     session.home()
     assert trace(session)[2:] == ["ready.idle -> ready.homing (home)",
@@ -274,7 +333,7 @@ def test_home_reflex_recovers_then_retries(real: Rig) -> None:
                                   "ready.idle -> ready.homing (home)",
                                   "ready.homing -> ready.idle (homed)"]
     assert "reflex" in session.history[3].reason and real.calls["arm.recover"] == 1
-    assert len(real.fake.calls_to("Panda.move_to_pose")) == 2
+    assert len(real.fake.calls_to("Panda.move_to_pose")) == 3  # up (reflex); up, start
 
 
 def test_home_failure_faults(real: Rig) -> None:
@@ -347,8 +406,9 @@ def test_other_exception_faults_and_propagates(rig: Rig) -> None:
 @pytest.mark.parametrize("kind", ["move", "velocity", "raised"])
 def test_reflex_recovers_and_resumes(real: Rig, kind: str) -> None:
     # ... ready.idle -> ready.executing (execute); ready.executing -> ready.recovering (reflex);
-    # ready.recovering -> ready.idle (recovered); ready.idle -> ready.executing (execute);
-    # ready.executing -> ready.idle (finished)
+    # ready.recovering -> ready.idle (recovered); ready.idle -> ready.homing (home);
+    # ready.homing -> ready.idle (homed); ready.idle -> ready.executing (execute);
+    # ready.executing -> ready.idle (finished): re-homed before the rerun
     session = ready(real)
     attempts: list[int] = []
 
@@ -360,21 +420,27 @@ def test_reflex_recovers_and_resumes(real: Rig, kind: str) -> None:
             return reflex_move(real)(robot)
         if kind == "velocity":
             robot.arm.command_velocity(np.zeros(6))
-            real.fake.trigger_reflex()
+            real.fake.trigger_reflex(COMMUNICATION_MESSAGE)
             return "reflexed"
-        raise HardwareError("cannot read the robot pose: libfranka: reflex")
+        raise HardwareError("cannot read the robot pose: libfranka: UDP receive: Timeout")
 
     assert session.execute(episode) == "grasped"
     assert trace(session)[2:] == ["ready.idle -> ready.executing (execute)",
                                   "ready.executing -> ready.recovering (reflex)",
                                   "ready.recovering -> ready.idle (recovered)",
+                                  "ready.idle -> ready.homing (home)",
+                                  "ready.homing -> ready.idle (homed)",
                                   "ready.idle -> ready.executing (execute)",
                                   "ready.executing -> ready.idle (finished)"]
     assert attempts == [1, 2] and real.calls["arm.recover"] == 1 and session.recoveries == 1
-    assert "reflex" in session.history[3].reason and "\n" not in session.history[3].reason
-    assert session.history[5].reason == "retry 1/2"
-    assert not real.fake.panda.reflex and real.robot is not None
-    assert real.robot.arm.motion_status() == MotionStatus.IDLE
+    reason = session.history[3].reason
+    assert ("communication_constraints_violation" in reason or "Timeout" in reason) and "\n" not in reason
+    assert session.history[7].reason == "retry 1/2"
+    assert real.robot is not None
+    d, r = real.robot.arm.pose().distance(real.hw.start_pose())  # the rerun began at home
+    assert d < real.hw.position_tolerance and r < real.hw.angle_tolerance
+    assert not real.fake.panda.reflex
+    assert real.robot.arm.motion_status() == MotionStatus.DONE  # the homing move's
 
 
 def test_reflex_in_sim_tree_recovers(sim: Any, hw: HardwareConfig,
@@ -391,9 +457,48 @@ def test_reflex_in_sim_tree_recovers(sim: Any, hw: HardwareConfig,
     result = session.execute(episode)
     assert results[0].outcome == "failure" and hardware_fault(sim.arm, results[0]) is not None
     assert result is not None and result.success
-    assert [t.trigger for t in session.history[2:]] == ["execute", "reflex", "recovered", "execute",
-                                                       "finished"]
+    assert [t.trigger for t in session.history[2:]] == ["execute", "reflex", "recovered", "home",
+                                                       "homed", "execute", "finished"]
     assert leaf.seen == [S.EXECUTING] * 3 and rig.calls["arm.recover"] == 1
+
+
+def test_contact_reflex_backs_off_rehomes_and_does_not_rerun(real: Rig) -> None:
+    # A collision would happen again: back off along the approach, re-home, return the failure.
+    session = ready(real)
+    attempts: list[int] = []
+
+    def episode(robot: Robot) -> str:
+        attempts.append(1)
+        real.fake.options.reflex_on_move = True  # the fake's cartesian_reflex, halfway down
+        robot.arm.move_to(Pose(robot.arm.pose().position - [0.0, 0.0, 0.1], robot.arm.pose().matrix))
+        while robot.arm.motion_status() == MotionStatus.MOVING:
+            robot.clock.advance()
+        return "collided"
+
+    assert session.execute(episode) == "collided"
+    assert attempts == [1] and session.state == S.IDLE
+    assert [t.trigger for t in session.history[2:]] == ["execute", "reflex", "recovered", "home",
+                                                       "homed"]
+    assert "cartesian_reflex" in session.history[3].reason
+    # The move after the reflex backs off: straight up along the approach by BACKOFF_M.
+    names = [c.name for c in real.fake.calls]
+    first = names.index("Panda.move_to_pose")
+    back_off = real.fake.calls[names.index("Panda.move_to_pose", first + 1)]
+    assert "Panda.recover" in names[first + 1:names.index("Panda.move_to_pose", first + 1)]
+    assert real.robot is not None
+    start_z = real.fake.options.start_pose[2, 3]
+    assert back_off.args[0][2] == pytest.approx(start_z - 0.05 + BACKOFF_M, abs=0.005)
+
+
+def test_a_leaf_raising_a_hardware_error_subclass_is_recovered(rig: Rig) -> None:
+    class FrameTimeout(HardwareError):
+        pass
+
+    result = EpisodeResult("failure", "Acquire Frame", "camera timeout",
+                           extra={"exception_type": FrameTimeout.__name__})
+    ready(rig)
+    assert rig.robot is not None
+    assert hardware_fault(rig.robot.arm, result) == "camera timeout"
 
 
 def test_repeated_reflexes_fault(real: Rig) -> None:
@@ -401,8 +506,8 @@ def test_repeated_reflexes_fault(real: Rig) -> None:
     limit = r"^arm errors in a row: 3 \(recovery limit 2\): move to .*reflex"
     with pytest.raises(SessionFault, match=limit):
         session.execute(reflex_move(real))
-    assert [t.trigger for t in session.history[2:]] == (["execute", "reflex", "recovered"] * 2
-                                                       + ["execute", "reflex", "fault"])
+    assert [t.trigger for t in session.history[2:]] == (["execute", "reflex", "recovered", "home",
+                                                        "homed"] * 2 + ["execute", "reflex", "fault"])
     assert session.state == S.FAULTED and real.calls["arm.recover"] == 3
     assert session.history[-1].source == S.RECOVERING and session.exit_code == 3
 

@@ -3,10 +3,11 @@ real panda_py's API (so the fake cannot drift from what the backend will meet on
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import inspect
 import re
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,15 +16,19 @@ import numpy as np
 import panda_py
 import panda_py.controllers
 import panda_py.libfranka
+import py_trees
 import pytest
+from py_trees.common import Status
 
 from app.errors import HardwareError, HardwareUnavailable, InputError
 from app.hardware import panda as panda_backend
 from app.hardware.panda import HAND_FROM_GRIPPER, PandaArm, PandaGripper
 from app.hardware.real_session import RealClock, RealSession
 from app.hardware_config import HardwareConfig, load_hardware
-from app.interfaces import Arm, Camera, Frame, Gripper, Intrinsics, MotionStatus
-from app.transforms import Pose, rot_x, rot_z
+from app.robot.interfaces import Arm, Camera, Frame, Gripper, Intrinsics, MotionStatus
+from app.robot.safety import load_safety
+from app.transforms import Pose, matrix_to_quat, rot_x, rot_z
+from behaviours.motion import CloseGripper, OpenGripper
 from tests.fakes import FakePandaPy
 
 HOST = "172.16.0.2"
@@ -32,6 +37,18 @@ HOST = "172.16.0.2"
 @pytest.fixture(scope="module")
 def hw() -> HardwareConfig:
     return load_hardware()
+
+
+def _ee(position: np.ndarray) -> np.ndarray:
+    """4x4 top-down EE pose at ``position`` (m)."""
+    t = np.eye(4)
+    t[:3, :3] = np.diag([1.0, -1.0, -1.0])
+    t[:3, 3] = position
+    return t
+
+
+def _quat(t: np.ndarray) -> np.ndarray:
+    return matrix_to_quat(t[:3, :3])
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 2.0) -> None:
@@ -119,6 +136,7 @@ def _fake_members(cls: type) -> dict[str, Any]:
 FAKE = FakePandaPy()
 API_PAIRS = [
     (FAKE.Panda, panda_py.Panda),
+    (FAKE.libfranka.RobotState, panda_py.libfranka.RobotState),
     (FAKE.controllers.CartesianImpedance, panda_py.controllers.CartesianImpedance),
     (FAKE.libfranka.Gripper, panda_py.libfranka.Gripper),
     (FAKE.libfranka.GripperState, panda_py.libfranka.GripperState),
@@ -145,6 +163,13 @@ def test_fake_matches_real_panda_py_api(fake: type, real: type) -> None:
         # required/optional split; what it leaves out must be optional on the real one.
         assert any(len(o) >= len(ours) and o[:len(ours)] == ours and all(d for _, d in o[len(ours):])
                    for o in overloads), f"{real.__name__}.{name}{ours} matches none of {overloads}"
+
+
+def test_fake_module_functions_match_real_panda_py() -> None:
+    for fake_fn, real_fn in ((FAKE.realtime_priority_available, panda_py.realtime_priority_available),
+                             (FAKE.libfranka.has_realtime_kernel, panda_py.libfranka.has_realtime_kernel)):
+        assert real_signatures(real_fn, real_fn.__name__) == [[]]  # no parameters, as ours
+        assert inspect.signature(fake_fn).parameters == {}
 
 
 def test_conformance_parser_reads_overloads() -> None:
@@ -191,6 +216,72 @@ def test_connection_failure_is_one_line(hw: HardwareConfig) -> None:
     assert "\n" not in str(e.value)
 
 
+# ---------------------------------------------------------------------------- the fake itself
+def test_fake_reads_refused_while_a_move_starts_or_ends() -> None:
+    # libfranka: readOnce and control try_lock one mutex; the loser raises.
+    fake = FakePandaPy(start_s=0.1, end_s=0.1, time_scale=1.0)
+    panda = fake.Panda(HOST)
+    goal = _ee(np.array([0.5, 0.0, 0.45]))
+    mover = threading.Thread(target=panda.move_to_pose, args=(goal[:3, 3], _quat(goal)))
+    mover.start()
+    _wait(lambda: not panda._mutex.acquire(blocking=False) or panda._mutex.release())
+    with pytest.raises(RuntimeError, match="Cannot perform this operation while another control"):
+        panda.get_pose()  # the start window: the move holds the mutex, no loop running yet
+    _wait(panda.is_moving)
+    panda.get_pose()  # while the loop runs: the cached state, no read
+    _wait(lambda: not panda.is_moving())
+    with pytest.raises(RuntimeError, match="Cannot perform this operation"):
+        panda.get_state()  # the end window: the final read holds the mutex
+    mover.join()
+    assert panda.read_errors == 2
+
+
+def test_fake_moves_with_finite_speed_and_a_stop_while_moving_is_a_reflex() -> None:
+    fake = FakePandaPy(time_scale=1.0)
+    panda = fake.Panda(HOST)
+    z0 = panda.get_pose()[2, 3]
+    controller = fake.controllers.CartesianImpedance()
+    panda.start_controller(controller)
+    target = panda.get_pose()
+    target[2, 3] -= 0.2
+    controller.set_control(target[:3, 3], _quat(target))
+    time.sleep(0.05)
+    assert z0 - 0.2 < panda.get_pose()[2, 3] < z0 - 0.01  # on its way, not there
+    panda.stop_controller()  # ended while still moving: libfranka's reflex
+    with pytest.raises(RuntimeError, match="still moving"):
+        panda.raise_error()
+    assert panda.reflex
+    panda.raise_error()  # raised once
+
+
+def test_fake_hand_closes_to_contact_and_aborts_superseded_commands() -> None:
+    fake = FakePandaPy(object_width=None, hand_read_s=0.05)
+    hand = fake.libfranka.Gripper(HOST)
+    assert hand.grasp(0.04, 0.05, 30.0, 0.04, 0.04) is True  # closed to 0: within 0..0.08
+    t0 = time.monotonic()
+    assert hand.read_once().width == pytest.approx(0.0)
+    assert time.monotonic() - t0 >= 0.05  # waits for the next state packet
+    fake.options.grasp_mode = "to_width"  # the other reading of the firmware
+    hand.move(0.08, 0.05)
+    hand.grasp(0.04, 0.05, 30.0, 0.04, 0.04)
+    assert hand.read_once().width == pytest.approx(0.04)
+    fake.options.time_scale = 1.0
+    errors: list[str] = []
+
+    def grasp() -> None:
+        try:
+            hand.grasp(0.0, 0.01, 30.0)
+        except RuntimeError as e:
+            errors.append(str(e))
+
+    closing = threading.Thread(target=grasp)
+    closing.start()
+    time.sleep(0.02)
+    hand.stop()
+    closing.join(1.0)
+    assert errors == ["libfranka gripper: Command aborted!"]
+
+
 # ---------------------------------------------------------------------------- arm
 @pytest.fixture
 def fake() -> FakePandaPy:
@@ -218,24 +309,45 @@ def test_gripper_frame_is_hand_turned_about_z(arm: PandaArm, fake: FakePandaPy) 
     np.testing.assert_allclose(arm.camera_pose().position, g.apply(arm.camera_mount.position))
 
 
-def test_move_to_is_non_blocking_then_done(arm: PandaArm, fake: FakePandaPy) -> None:
-    fake.options.move_duration_s = 0.2
+def test_move_to_is_non_blocking_then_done(arm: PandaArm, fake: FakePandaPy,
+                                           hw: HardwareConfig) -> None:
     target = Pose.top_down(np.array([0.45, 0.05, 0.3]), yaw=0.4)
     t0 = time.monotonic()
     arm.move_to(target)
-    assert time.monotonic() - t0 < 0.1  # returned long before the 0.2 s move ended
+    assert time.monotonic() - t0 < 0.05  # returned long before the ~0.1 s (wall) move ended
     assert arm.motion_status() == MotionStatus.MOVING
     _wait(lambda: arm.motion_status() != MotionStatus.MOVING)
     assert arm.motion_status() == MotionStatus.DONE and arm.motion_error() == ""
     d, r = arm.pose().distance(target)
-    assert d < 1e-9 and r < 1e-6
+    assert d < hw.position_tolerance and r < hw.angle_tolerance
     (call,) = fake.calls_to("Panda.move_to_pose")
     position, quat = call.args
     np.testing.assert_allclose(position, [0.45, 0.05, 0.3])
     # panda_py got the hand orientation: the gripper's, turned back by -90 deg about z.
     hand = Pose.from_quat(position, quat)
     np.testing.assert_allclose(hand.matrix, rot_z(0.4) @ rot_x(np.pi) @ rot_z(-np.pi / 2), atol=1e-9)
-    assert call.kwargs == {"speed_factor": 0.2}
+
+
+def test_pose_move_speed_stays_within_the_envelope(fake: FakePandaPy, hw: HardwareConfig) -> None:
+    # panda-py limits each axis to speed_factor x 1.7 m/s: at its default 0.2 a diagonal move
+    # reaches 0.59 m/s. The real session bounds pose moves by config/safety.yaml's speeds.
+    limits = load_safety()
+    with RealSession(hw, HOST, camera=StubCamera(hw), panda_module=fake) as session:
+        start = session.arm.pose()
+        session.arm.move_to(Pose(start.position + [-0.15, 0.15, -0.15], start.matrix))
+        _wait(lambda: session.arm.motion_status() != MotionStatus.MOVING)
+        assert session.arm.motion_status() == MotionStatus.DONE
+    assert limits.max_linear_speed * 0.8 < fake.panda.max_speed <= limits.max_linear_speed * 1.02
+
+
+def test_move_within_panda_threshold_but_outside_tolerance_fails(arm: PandaArm, fake: FakePandaPy,
+                                                                 hw: HardwareConfig) -> None:
+    # panda-py's move_to_pose returns True within 2 cm: a descent stopped 1 cm short is not DONE.
+    fake.options.settle_error = 0.01
+    arm.move_to(Pose(arm.pose().position - [0.0, 0.0, 0.1], arm.pose().matrix))
+    _wait(lambda: arm.motion_status() != MotionStatus.MOVING)
+    assert arm.motion_status() == MotionStatus.FAILED
+    assert re.search(r"ended 10\.0 mm / 0\.0 deg from the target \(tolerance 3\.0 mm", arm.motion_error())
 
 
 def test_move_relative_in_camera_frame(arm: PandaArm, hw: HardwareConfig) -> None:
@@ -243,7 +355,8 @@ def test_move_relative_in_camera_frame(arm: PandaArm, hw: HardwareConfig) -> Non
     arm.move_relative(Pose(np.array([0.0, 0.0, 0.1]), np.eye(3)), frame="camera")
     _wait(lambda: arm.motion_status() == MotionStatus.DONE)
     # 10 cm along the optical axis; the camera looks along the approach (-Z when top-down).
-    np.testing.assert_allclose(arm.pose().position, start.position + [0.0, 0.0, -0.1], atol=1e-9)
+    np.testing.assert_allclose(arm.pose().position, start.position + [0.0, 0.0, -0.1],
+                               atol=hw.position_tolerance)
 
 
 def test_reflex_during_move_fails_then_recover_clears(arm: PandaArm, fake: FakePandaPy) -> None:
@@ -270,14 +383,43 @@ def test_move_ending_short_fails_with_distance(arm: PandaArm, fake: FakePandaPy)
     assert "ended 10.0 cm / 0.0 deg short of the target" in arm.motion_error()
 
 
-def test_stop_interrupts_a_move(arm: PandaArm, fake: FakePandaPy) -> None:
-    fake.options.move_duration_s = 5.0
-    arm.move_to(Pose.top_down(np.array([0.5, 0.0, 0.3]), 0.0))
+def test_stopping_a_move_clears_and_logs_its_error(arm: PandaArm, fake: FakePandaPy,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    fake.options.time_scale = 1.0  # a 20 cm move of about 1.3 s
+    arm.move_to(Pose(arm.pose().position - [0.0, 0.0, 0.2], arm.pose().matrix))
+    _wait(fake.panda.is_moving)
+    time.sleep(0.3)  # moving fast now
     t0 = time.monotonic()
     arm.stop()
     assert time.monotonic() - t0 < 1.0
+    assert arm.motion_status() == MotionStatus.DONE and arm.motion_error() == ""
+    assert len(arm.stop_errors) == 1 and "still moving" in arm.stop_errors[0]
+    assert "still moving" in caplog.text
+    here = arm.pose()
+    arm.move_to(Pose(here.position + [0.0, 0.0, 0.03], here.matrix))  # not blamed for the stop
+    _wait(lambda: arm.motion_status() != MotionStatus.MOVING, timeout=5.0)
+    assert arm.motion_status() == MotionStatus.DONE, arm.motion_error()
+
+
+def test_no_read_while_a_move_starts_or_ends(arm: PandaArm, fake: FakePandaPy) -> None:
+    # A tree polls the pose while a move starts and ends; libfranka would refuse those reads.
+    fake.options.start_s = fake.options.end_s = 0.03
+    for z in (0.4, 0.45):
+        arm.move_to(Pose.top_down(np.array([0.5, 0.0, z]), 0.0))
+        while arm.motion_status() == MotionStatus.MOVING:
+            arm.pose()
+            time.sleep(0.001)
+        assert arm.motion_status() == MotionStatus.DONE, arm.motion_error()
+    assert fake.panda.read_errors == 0
+
+
+def test_stop_interrupts_a_move_before_it_starts(arm: PandaArm, fake: FakePandaPy) -> None:
+    fake.options.start_s = 0.2  # the stop lands while the move starts: repeated until it ends
+    arm.move_to(Pose.top_down(np.array([0.5, 0.0, 0.3]), 0.0))
+    arm.stop()
     assert arm.motion_status() == MotionStatus.DONE
-    assert fake.calls_to("Panda.stop_controller")
+    assert fake.panda.get_pose()[2, 3] > 0.45  # it never went far
+    assert len(fake.calls_to("Panda.stop_controller")) >= 2
 
 
 def test_non_finite_target_fails(arm: PandaArm, fake: FakePandaPy) -> None:
@@ -285,6 +427,46 @@ def test_non_finite_target_fails(arm: PandaArm, fake: FakePandaPy) -> None:
     assert arm.motion_status() == MotionStatus.FAILED
     assert "not finite" in arm.motion_error()
     assert not fake.calls_to("Panda.move_to_pose")
+
+
+def test_joint_move_reaches_the_homing_posture(hw: HardwareConfig) -> None:
+    fake = FakePandaPy(fk=panda_py.fk)
+    arm = PandaArm(HOST, hw, panda_module=fake)
+    arm.move_to_joints(hw.home_joints)
+    _wait(lambda: arm.motion_status() != MotionStatus.MOVING, timeout=10.0)
+    assert arm.motion_status() == MotionStatus.DONE, arm.motion_error()
+    d, r = arm.pose().distance(hw.start_pose())  # the posture is the start pose's
+    assert d < 0.002 and r < np.radians(1.0)
+    np.testing.assert_allclose(arm.joint_positions(), hw.home_joints, atol=0.01)
+
+
+def test_unreachable_robot_refused_within_seconds() -> None:
+    with socket.socket() as server:  # a free port on this machine, then closed: nothing answers
+        server.bind(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(HardwareUnavailable, match=rf"^cannot reach the robot at 127\.0\.0\.1: no answer on "
+                                                  rf"port {port} within 3 s"):
+        panda_backend.probe_fci("127.0.0.1", port)
+    assert time.monotonic() - t0 < 3.5
+
+
+def test_collision_thresholds_set_at_connect(arm: PandaArm, fake: FakePandaPy) -> None:
+    assert len(fake.calls_to("Panda.set_default_behavior")) == 1
+
+
+def test_realtime_and_end_effector_checked_at_connect(hw: HardwareConfig) -> None:
+    fake = FakePandaPy(realtime=(False, "operation not permitted"), realtime_kernel=False)
+    arm = PandaArm(HOST, hw, panda_module=fake)
+    assert not arm.report.realtime and not arm.report.realtime_kernel
+    assert "communication_constraints_violation" in arm.report.lines[0]
+    assert "operation not permitted" in arm.report.lines[0] and "PREEMPT_RT" in arm.report.lines[1]
+    assert PandaArm(HOST, hw, panda_module=FakePandaPy()).report.lines == ()
+    wrong = np.eye(4)
+    wrong[2, 3] = 0.2  # another end effector selected in Desk
+    with pytest.raises(HardwareUnavailable, match=r"end effector \(Desk F_T_EE\) is at "
+                                                  r"\(0\.0000, 0\.0000, 0\.2000\) m, 0 deg"):
+        PandaArm(HOST, hw, panda_module=FakePandaPy(f_t_ee=wrong))
 
 
 def _sent_gripper_pose(fake: FakePandaPy, index: int = -1) -> Pose:
@@ -309,7 +491,7 @@ def test_velocity_integrates_pose_in_camera_frame(arm: PandaArm, fake: FakePanda
     # A yaw rate about the optical axis turns the camera in place: the gripper, mounted at
     # t = (0, 0.055, -0.10) from the camera's view, swings around it. In the gripper frame its
     # origin moves by t - Rz(a) t = (0.055 sin a, 0.055 (1 - cos a), 0).
-    g1 = arm.pose()
+    g1 = _sent_gripper_pose(fake)  # the reference advances from the last one sent
     wz = 0.3  # rad/s
     arm.command_velocity(np.array([0.0, 0.0, 0.0, 0.0, 0.0, wz]), frame="camera")
     a = wz * dt
@@ -322,6 +504,14 @@ def test_velocity_integrates_pose_in_camera_frame(arm: PandaArm, fake: FakePanda
     assert len(fake.calls_to("CartesianImpedance.set_control")) == 2
 
 
+def test_velocity_reference_smoothed_and_elbow_held(arm: PandaArm, fake: FakePandaPy) -> None:
+    arm.command_velocity(np.array([0.0, 0.0, 0.05, 0.0, 0.0, 0.0]))
+    (init,) = fake.calls_to("CartesianImpedance.__init__")
+    assert init.kwargs["filter_coeff"] == panda_backend.FILTER_COEFF < 1.0
+    q = fake.calls_to("CartesianImpedance.set_control")[-1].kwargs["q_nullspace"]
+    np.testing.assert_allclose(q, fake.options.start_q)  # the posture at start, not panda-py's
+
+
 def test_velocity_in_gripper_frame_and_clamped(arm: PandaArm, fake: FakePandaPy,
                                                hw: HardwareConfig) -> None:
     g0 = arm.pose()
@@ -329,6 +519,26 @@ def test_velocity_in_gripper_frame_and_clamped(arm: PandaArm, fake: FakePandaPy,
     step = _sent_gripper_pose(fake).position - g0.position
     # 10 m/s is scaled down to the configured limit, along the finger line (gripper x).
     np.testing.assert_allclose(step, g0.matrix[:, 0] * hw.max_linear_speed * hw.period, atol=1e-12)
+
+
+def test_stopping_velocity_control_decelerates_first(arm: PandaArm, fake: FakePandaPy,
+                                                     hw: HardwareConfig) -> None:
+    # VS at 5 cm/s, then the next leaf's move: ending the controller while the arm moves would
+    # be libfranka's "still moving" reflex, and panda-py would blame the next move for it.
+    fake.options.time_scale = 1.0
+    clock = RealClock(hw.period)
+    for _ in range(10):
+        arm.command_velocity(np.array([0.0, 0.0, 0.05, 0.0, 0.0, 0.0]))
+        clock.advance()
+    here = arm.pose()
+    arm.move_to(Pose(here.position + [0.0, 0.0, 0.03], here.matrix))
+    _wait(lambda: arm.motion_status() != MotionStatus.MOVING, timeout=5.0)
+    assert arm.motion_status() == MotionStatus.DONE, arm.motion_error()
+    assert arm.stop_errors == []
+    names = [c.name for c in fake.calls]
+    move = names.index("Panda.move_to_pose")
+    stop = move - 1 - names[:move][::-1].index("Panda.stop_controller")  # the arm's own stop
+    assert names[stop - 1] == "CartesianImpedance.set_control"  # the hold, before the stop
 
 
 def test_velocity_reflex_fails_then_recover(arm: PandaArm, fake: FakePandaPy) -> None:
@@ -362,12 +572,8 @@ def test_move_after_velocity_stops_the_controller(arm: PandaArm, fake: FakePanda
     assert names.index("Panda.start_controller") < names.index("Panda.move_to_pose")
 
 
-def test_recover_refused_is_a_hardware_error(arm: PandaArm, fake: FakePandaPy,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse() -> None:
-        raise RuntimeError("libfranka: user stop pressed")
-
-    monkeypatch.setattr(fake.panda, "recover", refuse)
+def test_recover_refused_is_a_hardware_error(arm: PandaArm, fake: FakePandaPy) -> None:
+    fake.options.recover_fails = True
     with pytest.raises(HardwareError, match=f"^cannot recover the robot at {HOST}: .*user stop"):
         arm.recover()
 
@@ -378,56 +584,122 @@ def gripper(fake: FakePandaPy, hw: HardwareConfig) -> PandaGripper:
     return PandaGripper(HOST, hw, panda_module=fake)
 
 
-def test_gripper_grasp_passes_wide_epsilons(gripper: PandaGripper, fake: FakePandaPy,
-                                            hw: HardwareConfig) -> None:
+def test_gripper_grasp_epsilons_reach_the_full_opening(gripper: PandaGripper, fake: FakePandaPy,
+                                                       hw: HardwareConfig) -> None:
     assert isinstance(gripper, Gripper)
-    fake.options.grasp_duration_s = 0.1
+    fake.options.time_scale = 1.0
     t0 = time.monotonic()
-    gripper.grasp(0.03, 30.0)
+    gripper.grasp(0.0, 30.0)
     assert time.monotonic() - t0 < 0.05 and gripper.busy()
     _wait(lambda: not gripper.busy())
     (call,) = fake.calls_to("Gripper.grasp")
-    assert call.args == (0.03, gripper.speed, 30.0)
-    assert call.kwargs == {"epsilon_inner": hw.grasp_epsilon, "epsilon_outer": hw.grasp_epsilon}
-    # The 5 cm object stops the fingers 2 cm beyond the target: within the 4 cm epsilon.
+    assert call.args == (0.0, gripper.speed, 30.0)
+    # Any stop between 0 and the full opening counts: a yielding object is not let go (#50).
+    assert call.kwargs == {"epsilon_inner": hw.grasp_epsilon, "epsilon_outer": hw.max_width}
     assert gripper.is_grasped() and gripper.last_result() is True
-    assert gripper.width() == pytest.approx(0.05)
+    assert gripper.width() == pytest.approx(0.05)  # closed on the 5 cm object
     gripper.open()
     _wait(lambda: not gripper.busy())
     assert fake.calls_to("Gripper.move")[-1].args == (hw.max_width, gripper.speed)
     assert not gripper.is_grasped() and gripper.width() == pytest.approx(hw.max_width)
 
 
-def test_default_epsilons_would_drop_the_object(fake: FakePandaPy, hw: HardwareConfig) -> None:
-    narrow = PandaGripper(HOST, dataclasses.replace(hw, grasp_epsilon=0.005), panda_module=fake)
-    narrow.grasp(0.03, 30.0)
-    _wait(lambda: not narrow.busy())
-    assert not narrow.is_grasped()  # why hardware.yaml widens them (panda-py issue #50)
+def test_unhomed_hand_is_homed_at_connect(fake: FakePandaPy, hw: HardwareConfig) -> None:
+    fake.options.hand_homed = False  # max_width reads 0: every move would fail
+    gripper = PandaGripper(HOST, hw, panda_module=fake)
+    assert gripper.homed and len(fake.calls_to("Gripper.homing")) == 1
+    gripper.open()
+    _wait(lambda: not gripper.busy())
+    assert gripper.last_result() is True and gripper.last_error() == ""
+    assert not PandaGripper(HOST, hw, panda_module=fake).homed  # homed hands are left alone
+
+
+def test_open_goes_to_the_homed_width(fake: FakePandaPy, hw: HardwareConfig) -> None:
+    fake.options.hand_max_width = 0.078  # this hand's homing found 78 mm (within the slack)
+    gripper = PandaGripper(HOST, hw, panda_module=fake)
+    gripper.open()
+    _wait(lambda: not gripper.busy())
+    assert fake.calls_to("Gripper.move")[-1].args[0] == pytest.approx(0.078)
+    assert gripper.last_result() is True
 
 
 def test_grasp_failure_reported(gripper: PandaGripper, fake: FakePandaPy) -> None:
     fake.options.grasp_fails = True
-    gripper.grasp(0.04, 30.0)
+    gripper.grasp(0.0, 30.0)
     _wait(lambda: not gripper.busy())
     assert gripper.last_result() is False and not gripper.is_grasped()
 
 
 def test_new_gripper_command_aborts_the_running_one(gripper: PandaGripper,
                                                     fake: FakePandaPy) -> None:
-    fake.options.grasp_duration_s = 5.0
-    gripper.grasp(0.04, 30.0)
+    fake.options.time_scale = 5.0  # a slow close
+    fake.options.object_width = None
+    gripper.grasp(0.0, 30.0)
+    time.sleep(0.02)
     t0 = time.monotonic()
-    fake.options.grasp_duration_s = 0.01
+    fake.options.time_scale = 0.1
     gripper.open()
     assert time.monotonic() - t0 < 1.0
     assert fake.calls_to("Gripper.stop")
     _wait(lambda: not gripper.busy())
-    assert gripper.last_result() is True  # the open, not the aborted grasp
+    # The grasp raised "Command aborted!" in its thread; that is not the open's result.
+    assert gripper.last_result() is True and gripper.last_error() == ""
 
 
 def test_grasp_force_out_of_range(gripper: PandaGripper) -> None:
     with pytest.raises(InputError, match="grasp force must be in"):
         gripper.grasp(0.04, 500.0)
+
+
+# ---------------------------------------------------------------------------- gripper leaves
+def _tick_until_done(leaf: py_trees.behaviour.Behaviour, timeout: float = 3.0) -> Status:
+    leaf.tick_once()
+    end = time.monotonic() + timeout
+    while leaf.status == Status.RUNNING and time.monotonic() < end:
+        time.sleep(0.005)
+        leaf.tick_once()
+    return leaf.status
+
+
+@pytest.mark.parametrize("mode", ["contact", "to_width"])
+@pytest.mark.parametrize("object_width", [None, 0.022, 0.05])
+def test_close_gripper_grasps_to_contact(hw: HardwareConfig, mode: str,
+                                         object_width: float | None) -> None:
+    # Whether the firmware closes to contact or stops at the commanded width, "grasped" means
+    # an object between the fingers, and the width read is the object's.
+    fake = FakePandaPy(grasp_mode=mode, object_width=object_width)
+    with RealSession(hw, HOST, camera=StubCamera(hw), panda_module=fake) as session:
+        leaf = CloseGripper(force=hw.grasp_force)
+        leaf.setup(robot=session.robot)
+        status = _tick_until_done(leaf)
+    if object_width is None:
+        assert status == Status.FAILURE
+        assert leaf.feedback_message == "nothing between the fingers (closed to 0 mm)"
+    else:
+        assert status == Status.SUCCESS
+        assert leaf.feedback_message == f"holding at {object_width * 1000:.0f} mm"
+
+
+def test_close_gripper_reads_the_hand_once_per_tick(hw: HardwareConfig) -> None:
+    fake = FakePandaPy(hand_read_s=0.02)
+    with RealSession(hw, HOST, camera=StubCamera(hw), panda_module=fake) as session:
+        leaf = CloseGripper(force=hw.grasp_force)
+        leaf.setup(robot=session.robot)
+        leaf.tick_once()
+        _wait(lambda: not session.gripper.busy())
+        before = len(fake.calls_to("Gripper.read_once"))
+        leaf.tick_once()
+        assert leaf.status == Status.SUCCESS
+        assert len(fake.calls_to("Gripper.read_once")) - before == 1
+
+
+def test_open_gripper_fails_on_a_failed_open(hw: HardwareConfig) -> None:
+    fake = FakePandaPy(open_fails=True)
+    with RealSession(hw, HOST, camera=StubCamera(hw), panda_module=fake) as session:
+        leaf = OpenGripper()
+        leaf.setup(robot=session.robot)
+        assert _tick_until_done(leaf) == Status.FAILURE
+    assert leaf.feedback_message == "the gripper did not open: the hand refused the move"
 
 
 # ---------------------------------------------------------------------------- session and clock

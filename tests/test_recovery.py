@@ -10,8 +10,8 @@ import py_trees
 import pytest
 from py_trees.common import Status
 
-from app.faults import inject_sim, load_faults
 from app.hardware_config import load_hardware
+from app.robot.fault_injection import inject_sim, load_faults
 from app.runner import _leaf_failure, run_episode
 from app.trees import build_tree, load_tree_config
 from behaviours.recovery import RegraspParams, RetryGrasp

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.errors import ConfigError
-from app.interfaces import MotionStatus
-from app.safety import SafeArm, load_safety
+from app.robot.interfaces import MotionStatus
+from app.robot.safety import SafeArm, load_safety
 from app.transforms import Pose, delta_pose, rot_x, rot_z
 
 LIMITS = load_safety()
@@ -114,6 +114,19 @@ def test_refusals_name_the_limit() -> None:
     safe.command_velocity(np.array([1.0, 0, 0, 0, 0, 0]))  # clamped, not refused
     assert safe.events[-1].kind == "clamped"
     assert np.linalg.norm(arm.sent[-1][1][:3]) == pytest.approx(LIMITS.max_linear_speed)
+
+
+def test_velocity_checked_from_the_commanded_reference() -> None:
+    # The Panda's velocity controller commands reference + one step; the reference can lead the
+    # measured pose by up to 2 cm. Near the top of the box, the check must start from it.
+    top = LIMITS.workspace_max[2]
+    arm = RecordingArm(Pose.top_down(np.array([0.5, 0.0, top - 0.02]), 0.0))
+    up = np.array([0.0, 0.0, -0.1, 0.0, 0.0, 0.0])  # 0.1 m/s back along the optical axis: up
+    safe = SafeArm(arm, LIMITS, period=1 / 30)
+    assert safe.filter_twist(up)[0] is not None  # from the measured pose: 3 mm of 2 cm
+    arm.reference = lambda: Pose.top_down(np.array([0.5, 0.0, top - 0.001]), 0.0)  # type: ignore[attr-defined]
+    twist, why = safe.filter_twist(up)
+    assert twist is None and "outside the workspace box" in why
 
 
 def test_bad_safety_file(tmp_path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.stats import Z95, newcombe_difference, wilson_interval
+from app.campaigns.stats import Z95, newcombe_difference, wilson_interval
 
 
 def test_wilson_hand_computed() -> None:

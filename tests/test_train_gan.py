@@ -255,3 +255,41 @@ def test_dataset_of_another_size_is_refused(tmp_path: Path) -> None:
     cfg.write_text(yaml.safe_dump(TINY_CONFIG))
     with pytest.raises(InputError, match="expected 128x128 images .*found 64x64"):
         train_gan(cfg, tmp_path / "d", tmp_path / "run", progress=False)
+
+
+def test_semantic_losses_reach_the_right_discriminator() -> None:
+    """D_X segments the sim image x, D_Y segments the translated G_XY(x), both against x's mask.
+
+    Every full (segmenting) forward of each discriminator is recorded with a hook, so a swap of
+    D_X and D_Y, or a segmentation of y or of G_YX(y), is seen; the logged losses are then
+    recomputed from the recorded logits with plain cross-entropy.
+    """
+    cfg = parse_gan_config({"model": {"ngf": 4, "ndf": 4}, "loss": {"semantic_in_generator": True},
+                            "train": {"pool_size": 2}}, "t.yaml")
+    torch.manual_seed(0)
+    gan = SemanticCycleGAN(cfg.model, cfg.depth)
+    trainer = CycleGANTrainer(gan, cfg)
+    x, y = torch.rand(2, 4, 128, 128) * 2 - 1, torch.rand(2, 4, 128, 128) * 2 - 1
+    mask = torch.randint(0, 3, (2, 128, 128))
+    calls: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"d_x": [], "d_y": [], "g_xy": []}
+
+    def hook(name: str):
+        def record(module, inputs, output) -> None:
+            out = output[1] if isinstance(output, tuple) else output
+            calls[name].append((inputs[0].detach().clone(), out.detach().clone()))
+        return record
+
+    for name in calls:
+        getattr(gan, name).register_forward_hook(hook(name))
+    values = trainer.step(x, mask, y)
+    translated = [out for inp, out in calls["g_xy"] if torch.equal(inp, x)]
+    assert len(translated) == 1  # G_XY(x), computed once
+    assert len(calls["d_x"]) == 1 and torch.equal(calls["d_x"][0][0], x)  # D_X segments x only
+    assert len(calls["d_y"]) == 2  # generator step, then discriminator step
+    for inp, _ in calls["d_y"]:
+        torch.testing.assert_close(inp, translated[0])  # D_Y segments G_XY(x) only
+        assert not torch.equal(inp, y)
+    ce = torch.nn.functional.cross_entropy
+    seg_dx, seg_dy_g, seg_dy_d = calls["d_x"][0][1], calls["d_y"][0][1], calls["d_y"][1][1]
+    assert values["sem_d"] == pytest.approx(float(ce(seg_dx, mask) + ce(seg_dy_d, mask)), rel=1e-5)
+    assert values["sem_g"] == pytest.approx(float(ce(seg_dy_g, mask)), rel=1e-5)

@@ -51,3 +51,23 @@ def test_a_leaf_reading_ground_truth_is_caught(tmp_path, monkeypatch) -> None:
     assert not rec["success"]
     assert "GroundTruthLocked" in rec["reason"]
     assert rec["failed_node"] == "Move By Policy 1"
+
+
+def test_a_leaf_reading_the_true_mask_through_the_camera_is_caught(tmp_path, monkeypatch) -> None:
+    """The locked accessor is not the only door: a leaf that asks the camera for the raw render
+    (true mask, exact depth) gets a CapabilityError from the leaf boundary, and the episode fails
+    naming it."""
+    import behaviours.motion as motion
+
+    original = motion.PoseStep.target_delta
+
+    def cheating(self):
+        self.robot.camera.last_raw().mask  # noqa: B018 - the read is the point
+        return original(self)
+
+    monkeypatch.setattr(motion.PoseStep, "target_delta", cheating)
+    rec = run_sim_episode(load_tree_config("drl_gan"), load_object_set("seen").get("sugar_box"), 3, "sim",
+                          ColourModels(), tmp_path)
+    assert not rec["success"] and rec["extra"].get("exception")
+    assert rec["reason"].startswith("unhandled CapabilityError: 'last_raw' is outside the Camera protocol")
+    assert rec["failed_node"] == "Move By Policy 1"

@@ -32,7 +32,7 @@ from app.controllers.vs import (
 )
 from app.errors import ConfigError, InputError
 from app.hardware_config import load_hardware
-from app.interfaces import Intrinsics
+from app.robot.interfaces import Intrinsics
 from app.transforms import Pose, delta_pose, rot_x, rot_z, twist_to_pose
 
 MOUNT = Pose(np.array([0.0, 0.055, -0.10]), np.eye(3))  # config/hardware.yaml's mount

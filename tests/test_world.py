@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from app.interfaces import Arm, Camera, Gripper, MotionStatus
+from app.robot.interfaces import Arm, Camera, Gripper, MotionStatus
 from app.transforms import Pose
 
 
@@ -105,6 +105,31 @@ def test_velocity_command_in_camera_frame(real_session, seen) -> None:
     moved = before.inverse() @ s.arm.camera_pose()
     assert moved.position[0] == pytest.approx(0.02, abs=0.004)
     assert abs(moved.position[1]) < 0.003
+
+
+def test_camera_rotation_keeps_the_camera_in_place(real_session, seen) -> None:
+    """A pure rotation about the camera's optical axis turns the camera about its own centre: the
+    gripper, 5.5 cm away on the mount, swings on an arc (the -w x t term of the adjoint)."""
+    s = real_session
+    s.reset(seen.get("sugar_box"), 6)
+    offset = float(np.hypot(*s.arm.camera_mount.position[:2]))  # lever arm across the optical axis (m)
+    assert offset == pytest.approx(0.055, abs=0.005)  # the mount in config/hardware.yaml
+    cam0, grip0 = s.arm.camera_pose(), s.arm.pose()
+    wz, ticks = 0.4, 30  # rad/s for 30 ticks of 1/30 s: 0.4 rad
+    for _ in range(ticks):
+        s.arm.command_velocity(np.array([0, 0, 0, 0, 0, wz]), "camera")
+        s.clock.advance()
+    s.arm.stop()
+    for _ in range(5):
+        s.clock.advance()
+    cam1, grip1 = s.arm.camera_pose(), s.arm.pose()
+    turned = cam0.inverse() @ cam1
+    angle = float(np.arctan2(turned.matrix[1, 0], turned.matrix[0, 0]))
+    assert angle == pytest.approx(wz * ticks * s.clock.period, abs=0.03)
+    # Without the coupling the gripper would turn in place and the camera sweep ~2.2 cm.
+    assert np.linalg.norm(cam1.position - cam0.position) < 0.003
+    chord = 2 * offset * np.sin(angle / 2)  # m, the gripper's arc around the camera centre
+    assert np.linalg.norm(grip1.position - grip0.position) == pytest.approx(chord, abs=0.003)
 
 
 def test_gripper_closes_on_nothing(real_session, seen) -> None:

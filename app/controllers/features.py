@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from app.errors import InputError
-from app.interfaces import Intrinsics
+from app.robot.interfaces import Intrinsics
 from app.transforms import wrap_half_pi
 from app.types import Mask
 

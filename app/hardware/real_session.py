@@ -1,11 +1,12 @@
 """A real robot session: the Panda arm and hand, the wrist RealSense camera and a wall clock.
 
-``RealSession.robot`` is the same :class:`~app.interfaces.Robot` the simulator's session gives,
+``RealSession.robot`` is the same :class:`~app.robot.interfaces.Robot` the simulator's session gives,
 with ``backend="real"``; there is no ground-truth accessor.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -14,7 +15,8 @@ from typing import Any
 from app.hardware.panda import PandaArm, PandaGripper
 from app.hardware.realsense import RealSenseCamera
 from app.hardware_config import HardwareConfig
-from app.interfaces import Camera, Robot
+from app.robot.interfaces import Camera, Robot
+from app.robot.safety import SafetyLimits, load_safety
 
 
 class RealClock:
@@ -71,7 +73,10 @@ class RealSession:
         camera: A camera to use instead of opening the RealSense (tests, replays prepared
             elsewhere).
         panda_module: The ``panda_py`` module or a stand-in (default: import ``panda_py``).
-        speed_factor: Fraction of panda_py's velocity limits for pose moves.
+        speed_factor: A fixed fraction of panda_py's velocity limits for pose moves (default:
+            derived per move from the envelope's speeds).
+        limits: The safety envelope (default ``config/safety.yaml``); its speeds bound pose
+            moves.
         **camera_kwargs: Passed to :class:`~app.hardware.realsense.RealSenseCamera`
             (``width``, ``height``, ``fps``, ``serial``, ``playback``, ``real_time``,
             ``timeout_ms``).
@@ -82,10 +87,16 @@ class RealSession:
 
     def __init__(self, hardware: HardwareConfig, robot_host: str, *, camera: Camera | None = None,
                  panda_module: ModuleType | Any | None = None, speed_factor: float | None = None,
-                 **camera_kwargs: Any) -> None:
+                 limits: SafetyLimits | None = None, **camera_kwargs: Any) -> None:
         self.hw = hardware
-        arm_kwargs = {} if speed_factor is None else {"speed_factor": speed_factor}
-        self.arm = PandaArm(robot_host, hardware, panda_module=panda_module, **arm_kwargs)
+        limits = limits or load_safety()
+        # Pose moves no faster than the envelope allows (nor than the hardware file says).
+        max_speed = (min(hardware.max_linear_speed, limits.max_linear_speed),
+                     min(hardware.max_angular_speed, limits.max_angular_speed))
+        self.arm = PandaArm(robot_host, hardware, panda_module=panda_module,
+                            speed_factor=speed_factor, max_speed=max_speed)
+        for line in self.arm.report.lines:
+            print(f"warning: {line}", file=sys.stderr)
         try:
             self.gripper = PandaGripper(robot_host, hardware, panda_module=panda_module)
             self.camera: Camera = camera if camera is not None else RealSenseCamera(hardware,

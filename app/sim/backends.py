@@ -14,7 +14,7 @@ import numpy as np
 
 from app.errors import MotionError
 from app.hardware_config import HardwareConfig
-from app.interfaces import Frame, FrameName, Intrinsics, MotionStatus
+from app.robot.interfaces import Frame, FrameName, HandSample, Intrinsics, MotionStatus
 from app.sim.domain import Domain
 from app.sim.pybullet_world import TIME_STEP, PyBulletWorld, RawRender
 from app.transforms import Pose, twist_to_pose
@@ -79,7 +79,8 @@ class SimCamera:
     def sense(self, raw: RawRender, domain: Domain, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Apply ``domain``'s image and depth models to a raw render: (rgb uint8, depth float32 m)."""
         rgb = domain.apply_rgb(raw.rgb, rng)
-        depth = domain.apply_depth(raw.depth, raw.rgb, rng)
+        depth = domain.apply_depth(raw.depth, raw.rgb, rng, valid_range=self.hw.depth_range,
+                                   unit=self.hw.depth_unit)  # the camera profile's sensor
         return rgb, depth
 
     def get_frame(self) -> Frame:
@@ -99,7 +100,11 @@ class SimCamera:
         self._cache = None
 
     def last_raw(self) -> RawRender | None:
-        """The raw render behind the last frame (ground truth: for :mod:`app.sim.truth` only)."""
+        """The raw render behind the last frame (ground truth: for :mod:`app.sim.truth` only).
+
+        Not part of the ``Camera`` protocol, so a tree's leaves cannot reach it: they get the
+        camera through :func:`app.robot.boundary.leaf_robot`, where any such call raises.
+        """
         return self._cache[2] if self._cache else None
 
     def close(self) -> None:
@@ -293,6 +298,18 @@ class SimGripper:
     def is_grasped(self) -> bool:
         """Closed on something: the fingers stopped short of their target (as libfranka reports)."""
         return self._grasping and not self._busy and self.width() > self._target + 0.004  # 4 mm: not empty
+
+    def sample(self) -> HandSample:
+        """Width and grasped flag now (sim reads do not block)."""
+        return HandSample(self.width(), self.is_grasped(), self.max_width)
+
+    def last_result(self) -> bool | None:
+        """Unknown: the simulated hand reports only its state."""
+        return None
+
+    def last_error(self) -> str:
+        """Never an error: the simulated hand's commands cannot raise."""
+        return ""
 
     def on_physics_step(self) -> None:
         """Detect when the fingers have settled (called by the clock)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.interfaces import Intrinsics
+from app.robot.interfaces import Intrinsics
 from app.sim.grasping import oracle_grasp
 from app.sim.objects import ObjectSpec
 from app.sim.session import SimSession

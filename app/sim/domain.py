@@ -2,14 +2,16 @@
 
 A domain has three parts: ``render`` (TinyRenderer lighting, shadows, table and object looks),
 ``image`` (white balance, gamma, vignetting, blur, noise on the RGB image) and ``depth`` (either
-``exact`` or an SR300-like sensor model). The same world state can be rendered in any domain,
+``exact`` or an SR300-like sensor model). The simulated camera passes its camera profile's depth
+range and unit (``config/hardware.yaml``), which replace the domain's ``valid_range`` and
+``unit``: the sensor is the configured camera's. The same world state can be rendered in any domain,
 which gives paired images for evaluation. All image operations are plain numpy/OpenCV.
 """
 
 from __future__ import annotations
 
 import colorsys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -48,8 +50,8 @@ class DepthModel:
     """Depth sensor model. ``kind: exact`` returns the rendered depth unchanged."""
 
     kind: str  # "exact" or "sr300"
-    valid_range: tuple[float, float]  # m; outside reads 0
-    unit: float  # m per quantisation step (SR300: 0.000125)
+    valid_range: tuple[float, float]  # m; outside reads 0 (the camera profile's replaces it)
+    unit: float  # m per quantisation step (SR300: 0.000125; the camera profile's replaces it)
     noise_base: float  # m, std at zero distance
     noise_quadratic: float  # 1/m, std grows as noise_quadratic * z**2 (structured-light)
     correlated_noise: float  # m per m of depth, low-frequency (16x16) correlated error
@@ -131,17 +133,24 @@ class Domain:
             x += rng.normal(0.0, m.noise_std, x.shape).astype(np.float32)
         return np.clip(x + 0.5, 0, 255).astype(np.uint8)
 
-    def apply_depth(self, depth: np.ndarray, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def apply_depth(self, depth: np.ndarray, rgb: np.ndarray, rng: np.random.Generator, *,
+                    valid_range: tuple[float, float] | None = None,
+                    unit: float | None = None) -> np.ndarray:
         """Turn exact rendered depth (m, 0 = nothing) into what this domain's sensor reads.
 
         Args:
             depth: (H, W) float32 exact depth along the optical axis (m).
             rgb: (H, W, 3) uint8 image of the same view (dark surfaces lose depth).
             rng: Random generator of this frame.
+            valid_range: The camera profile's depth range (m), replacing the domain's
+                ``valid_range`` (the simulated camera is the configured one).
+            unit: The camera profile's depth unit (m), replacing the domain's ``unit``.
         """
         d = self.depth
         if d.kind == "exact":
             return depth
+        if valid_range is not None or unit is not None:
+            d = replace(d, valid_range=valid_range or d.valid_range, unit=unit or d.unit)
         z = depth.astype(np.float32).copy()
         h, w = z.shape
         valid = z > 0

@@ -33,6 +33,7 @@ import numpy as np
 from app import CONFIG_DIR, ROOT
 from app.errors import AppError, SimulationError
 from app.hardware_config import HardwareConfig, load_hardware
+from app.outputs import atomic_write_text, check_output_file
 from app.sim.grasping import GraspOutcome, execute_grasp, nearest_grasp, oracle_grasp
 from app.sim.objects import ObjectSpec, load_grasps, load_objects
 from app.sim.session import SimSession
@@ -168,7 +169,7 @@ def write_grasps(path: Path, grasps: dict[str, list[Grasp]], note: str) -> None:
     for name, items in grasps.items():
         rows = ", ".join("[" + ", ".join(f"{v:g}" for v in g) + "]" for g in items)
         lines.append(f"{name}: {{grasps: [{rows}]}}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def oracle_rates(objects: str | Sequence[ObjectSpec], trials: int, seed: int,
@@ -252,6 +253,10 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
     command = " ".join([prog, *argv])
     try:
+        if not args.skip_verify:  # before any work: one line and exit 2
+            check_output_file(args.out, "--out")
+        if args.oracle_trials > 0:
+            check_output_file(args.oracle_out, "--oracle-out")
         specs = load_objects(args.objects)
         status = 0
         if not args.skip_verify:
@@ -273,7 +278,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             report = {"command": command, "seed": args.seed, "trials_per_object": args.oracle_trials,
                       "min_rate": worst, "objects": rates}
             args.oracle_out.parent.mkdir(parents=True, exist_ok=True)
-            args.oracle_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            atomic_write_text(args.oracle_out, json.dumps(report, indent=2) + "\n")
             print(f"wrote {args.oracle_out} (lowest rate {worst:.2f})")
             if worst < 0.95:  # the bar: every object >= 95 %
                 status = 1

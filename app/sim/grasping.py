@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from app.interfaces import MotionStatus, Robot
+from app.robot.interfaces import MotionStatus, Robot
 from app.transforms import Pose, rot_z, wrap_angle
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from app.errors import MotionError, SimulationError
-from app.interfaces import Intrinsics
+from app.robot.interfaces import Intrinsics
 from app.sim.compliant import MAX_LINK_SPEED, Springs, instability
 from app.transforms import Pose
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from app.errors import SimulationError
 from app.hardware_config import HardwareConfig, load_hardware
-from app.interfaces import Robot
+from app.robot.interfaces import Robot
 from app.sim.backends import SimArm, SimCamera, SimClock, SimGripper
 from app.sim.compliant import Springs, build_model, checked_urdf
 from app.sim.domain import Domain, load_domain

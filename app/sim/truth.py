@@ -1,13 +1,13 @@
 """Ground truth of the simulator: the evaluation accessor.
 
 Only the ``oracle`` tree and the scoring code may use it. Behaviours never receive it (they get
-:class:`app.interfaces.Robot`); :attr:`GroundTruth.locked` makes any read raise, so tests can
+:class:`app.robot.interfaces.Robot`); :attr:`GroundTruth.locked` makes any read raise, so tests can
 prove a tree never reaches it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -16,7 +16,18 @@ from app.sim.domain import Domain
 from app.transforms import Pose, wrap_half_pi
 
 if TYPE_CHECKING:
-    from app.sim.session import SimSession
+    from app.sim.backends import SimCamera
+    from app.sim.objects import ObjectSpec
+    from app.sim.pybullet_world import PyBulletWorld
+
+
+class Scene(Protocol):
+    """What the ground truth reads of its session (:class:`app.sim.session.SimSession`, which
+    owns it: the session imports this module, never the other way round)."""
+
+    world: PyBulletWorld
+    camera: SimCamera
+    object: ObjectSpec | None
 
 
 class GroundTruthLocked(AppError):
@@ -26,7 +37,7 @@ class GroundTruthLocked(AppError):
 class GroundTruth:
     """Read-only view of what only the simulator knows."""
 
-    def __init__(self, session: SimSession) -> None:
+    def __init__(self, session: Scene) -> None:
         self._s = session
         self.locked = False
         self.reads = 0

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from app.interfaces import Frame
+from app.robot.interfaces import Frame
 
 
 class TruthModels:

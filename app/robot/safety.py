@@ -19,7 +19,7 @@ import numpy as np
 from app import CONFIG_DIR
 from app.config import Section, load_yaml
 from app.errors import ConfigError
-from app.interfaces import Arm, FrameName, MotionStatus
+from app.robot.interfaces import Arm, FrameName, MotionStatus
 from app.transforms import Pose, twist_to_pose
 
 
@@ -128,9 +128,6 @@ class SafeArm:
         self._refused = ""
         self.arm.recover()
 
-    def __getattr__(self, name: str) -> Any:  # teleport etc. of the sim arm (set-up only)
-        return getattr(self.arm, name)
-
     # -------------------------------------------------------------- filtered commands
     def _event(self, kind: str, command: str, detail: str, value: Any = None) -> None:
         self.events.append(SafetyEvent(kind, command, detail, value))
@@ -191,7 +188,12 @@ class SafeArm:
             w *= self.limits.max_angular_speed / nw
         out = np.concatenate([v, w])
         # Where the gripper would be after one period: refuse rather than leave the envelope.
-        base = self.arm.pose() @ self.arm.camera_mount if frame == "camera" else self.arm.pose()
+        # An arm that integrates a reference (the Panda's impedance controller) commands
+        # reference + step, and its reference may lead the measured pose: check that.
+        reference = getattr(self.arm, "reference", None)
+        current = reference() if callable(reference) else None
+        current = current if current is not None else self.arm.pose()
+        base = current @ self.arm.camera_mount if frame == "camera" else current
         after = base @ twist_to_pose(out, self.period)
         if frame == "camera":
             after = after @ self.arm.camera_mount.inverse()

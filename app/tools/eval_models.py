@@ -9,7 +9,7 @@ and the unseen object set:
   G_Y->X). The same seeds give the same placements in every mode; the two object sets use
   different seeds (:data:`SET_SEED_STRIDE`).
 * **segmentation_iou** — object-class IoU on real-domain views along the poses the robot visits
-  (:func:`app.dataset_builder.sample_camera_delta`): D_X on the adapted frame (run time), D_Y
+  (:func:`app.tools.dataset_builder.sample_camera_delta`): D_X on the adapted frame (run time), D_Y
   on the raw frame, and the classical baselines of :mod:`app.baselines_seg`.
 * **adaptation_error** — the adapted frame against the paired sim render of the same state.
 * **latency_ms** — generator, D_X segmentation and policy per frame, batch 1, 1 and 2 threads.
@@ -37,8 +37,9 @@ import yaml
 
 from app.baselines_seg import iou, kmeans_segment, watershed_segment
 from app.config import load_yaml, resolve
-from app.interfaces import Frame
+from app.outputs import atomic_save, atomic_write_text, check_output_dir, owned, prepare_output_dir
 from app.perception import Perception, load_perception
+from app.robot.interfaces import Frame
 from app.sim.objects import load_grasps
 from app.types import RGB, Depth, Mask
 
@@ -202,11 +203,11 @@ class View:
 
 def collect_views(models: Perception, set_name: str, n: int, seed: int) -> list[View]:
     """``n`` real-domain views of ``set_name`` at poses the robot visits, segmented every way."""
-    from app.dataset_builder import POSE_KINDS, sample_camera_delta
     from app.errors import MotionError
     from app.sim.domain import load_domain
     from app.sim.objects import load_object_set
     from app.sim.session import SimSession
+    from app.tools.dataset_builder import POSE_KINDS, sample_camera_delta
     from app.transforms import delta_pose
 
     specs = [o for o in load_object_set(set_name).objects if o.shape != "soft"]
@@ -365,8 +366,10 @@ def save_figures(examples: dict[str, View], out: Path) -> None:
     for a in ax.ravel():
         a.axis("off")
     fig.tight_layout()
-    fig.savefig(out / "fig10_adaptation.png", dpi=110)
-    plt.close(fig)
+    try:
+        atomic_save(out / "fig10_adaptation.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
 
     cols = ("raw image", "ground truth", *SEG_METHODS)
     labels = {"discriminator": "D_X on adapted", "discriminator_raw": "D_Y on raw",
@@ -384,8 +387,10 @@ def save_figures(examples: dict[str, View], out: Path) -> None:
     for a in ax.ravel():
         a.axis("off")
     fig.tight_layout()
-    fig.savefig(out / "fig7_segmentation.png", dpi=110)
-    plt.close(fig)
+    try:
+        atomic_save(out / "fig7_segmentation.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
 
 
 # ---------------------------------------------------------------- the command
@@ -436,6 +441,8 @@ def evaluate_models(out_dir: str | Path, seed: int = 0, episodes: int = DEFAULT_
     Raises:
         CheckpointError: The weights are missing, corrupt or mismatched (one line).
         InputError: Counts below 1, or too many episodes.
+        OutputError: ``out_dir`` cannot be written or another run owns it (before any work).
+        OutputWriteError: A write failed during the run (exit code 4).
     """
     from app.errors import InputError
     from app.sim.domain import load_domain
@@ -443,39 +450,39 @@ def evaluate_models(out_dir: str | Path, seed: int = 0, episodes: int = DEFAULT_
     if min(episodes, images, latency_frames) < 1 or episodes >= SET_SEED_STRIDE:
         raise InputError(f"eval-models: expected episodes (< {SET_SEED_STRIDE}), images and latency frames "
                          f">= 1, found {episodes}, {images}, {latency_frames}")
+    out = check_output_dir(out_dir, "--out")  # before any work: one line and exit 2
     models = bundle if bundle is not None else load_perception(weights_dir, threads=2)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(2)
-    by_set = {s: evaluate_pose(models, s, episodes, seed) for s in OBJECT_SETS}
-    pooled = {m: pose_stats([e for s in OBJECT_SETS for e in by_set[s][m]]) for m in POSE_MODES}
-    views = {s: collect_views(models, s, images, seed) for s in OBJECT_SETS}
-    per_set_iou = {s: segmentation_iou(views[s]) for s in OBJECT_SETS}
-    seg = {m: {s: per_set_iou[s][m] for s in OBJECT_SETS} for m in SEG_METHODS}
-    frames = [v.real for s in OBJECT_SETS for v in views[s]]
-    latency = {t: measure_latency(models, frames, latency_frames, t) for t in THREADS}
-    examples = {s: v for s in OBJECT_SETS if (v := _example(views[s])) is not None}
-    save_figures(examples, out)
-    metrics: dict[str, Any] = {
-        "pose": pooled,
-        "segmentation_iou": seg,
-        "adaptation_error": adaptation_error([v for s in OBJECT_SETS for v in views[s]]),
-        "latency_ms": latency[2],
-        "domain_sha256": load_domain("real").sha256,
-        "pose_by_set": {s: {m: pose_stats(by_set[s][m]) for m in POSE_MODES} for s in OBJECT_SETS},
-        "adaptation_error_by_set": {s: adaptation_error(views[s]) for s in OBJECT_SETS},
-        "segmentation_views": {s: {"taken": len(views[s]), "scored": len(scored(views[s]))} for s in OBJECT_SETS},
-        "latency_ms_1_thread": latency[1],
-        "targets": check_targets(pooled, seg, latency[2]),
-        "domain_sha256_sim": load_domain("sim").sha256,
-        "seed": seed, "held_out_seed_base": HELD_OUT_BASE + seed,
-        "episodes_per_set": episodes, "images_per_set": images, "latency_frames": latency_frames,
-        "weights": "given bundle" if bundle is not None else str(weights_dir or "models/weights (shipped)"),
-        "command": _command(out_dir, seed, episodes, images, latency_frames, weights_dir if bundle is None else None),
-    }
-    metrics = _clean(metrics)
-    (out / "model_metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-    return metrics
+    with owned(prepare_output_dir(out, "--out", command="eval-models", lock=True)):  # after the models load
+        torch.set_num_threads(2)
+        by_set = {s: evaluate_pose(models, s, episodes, seed) for s in OBJECT_SETS}
+        pooled = {m: pose_stats([e for s in OBJECT_SETS for e in by_set[s][m]]) for m in POSE_MODES}
+        views = {s: collect_views(models, s, images, seed) for s in OBJECT_SETS}
+        per_set_iou = {s: segmentation_iou(views[s]) for s in OBJECT_SETS}
+        seg = {m: {s: per_set_iou[s][m] for s in OBJECT_SETS} for m in SEG_METHODS}
+        frames = [v.real for s in OBJECT_SETS for v in views[s]]
+        latency = {t: measure_latency(models, frames, latency_frames, t) for t in THREADS}
+        examples = {s: v for s in OBJECT_SETS if (v := _example(views[s])) is not None}
+        save_figures(examples, out)
+        metrics: dict[str, Any] = {
+            "pose": pooled,
+            "segmentation_iou": seg,
+            "adaptation_error": adaptation_error([v for s in OBJECT_SETS for v in views[s]]),
+            "latency_ms": latency[2],
+            "domain_sha256": load_domain("real").sha256,
+            "pose_by_set": {s: {m: pose_stats(by_set[s][m]) for m in POSE_MODES} for s in OBJECT_SETS},
+            "adaptation_error_by_set": {s: adaptation_error(views[s]) for s in OBJECT_SETS},
+            "segmentation_views": {s: {"taken": len(views[s]), "scored": len(scored(views[s]))} for s in OBJECT_SETS},
+            "latency_ms_1_thread": latency[1],
+            "targets": check_targets(pooled, seg, latency[2]),
+            "domain_sha256_sim": load_domain("sim").sha256,
+            "seed": seed, "held_out_seed_base": HELD_OUT_BASE + seed,
+            "episodes_per_set": episodes, "images_per_set": images, "latency_frames": latency_frames,
+            "weights": "given bundle" if bundle is not None else str(weights_dir or "models/weights (shipped)"),
+            "command": _command(out_dir, seed, episodes, images, latency_frames, weights_dir if bundle is None else None),
+        }
+        metrics = _clean(metrics)
+        atomic_write_text(out / "model_metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+        return metrics
 
 
 def run_eval_models(args: argparse.Namespace) -> int:

@@ -35,14 +35,25 @@ M_TO_CM, RAD_TO_DEG = 100.0, float(np.degrees(1.0))
 class NodeTime:
     """Time one node (all nodes of that name) was ticked, whatever it returned.
 
-    Nodes ticked in the same control period share it: a VS iteration's leaves each count it.
+    ``sim_s`` counts whole control periods, so nodes ticked in the same period share it (a VS
+    iteration's leaves each count it). ``own_wall_s`` and ``incl_wall_s`` are the node's own
+    wall time, as the runner measured it around each node: for a leaf its whole time, for a
+    parent (composite or decorator) only its own bookkeeping; ``incl_wall_s`` adds the
+    children's. They are None in a log written before the runner measured nodes.
     """
 
     node: str
     ticks: int = 0  # ticks in which it was ticked (RUNNING, SUCCESS or FAILURE)
     sim_s: float = 0.0  # control periods of those ticks (s, simulated or camera time)
-    wall_s: float = 0.0  # wall-clock time of those ticks (s), the clock advance included
     failed: int = 0  # of those, ticks in which it returned FAILURE (control flow for conditions)
+    leaf: bool | None = None  # no children; None when the log does not say
+    own_wall_s: float | None = None  # s, the node's own work, its children excluded
+    incl_wall_s: float | None = None  # s, the node and its children
+
+    @property
+    def wall_s(self) -> float | None:
+        """The time to show: a leaf's own time, a parent's inclusive time (s)."""
+        return self.own_wall_s if self.leaf else self.incl_wall_s
 
 
 @dataclass
@@ -99,6 +110,8 @@ class InspectReport:
     failure_source: str = ""  # "tick log", "exception" or "episode record"
     active_node: str = ""  # deepest node RUNNING at the last tick (what an interrupted run was doing)
     nodes: list[NodeTime] = field(default_factory=list)
+    tree_wall_s: float | None = None  # s, wall time inside the tree (the roots' inclusive time)
+    outside_wall_s: float | None = None  # s, wall time between ticks: the clock (physics, camera wait), logging
     vs_iterations: int = 0
     vs_switches: list[ModeSwitch] = field(default_factory=list)
     vs_fallbacks: int = 0
@@ -175,26 +188,43 @@ def _durations(ticks: list[dict[str, Any]], key: str, period: float | None) -> l
 
 
 def node_times(ticks: list[dict[str, Any]], period: float | None) -> list[NodeTime]:
-    """Ticks, simulated and wall time, and failures per node name, in order of first visit."""
+    """Ticks, simulated time, own and inclusive wall time, and failures per node name, in order
+    of first visit (see :class:`NodeTime`)."""
     sim_d = _durations(ticks, "sim_time", period)
-    wall_d = _durations(ticks, "wall_time", None)
-    if ticks:  # the last tick's wall time: its tree time only (nothing was stamped after it)
-        wall_d[-1] = float(ticks[-1].get("tick_ms") or 0.0) / 1000
     table: dict[str, NodeTime] = {}
-    for rec, ds, dw in zip(ticks, sim_d, wall_d, strict=True):
+    for rec, ds in zip(ticks, sim_d, strict=True):
         seen: set[str] = set()
         for n in rec.get("nodes") or []:
             name = str(n.get("node"))
             row = table.setdefault(name, NodeTime(name))
             row.failed += n.get("status") == "FAILURE"
+            if "own_ms" in n:
+                row.leaf = bool(n.get("leaf")) if row.leaf is None else row.leaf and bool(n.get("leaf"))
+                row.own_wall_s = (row.own_wall_s or 0.0) + float(n.get("own_ms") or 0.0) / 1000
+                row.incl_wall_s = (row.incl_wall_s or 0.0) + float(n.get("incl_ms") or 0.0) / 1000
             if name not in seen:  # a name twice in a tick ("Acquire Frame") counts the tick once
                 seen.add(name)
                 row.ticks += 1
                 row.sim_s += ds
-                row.wall_s += dw
     for row in table.values():
-        row.sim_s, row.wall_s = round(row.sim_s, 4), round(row.wall_s, 4)  # 0.1 ms: below the log's
+        row.sim_s = round(row.sim_s, 4)  # 0.1 ms: below the log's resolution
+        if row.own_wall_s is not None and row.incl_wall_s is not None:
+            row.own_wall_s, row.incl_wall_s = round(row.own_wall_s, 4), round(row.incl_wall_s, 4)
     return list(table.values())
+
+
+def tree_and_outside_time(ticks: list[dict[str, Any]]) -> tuple[float | None, float | None]:
+    """Wall time inside the tree (the root's inclusive time, summed) and between ticks (s).
+
+    The root is the last node of each tick's post-order list. Between ticks the clock advances
+    (physics steps, or the wait for the next camera frame) and the record is logged. None when
+    the log has no per-node times.
+    """
+    if not ticks or not all((r.get("nodes") or [{}])[-1].get("incl_ms") is not None for r in ticks):
+        return None, None
+    inside = sum(float(r["nodes"][-1]["incl_ms"]) for r in ticks) / 1000
+    total = float(ticks[-1].get("wall_time") or 0.0)
+    return round(inside, 4), round(max(0.0, total - inside), 4)
 
 
 def vs_samples(ticks: list[dict[str, Any]]) -> list[VSSample]:
@@ -339,6 +369,7 @@ def inspect_run(run_dir: Path, plot: bool = True) -> InspectReport:
     else:
         notes.append("no tick records")
     report.nodes = node_times(ticks, report.period_s)
+    report.tree_wall_s, report.outside_wall_s = tree_and_outside_time(ticks)
     report.log_events = log_events(records)
 
     if report.outcome in ("failure", "timeout"):
@@ -499,10 +530,17 @@ def format_report(r: InspectReport) -> str:
     else:
         lines.append("VS: no iterations")
     period = f" (period {r.period_s * 1000:.1f} ms)" if r.period_s else ""
-    lines.append(f"Time per node{period}:")
-    lines.append(f"  {'node':<26} {'ticks':>6} {'time s':>8} {'wall s':>8} {'failed':>7}")
+    lines.append(f"Time per node{period}: 'run s' = control periods in which it was ticked (shared by the "
+                 "nodes of a tick); 'wall s' = a leaf's own wall time, a parent's inclusive of its children")
+    lines.append(f"  {'node':<26} {'ticks':>6} {'run s':>8} {'wall s':>8} {'':<5} {'failed':>7}")
     for n in r.nodes:
-        lines.append(f"  {n.node[:26]:<26} {n.ticks:>6} {n.sim_s:>8.2f} {n.wall_s:>8.2f} {n.failed:>7}")
+        wall, kind = (f"{n.wall_s:>8.3f}", "own" if n.leaf else "incl") if n.wall_s is not None else (f"{'-':>8}", "")
+        lines.append(f"  {n.node[:26]:<26} {n.ticks:>6} {n.sim_s:>8.2f} {wall} {kind:<5} {n.failed:>7}")
+    if r.tree_wall_s is None and r.nodes:
+        lines.append("  (this log has no per-node wall times: written before the runner measured them)")
+    elif r.tree_wall_s is not None:
+        lines.append(f"  wall time in the tree {r.tree_wall_s:.2f} s; between ticks (clock: physics or camera wait, "
+                     f"logging) {r.outside_wall_s:.2f} s")
     for name, ev in r.log_events.items():
         lines.append(f"Log: {name} x{ev.count}, first at tick {ev.first_tick}" + (f": {ev.first}" if ev.first else ""))
     if r.episode_extras:

@@ -73,6 +73,6 @@ def run_bench(args: argparse.Namespace) -> int:
                 print(f"frame {name:4s}: p50 {st['p50_ms']:.1f} ms  p95 {st['p95_ms']:.1f} ms  ({st['fps']:.0f} fps)")
             print(f"env steps: {res['env_steps_per_s']:.0f} /s (target >= {ENV_STEPS_TARGET:.0f})")
         return 0
-    from app.pipeline_bench import run_pipeline_bench
+    from app.tools.pipeline_bench import run_pipeline_bench
 
     return run_pipeline_bench(args)

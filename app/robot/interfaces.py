@@ -144,6 +144,15 @@ class Arm(Protocol):
         """Clear a reflex/error state so that commands are accepted again."""
 
 
+@dataclass(frozen=True)
+class HandSample:
+    """One gripper state sample: opening (m), the grasped flag, full opening (m)."""
+
+    width: float
+    is_grasped: bool
+    max_width: float
+
+
 @runtime_checkable
 class Gripper(Protocol):
     """A parallel-jaw gripper."""
@@ -166,6 +175,15 @@ class Gripper(Protocol):
 
     def is_grasped(self) -> bool:
         """Whether an object is held between the fingers."""
+
+    def sample(self) -> HandSample:
+        """Width and grasped flag from one state sample (one read on a hand whose reads block)."""
+
+    def last_result(self) -> bool | None:
+        """What the hand returned for its last command (None: unknown, running or none yet)."""
+
+    def last_error(self) -> str:
+        """Why the last command failed ("" when it did not, or the backend cannot say)."""
 
 
 class Clock(Protocol):

@@ -6,7 +6,8 @@ from a scripted distribution of where the grasp tree takes the camera: the start
 each 15 cm pose step, along VS trajectories (lower, offset, rotated) and with the object near
 the image border. Only the ``Camera``/``Arm`` interfaces are used to take the images, so the
 same command collects real images with ``--backend real`` (masks then come from nowhere: real
-images never need them). Resumable: finished samples are kept; ``index.json`` is rewritten
+images never need them): there the arm is homed first, every move goes through the safety
+envelope from the start pose and back, and a failed move stops the collection with its reason. Resumable: finished samples are kept; ``index.json`` is rewritten
 every 25 samples and at the end.
 """
 
@@ -14,14 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from app.errors import ConfigError
-from app.interfaces import MotionStatus, Robot
-from app.transforms import delta_pose
+from app.errors import ConfigError, HardwareError
+from app.outputs import check_output_dir, owned, prepare_output_dir, write_guard
+from app.robot.interfaces import Arm, MotionStatus, Robot
+from app.robot.safety import SafeArm, SafetyLimits, load_safety
+from app.transforms import Pose, delta_pose
 from models.dataset import read_index, sample_id, write_index, write_sample
 
 #: Kinds of camera pose and their share of the dataset.
@@ -54,13 +58,6 @@ def sample_camera_delta(kind: str, rng: np.random.Generator, object_offset: np.n
     reach = 0.27 * (0.6 - dz) / 0.6 * 0.45  # ~ the half-width of the view at that height (m)
     dx, dy = object_offset - reach * np.array([np.cos(angle), np.sin(angle)])
     return float(dx), float(dy), dz, float(rng.uniform(-np.pi / 2, np.pi / 2))
-
-
-def _wait_motion(robot: Robot, cap: int = 600) -> None:
-    for _ in range(cap):
-        if robot.arm.motion_status() != MotionStatus.MOVING:
-            break
-        robot.clock.advance()
 
 
 def build_sim_split(out: Path, n: int, seed: int, domain: str, with_mask: bool, objects: str,
@@ -122,7 +119,8 @@ def build_dataset(out: str | Path, n: int, seed: int, objects: str = "seen", sim
     out = Path(out)
     for split, count, base in (("train", n, seed), ("val", max(1, int(round(n * VAL_FRACTION))), seed + 7)):
         d = out if split == "train" else out / "val"
-        d.mkdir(parents=True, exist_ok=True)
+        with write_guard(d):
+            d.mkdir(parents=True, exist_ok=True)
         existing = _existing(d)
         for dom, domain, stream in (("sim", sim_domain, 0), ("real", real_domain, 1)):
             samples = existing[dom]
@@ -138,17 +136,62 @@ def build_dataset(out: str | Path, n: int, seed: int, objects: str = "seen", sim
     return out
 
 
-def build_real_dataset(out: str | Path, n: int, seed: int, robot: Robot) -> Path:
+class CollectionStopped(HardwareError):
+    """Real data collection stopped on a failed move (the message names the sample and why)."""
+
+
+HOMED_TOLERANCE_M = 0.01  # m: the collection starts only this close to the start pose
+HOMED_TOLERANCE_RAD = np.radians(3.0)  # rad, and this close in angle
+MOVE_TIMEOUT_S = 20.0  # s of clock time one move may take (0.45 m at 0.25 m/s is < 3 s)
+
+
+def _move(robot: Robot, arm: Arm, target: Pose, what: str) -> None:
+    """Move ``arm`` to ``target`` and wait (one clock period per poll).
+
+    Raises:
+        CollectionStopped: The move failed, was refused by the envelope or timed out.
+    """
+    arm.move_to(target)
+    deadline = robot.clock.now() + MOVE_TIMEOUT_S
+    while arm.motion_status() == MotionStatus.MOVING:
+        if robot.clock.now() >= deadline:
+            arm.stop()
+            raise CollectionStopped(f"{what}: the move did not end within {MOVE_TIMEOUT_S:g} s")
+        robot.clock.advance()
+    if arm.motion_status() == MotionStatus.FAILED:
+        raise CollectionStopped(f"{what}: {arm.motion_error() or 'motion failed'}")
+
+
+def build_real_dataset(out: str | Path, n: int, seed: int, robot: Robot, start_pose: Pose,
+                       limits: SafetyLimits) -> Path:
     """Collect ``n`` real images on the hardware at the same scripted poses (no masks).
 
-    The user places an object in view; the arm visits poses around the start pose.
+    The user places an object in view. The arm must already be at ``start_pose`` (homed);
+    every move goes through the safety envelope, from the start pose to a sample pose and back.
+    A failed or refused move stops the collection (samples taken so far are kept: resumable).
+
+    Args:
+        out: Dataset directory.
+        n: Samples to collect (ids 0..n-1; existing ones are skipped).
+        seed: Seed of the pose draws.
+        robot: The connected real robot (its arm raw or already behind a SafeArm).
+        start_pose: Gripper start pose (base frame) the poses are drawn around.
+        limits: The safety envelope.
+
+    Raises:
+        CollectionStopped: Not homed, or a move failed (the message names the sample).
     """
     from tqdm import tqdm
 
     out = Path(out)
+    arm: Arm = robot.arm if isinstance(robot.arm, SafeArm) else SafeArm(robot.arm, limits,
+                                                                         robot.clock.period)
+    d, r = arm.pose().distance(start_pose)
+    if d > HOMED_TOLERANCE_M or r > HOMED_TOLERANCE_RAD:
+        raise CollectionStopped(f"not at the start pose ({d * 100:.1f} cm / {np.degrees(r):.0f} deg "
+                                "away): home the arm first")
     samples = _existing(out)["real"]
     done = {s["id"] for s in samples}
-    start = robot.arm.pose()
     kinds, probs = list(POSE_KINDS), np.array(list(POSE_KINDS.values()))
     for i in tqdm(range(n), desc="real", unit="img"):
         sid = sample_id(i)
@@ -157,29 +200,64 @@ def build_real_dataset(out: str | Path, n: int, seed: int, robot: Robot) -> Path
         rng = np.random.default_rng([seed, i])
         kind = kinds[int(rng.choice(len(kinds), p=probs / probs.sum()))]
         dx, dy, dz, dyaw = sample_camera_delta(kind, rng, np.zeros(2))
-        robot.arm.move_to(start @ delta_pose(dx, dy, dz, dyaw))
-        _wait_motion(robot)
+        _move(robot, arm, start_pose @ delta_pose(dx, dy, dz, dyaw), f"sample {sid} ({kind})")
         frame = robot.camera.get_frame()
         write_sample(out, "real", sid, frame.rgb, frame.depth, None)
         samples.append({"id": sid, "kind": kind, "seed": seed})
         _save(out, samples, "real")
-    robot.arm.move_to(start)
-    _wait_motion(robot)
+        _move(robot, arm, start_pose, f"back to the start pose after sample {sid}")
     return out
 
 
-def run_dataset(args: argparse.Namespace) -> int:
-    """Entry point of ``python -m app dataset``."""
+def _collect_real(args: argparse.Namespace, connect: Callable[[], Robot] | None) -> None:
+    """Real collection inside the session lifecycle: connect, home, collect, shut down.
+
+    Raises:
+        HardwareError: The collection stopped (the reason names the sample and the move).
+    """
+    from app.hardware_config import load_hardware
+    from app.lifecycle import RobotSession
+
+    hw = load_hardware(args.config)
+    limits = load_safety()
+    if connect is None:
+        from app.hardware.real_session import RealSession
+
+        def connect() -> Robot:
+            return RealSession(hw, args.robot_host, limits=limits).robot
+
+    def collect(robot: Robot) -> str:
+        try:
+            build_real_dataset(args.out, args.n, args.seed, robot, hw.start_pose(), limits)
+        except CollectionStopped as e:
+            return str(e)
+        return ""
+
+    with RobotSession(connect, hw.start_pose(), limits=limits, home_joints=hw.home_joints,
+                      place_height=hw.place_height) as session:
+        session.start()
+        session.home()
+        stopped = session.execute(collect)
+        if stopped:
+            raise CollectionStopped(f"data collection stopped at {stopped}")
+        session.home()
+
+
+def run_dataset(args: argparse.Namespace, connect: Callable[[], Robot] | None = None) -> int:
+    """Entry point of ``python -m app dataset``.
+
+    Args:
+        args: The parsed command line.
+        connect: Opens the real robot (tests pass the fake's); default the RealSession.
+    """
+    check_output_dir(args.out, "--out")  # before any work: one line and exit 2
     if args.n < 1:
         raise ConfigError(f"--n: expected >= 1, found {args.n}")
-    if args.backend == "real":
-        from app.hardware.real_session import RealSession
-        from app.hardware_config import load_hardware
-
-        with RealSession(load_hardware(args.config), args.robot_host) as session:
-            build_real_dataset(args.out, args.n, args.seed, session.robot)
-    else:
-        build_dataset(args.out, args.n, args.seed, objects=args.objects, real_domain=args.domain)
+    with owned(prepare_output_dir(args.out, "--out", command="dataset", lock=True)):
+        if args.backend == "real":
+            _collect_real(args, connect)
+        else:
+            build_dataset(args.out, args.n, args.seed, objects=args.objects, real_domain=args.domain)
     idx = read_index(args.out)
     print(json.dumps({d: len(v) for d, v in idx["domains"].items()}), "samples in", args.out)
     return 0

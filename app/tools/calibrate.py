@@ -20,7 +20,7 @@ import numpy as np
 
 from app.controllers.features import FeatureParams, extract_features
 from app.controllers.vs import compute_targets
-from app.hardware_config import HardwareConfig, load_hardware
+from app.hardware_config import HardwareConfig, depth_range_checks, load_hardware
 from app.sim.objects import ObjectSpec
 from app.sim.session import SimSession
 from app.transforms import Pose, delta_pose, rot_z
@@ -87,17 +87,39 @@ def calibrate(hw: HardwareConfig, assumed_mount: Pose | None = None) -> list[Cal
     return rows
 
 
+def tallest_object() -> float:
+    """Height (m) of the tallest object of the seen and unseen sets: the nearest surface."""
+    from app.sim.objects import load_object_set
+
+    return max(float(o.extents[2]) for name in ("seen", "unseen") for o in load_object_set(name).objects)
+
+
 def run_calibrate(args: argparse.Namespace) -> int:
-    """Entry point: print the table; exit 0 when every check passes, 1 otherwise."""
+    """Entry point: print the table; exit 0 when every check passes, 1 otherwise.
+    ``calibrate hand-eye`` solves the camera mount instead (:mod:`app.tools.handeye`)."""
     hw = load_hardware(args.config)
+    if getattr(args, "what", "vs") == "hand-eye":
+        from app.tools.handeye import run_hand_eye
+
+        return run_hand_eye(args, hw)
     rows = calibrate(hw)
+    tallest = tallest_object()
+    ranges = depth_range_checks(hw, DESCENTS, tallest)
     if getattr(args, "json", False):
-        print(json.dumps([r.__dict__ | {"ok": r.ok} for r in rows]))
+        print(json.dumps([r.__dict__ | {"ok": r.ok} for r in rows]
+                         + [{"depth_range": list(hw.depth_range)} | r.__dict__ for r in ranges]))
     else:
+        lo, hi = hw.depth_range
+        print(f"Depth range of camera profile '{hw.camera_profile}': {lo}-{hi} m (table and the top "
+              f"of the tallest object, {tallest * 100:.0f} cm, must both read)")
+        for r in ranges:
+            where = "start pose" if r.descent == 0 else f"{r.descent * 100:.0f} cm below it"
+            print(f"  {where:17s} table {r.table:.3f} m, object top {r.nearest:.3f} m: "
+                  f"{'inside' if r.ok else 'OUTSIDE the depth range'}")
         print(f"VS targets for {hw.source} (camera at {hw.mount.position.tolist()} m in the gripper frame)")
         print("  Z_g (m)   x*      y*      alpha*   | measured x    y       alpha   | error")
         for r in rows:
             print(f"  {r.z_g:6.3f}  {r.x_target:+.4f} {r.y_target:+.4f} {r.alpha_target_deg:+6.1f}  | "
                   f"{r.x_measured:+.4f} {r.y_measured:+.4f} {r.alpha_measured_deg:+6.1f}  | "
                   f"{r.error_px:.2f} px {r.error_deg:.1f} deg {'ok' if r.ok else 'FAILED'}")
-    return 0 if all(r.ok for r in rows) else 1
+    return 0 if all(r.ok for r in rows) and all(r.ok for r in ranges) else 1
