@@ -524,6 +524,9 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     except AppError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # an output folder that cannot be written: one line, exit 2
+        print(f"error: --out {args.out}: cannot write ({e.strerror or e})", file=sys.stderr)
+        return 2
     for path in written:
         print(f"wrote {path}")
     if not written:
@@ -531,7 +534,11 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     if args.pictures is not None and written:
         from app.sim.compliant_pictures import write_picture
 
-        print(f"wrote {write_picture([s for s in specs if s.compliance is not None], args.pictures)}")
+        try:
+            print(f"wrote {write_picture([s for s in specs if s.compliance is not None], args.pictures)}")
+        except OSError as e:
+            print(f"error: --pictures {args.pictures}: cannot write ({e.strerror or e})", file=sys.stderr)
+            return 2
     return 0
 
 
