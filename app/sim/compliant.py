@@ -472,9 +472,10 @@ class Springs:
 
 # Instability limits, checked by the world while a compliant object is in it.
 MAX_JOINT_SPEED = {True: 60.0, False: 3.0}  # rad/s (chain) or m/s (pads): far above any grasp
-# rad / m beyond a joint limit (PyBullet's limits are soft: a 30 N finger pushes a pad a few mm
-# past its stop; a whole pad thickness past it, the pad would leave the core)
-LIMIT_SLACK = {True: math.radians(10.0), False: PAD_THICKNESS}
+# rad / m beyond a joint limit (PyBullet's limits are soft: a 30 N pinch across a chain joint bent
+# a banana joint 10.4 deg past its stop, a finger pushes a pad a few mm past it; a whole pad
+# thickness past it, the pad would leave the core)
+LIMIT_SLACK = {True: math.radians(25.0), False: PAD_THICKNESS}
 MAX_LINK_SPEED = 3.0  # m/s of any link: the arm moves at < 0.5 m/s, a drop from 0.3 m is 2.4 m/s
 
 
