@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from app.command import EXIT_INTERRUPT, Parser, add_common
+from app.command import EXIT_INTERRUPT, Parser, add_common, add_gap
 from app.errors import AppError
 
 
@@ -83,6 +83,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lab(args: argparse.Namespace) -> int:
+    from app.tools.lab import run_lab
+
+    return run_lab(args)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from app.run import run_episodes
 
@@ -98,6 +104,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "faults": ("run a fault-injection campaign (kinds x trials) and summarize it", _cmd_faults),
     "eval-models": ("measure the models on paired sim/real images (pose, segmentation, adaptation, latency)",
                     _cmd_eval_models),
+    "lab": ("a new lab in one command: collect images, train the CycleGAN, eval-models, short evaluations",
+            _cmd_lab),
     "inspect": ("explain a run directory: outcome, failing node, time per node, VS plot", _cmd_inspect),
     "view": ("watch a run directory: a Rerun recording (.rrd) or a GIF with overlays", _cmd_view),
 }
@@ -111,15 +119,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--show-tree", nargs="?", const="-", default=None, metavar="FILE",
                         help="print the tree (and write FILE.dot/.svg/.png if given) and exit")
     add_common(parser)
+    add_gap(parser)
     sub = parser.add_subparsers(dest="command", parser_class=Parser,
                                 metavar="{" + ",".join([*COMMANDS, "grasps", "compliant"]) + "}")
     for name, (help_text, _) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text)
         add_common(sp)
         if name == "bench":
-            sp.add_argument("what", choices=["sim", "pipeline"], help="what to time")
+            sp.add_argument("what", choices=["sim", "pipeline", "campaign"], help="what to time")
             sp.add_argument("--json", action="store_true", help="print one JSON object")
-            sp.add_argument("--n", type=int, default=50, help="samples per measurement")
+            sp.add_argument("--n", type=int, default=None,
+                            help="samples per measurement (sim: 50; pipeline: 160 per variant)")
+            sp.add_argument("--no-compile", action="store_true", help="pipeline: skip the torch.compile variant")
+            sp.add_argument("--threads", type=int, default=None,
+                            help="torch threads (pipeline: default 1 and 2; campaign: default 1, as a worker)")
+            sp.add_argument("--out", default=None, help="also write the JSON to this file")
+            sp.add_argument("--trees", default=None, help="campaign: comma-separated trees (default drl_gan_vs,vs_only)")
+            sp.add_argument("--per-tree", type=int, default=3, help="campaign: trials per tree (first N seen objects)")
+            sp.add_argument("--compare", action="store_true",
+                            help="campaign: run every trial also with every speed lever off (before/after)")
         if name == "dataset":
             sp.add_argument("--out", required=True, help="dataset directory (validation set in OUT/val)")
             sp.add_argument("--n", type=int, default=655, help="images per domain (the paper: 655)")
@@ -144,8 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--out", required=True, help="output directory (model_metrics.json, figures)")
             sp.add_argument("--images", type=int, default=100, help="held-out views per set for segmentation")
             sp.add_argument("--latency-frames", type=int, default=200, help="frames timed per thread count")
-            sp.add_argument("--weights", default=None, help="weights directory (default models/weights)")
+            sp.add_argument("--no-finger-template", action="store_true",
+                            help="measure adapted frames without the gripper's sim look restored (app/fingers.py)")
+            sp.add_argument("--dev-objects", default="",
+                            help="extra object sets (names or YAML paths), segmentation IoU only (dev checks)")
             sp.set_defaults(episodes=50)
+        if name == "lab":
+            from app.tools.lab import add_arguments as add_lab_arguments
+
+            add_lab_arguments(sp)
         if name == "calibrate":
             sp.add_argument("what", nargs="?", choices=["vs", "hand-eye"], default="vs",
                             help="vs: check the VS targets (default); hand-eye: solve the camera mount")

@@ -35,6 +35,13 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="hardware config YAML (default config/hardware.yaml)")
     p.add_argument("--record", action="store_true", help="save images of each tick in the run directory")
     p.add_argument("--robot-host", default="172.16.0.2", help="Panda controller address (real backend)")
+    p.add_argument("--weights", default=None, help="weights directory of the models (default models/weights)")
+
+
+def add_gap(p: argparse.ArgumentParser) -> None:
+    """``--gap``, on the commands that run episodes (the main job, ``evaluate``, ``faults``)."""
+    p.add_argument("--gap", default=None, help="physical reality gap name or YAML path (config/gaps; sim backend; "
+                                               "default: lab, or none for the sim domain)")
 
 
 def standalone_parser(prog: str, doc: str | None,

@@ -34,9 +34,11 @@ CLOSE_NODE = "Close Gripper"
 MIN_AXIS_Z = 0.1  # |z| of the gripper axis below which it is taken as horizontal (no projection)
 
 
-def safe_robot(robot: Robot, log: RunLog | None = None) -> Robot:
-    """The same robot with its arm behind the safety envelope (``config/safety.yaml``)."""
-    arm = SafeArm(robot.arm, load_safety(), robot.clock.period, log=log.log.warning if log else None)
+def safe_robot(robot: Robot, log: RunLog | None = None, hardware: HardwareConfig | None = None) -> Robot:
+    """The same robot with its arm behind the safety envelope (``config/safety.yaml``, with the
+    fingertips of ``hardware``, default ``config/hardware.yaml``)."""
+    arm = SafeArm(robot.arm, load_safety(hardware=hardware), robot.clock.period,
+                  log=log.log.warning if log else None)
     return replace(robot, arm=arm)
 
 
@@ -94,14 +96,17 @@ class CloseProbe:
     The hook runs after the tick and before the clock advances, so the gripper has not yet moved.
     """
 
-    def __init__(self, root: py_trees.behaviour.Behaviour, session: Any) -> None:
+    def __init__(self, root: py_trees.behaviour.Behaviour, session: Any, audit: Any = None) -> None:
         self.node = next((n for n in root.iterate() if n.name == CLOSE_NODE), None)
         self.session = session
+        self.audit = audit  # PhysicalAudit: the object's push is measured up to this moment
         self.measured: dict[str, Any] | None = None
 
     def __call__(self, tick: int) -> None:
         if self.measured is None and self.node is not None and self.node.status != Status.INVALID:
             self.measured = self.measure("close", tick)
+            if self.audit is not None:
+                self.audit.freeze()
 
     def measure(self, at: str, tick: int | None = None) -> dict[str, Any]:
         """Errors of the gripper's current pose; ``at``: "close" or "end" (of the episode)."""
@@ -112,46 +117,64 @@ class CloseProbe:
 
 def run_sim_episode(cfg: TreeConfig, spec: Any, seed: int, domain: Any, models: Any, log_dir: str | Path, *,
               hardware: HardwareConfig | str | None = None, session: Any = None, trial: int = 0,
-              record: bool = False) -> dict[str, Any]:
-    """One simulated episode of ``cfg`` on ``spec``, scored two ways (physics lift, paper radius).
+              record: bool = False, gap: Any = None) -> dict[str, Any]:
+    """One simulated episode of ``cfg`` on ``spec``, scored two ways (physics lift, paper radius)
+    and audited physically (table strikes, object push, limits).
 
-    Reset (the placement depends only on ``seed``, so every tree sees the same ones), the tree
-    built with ground truth only for the oracle, the arm behind the safety envelope, ground
-    truth locked while the tree runs, then scoring.
+    Reset (the placement and the physical gap depend only on ``seed``, so every tree sees the
+    same ones), the tree built with ground truth only for the oracle, the arm behind the safety
+    envelope, ground truth locked while the tree runs, then scoring.
+
+    Args:
+        gap: The physical gap: a :class:`~app.sim.gap.GapConfig`, a name or path, or None for
+            ``none`` (the simulator exactly as configured).
 
     Returns:
-        The episode record: run_sim_episode's keys plus ``pose_error`` and ``paper_success``.
+        The episode record: run_sim_episode's keys plus ``pose_error``, ``paper_success``,
+        ``gap_sample`` and the audit's keys (:class:`~app.sim.audit.PhysicalAudit`).
     """
+    from app.sim.audit import PhysicalAudit
+    from app.sim.gap import GapConfig, draw_gap, load_gap
     from app.sim.session import SimSession
     from app.trees import build_tree
 
     hw = hardware if isinstance(hardware, HardwareConfig) else load_hardware(hardware)
+    gap_cfg = gap if isinstance(gap, GapConfig) else load_gap(gap or "none")
+    sample = draw_gap(gap_cfg, seed)
     own = session is None
     s = session or SimSession(hw, domain=domain, seed=seed, deformable=spec.shape == "soft")
+    s.set_gap(sample)
     run_dir = make_run_dir(log_dir, cfg.name, spec.name, seed, trial)
     log = RunLog(run_dir / "ticks.jsonl")
     base = {"tree": cfg.name, "object": spec.name, "seed": seed, "run_dir": str(run_dir),
-            "domain_sha256": s.domain.sha256}
+            "domain_sha256": s.domain.sha256, "gap": gap_cfg.name, "gap_sha256": gap_cfg.sha256,
+            "gap_sample": sample.record()}
+    audit: PhysicalAudit | None = None
     try:
         try:
             rest = s.reset(spec, seed)
             log.log.info("episode_start", tree=cfg.name, object=spec.name, seed=seed, trial=trial,
-                         domain=s.domain.name, domain_sha256=s.domain.sha256, backend="sim")
+                         domain=s.domain.name, domain_sha256=s.domain.sha256, gap=gap_cfg.name,
+                         gap_sha256=gap_cfg.sha256, backend="sim")
             oracle = cfg.builder == "oracle"
             root = build_tree(cfg, hw, truth=s.truth if oracle else None)
-            probe = CloseProbe(root, s)
-            robot = safe_robot(s.robot, log)  # the arm behind the safety envelope, as in every run
+            audit = PhysicalAudit(s)
+            probe = CloseProbe(root, s, audit)
+            robot = safe_robot(s.robot, log, hw)  # the arm behind the safety envelope, as in every run
             s.truth.locked = not oracle
             try:
-                res = run_episode(root, robot, models, cfg.max_ticks, log,
-                                  record_dir=run_dir / "images" if record else None, on_tick=probe)
+                with audit:
+                    res = run_episode(root, robot, models, cfg.max_ticks, log,
+                                      record_dir=run_dir / "images" if record else None, on_tick=probe)
             finally:
                 s.truth.locked = False
         except (SimulationError, MotionError) as e:  # this trial's world broke: a failed trial, not a campaign
             res = EpisodeResult("error", "(simulation)", f"{type(e).__name__}: {e}".splitlines()[0])
+            audited = audit.record() if audit is not None else {
+                "table_strikes": 0, "object_pushed_m": 0.0, "self_collisions_or_limits": 0, "audit": {}}
             rec = {**base, "success": False, "paper_success": False, "pose_error": {"at": "none"},
                    "tree_outcome": res.outcome, "physics_lifted": False, **asdict(res), "safety_refusals": 0,
-                   "safety_clamps": 0}
+                   "safety_clamps": 0, **audited}
             log.log.error("simulation_error", reason=res.reason)
             finish_run_dir(run_dir, rec)
             return rec
@@ -163,11 +186,13 @@ def run_sim_episode(cfg: TreeConfig, spec: Any, seed: int, domain: Any, models: 
         rec = {**base, "success": bool(res.success and lifted), "paper_success": paper_success(error),
                "pose_error": error, "tree_outcome": res.outcome, "physics_lifted": bool(lifted), **asdict(res),
                "safety_refusals": sum(e.kind == "refused" for e in robot.arm.events),
-               "safety_clamps": sum(e.kind == "clamped" for e in robot.arm.events)}
+               "safety_clamps": sum(e.kind == "clamped" for e in robot.arm.events), **audit.record()}
         if res.success and not lifted:
             rec["failed_node"], rec["reason"] = ("Lift And Verify",
                                                  f"scoring: object not held {min_lift * 100:.0f} cm up")
-        log.log.info("scored", success=rec["success"], paper_success=rec["paper_success"], pose_error=error)
+        log.log.info("scored", success=rec["success"], paper_success=rec["paper_success"], pose_error=error,
+                     table_strikes=rec["table_strikes"], object_pushed_m=rec["object_pushed_m"],
+                     self_collisions_or_limits=rec["self_collisions_or_limits"])
         finish_run_dir(run_dir, rec)
         return rec
     finally:

@@ -36,6 +36,9 @@ class HardwareConfig:
     grasp_force: float
     grasp_epsilon: float
     finger_depth: float
+    fingertip_reach: float  # m, lowest point of the fingers beyond the grasp point along z
+    finger_thickness: float  # m, finger inner to outer face along x
+    finger_half_depth: float  # m, half the fingers' extent along y
     start_position: np.ndarray
     start_yaw: float
     max_linear_speed: float
@@ -66,6 +69,17 @@ class HardwareConfig:
     def period(self) -> float:
         """Seconds per control tick (one camera frame)."""
         return 1.0 / self.fps
+
+    def fingertip_corners(self, width: float | None = None) -> np.ndarray:
+        """The four lowest corners of the fingertips (4, 3) in the gripper frame (m).
+
+        A box around both fingers at ``width`` opening (default: fully open): x out to each
+        finger's outer face, y across the pads, z at :attr:`fingertip_reach` beyond the grasp
+        point. Every point of the fingers is at or above these corners for tilts below 90 deg.
+        """
+        half = (self.max_width if width is None else width) / 2 + self.finger_thickness
+        return np.array([[sx * half, sy * self.finger_half_depth, self.fingertip_reach]
+                         for sx in (-1, 1) for sy in (-1, 1)])
 
     def start_pose(self) -> Pose:
         """Gripper start pose in the base frame (top-down)."""
@@ -138,6 +152,9 @@ def load_hardware(path: str | Path | None = None, resolution: int | None = None,
         grasp_force=grip.number("grasp_force", lo=1.0, hi=140.0),
         grasp_epsilon=grip.number("epsilon", lo=0.0, hi=0.1),
         finger_depth=grip.number("finger_depth", lo=0.0, hi=0.1),
+        fingertip_reach=grip.number("fingertip_reach", lo=0.0, hi=0.1),
+        finger_thickness=grip.number("finger_thickness", lo=0.0, hi=0.1),
+        finger_half_depth=grip.number("finger_half_depth", lo=0.0, hi=0.1),
         start_position=np.array(arm.vector("start_position", 3, lo=-1.5, hi=1.5)),
         start_yaw=float(np.radians(arm.number("start_yaw", lo=-180, hi=180))),
         max_linear_speed=arm.number("max_linear_speed", lo=0.01, hi=1.0),

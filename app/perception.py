@@ -10,14 +10,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from app import ROOT
 from app.errors import CheckpointError
+from app.fingers import FingerTemplate
 from app.robot.interfaces import Frame
 from models.preprocess import from_tensor, policy_observation, to_tensor
+
+if TYPE_CHECKING:
+    from models.fast_infer import InferenceOptions
 
 WEIGHTS_DIR = ROOT / "models" / "weights"
 GAN_FILE = "cyclegan.pt"
@@ -32,10 +37,11 @@ class Perception:
     adapt → segment → policy on the same frame costs one G, one D and one policy pass.
     """
 
-    gan: torch.nn.Module
+    gan: Any  # RealToSim or models.fast_infer.FastRealToSim: adapt / segment / segment_real, depth_range
     policy_net: torch.nn.Module
     obs_size: int
     timings_ms: dict[str, list[float]] = field(default_factory=lambda: {"generator": [], "segmentation": [], "policy": []})
+    fingers: FingerTemplate | None = None  # the gripper's sim look, written into every adapted frame (app.fingers)
     _cache: tuple[Frame, Frame, torch.Tensor] | None = None  # (input frame, adapted frame, tensor)
 
     def adapt(self, frame: Frame) -> Frame:
@@ -46,6 +52,9 @@ class Perception:
         x = to_tensor(frame.rgb, frame.depth, self.gan.depth_range)
         sim = self.gan.adapt(x)
         rgb, depth = from_tensor(sim, self.gan.depth_range)
+        if self.fingers is not None:  # the gripper as the agent and D_X saw it in training
+            rgb, depth = self.fingers.apply(rgb, depth)
+            sim = to_tensor(rgb, depth, self.gan.depth_range)
         self.timings_ms["generator"].append((time.perf_counter() - t0) * 1000)
         out = frame.with_images(rgb, depth)
         self._cache = (frame, out, sim)
@@ -78,13 +87,23 @@ class Perception:
         return a
 
 
-def load_perception(weights_dir: str | Path | None = None, threads: int = 2) -> Perception:
-    """Load the shipped (or given) weights.
+def load_perception(weights_dir: str | Path | None = None, threads: int = 2, fingers: bool = True,
+                    hardware: str | None = None, options: InferenceOptions | None = None) -> Perception:
+    """Load the shipped (or given) weights, with the inference levers of ``options``.
+
+    Args:
+        weights_dir: Weights directory (None: ``models/weights``).
+        threads: Torch intra-op threads.
+        fingers: Restore the gripper's sim look in adapted frames (:mod:`app.fingers`), rendered
+            from ``hardware``'s geometry; False gives the generator's output as it is.
+        hardware: Hardware YAML path (None: ``config/hardware.yaml``).
+        options: Inference levers (None: ``config/inference.yaml``; see :mod:`models.fast_infer`).
 
     Raises:
         CheckpointError: One line naming the missing, corrupt or mismatched file.
     """
     from models.checkpoint import load_inference
+    from models.fast_infer import fast
     from models.policy_net import load_policy
 
     torch.set_num_threads(threads)
@@ -93,6 +112,11 @@ def load_perception(weights_dir: str | Path | None = None, threads: int = 2) -> 
         if not (d / name).is_file():
             raise CheckpointError(f"{d / name}: missing (expected the shipped weights; train them with "
                                   f"`python -m app train {'gan' if name == GAN_FILE else 'ppo'}`)")
-    gan = load_inference(d / GAN_FILE)
+    gan = fast(load_inference(d / GAN_FILE), options)
     policy = load_policy(d / POLICY_FILE)
-    return Perception(gan=gan, policy_net=policy, obs_size=int(policy.obs_size))
+    template = None
+    if fingers:
+        from app.sim.fingers import render_finger_template
+
+        template = render_finger_template(hardware)
+    return Perception(gan=gan, policy_net=policy, obs_size=int(policy.obs_size), fingers=template)

@@ -52,19 +52,27 @@ def run_episodes(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ConfigError(f"--episodes: expected >= 1, found {args.episodes}")
     if args.backend == "real":
+        if getattr(args, "gap", None):
+            raise ConfigError("--gap: the physical gap is simulated; the real robot brings its own (drop --gap "
+                              "or use --backend sim)")
         return _run_real(args, cfg, hw)
     models = None
     if cfg.uses_models:
         from app.perception import load_perception
+        from app.weights_domain import warn_domain
 
-        models = load_perception()
+        models = load_perception(args.weights, hardware=args.config)
+        warn_domain(args.weights, args.domain)
+    from app.sim.gap import gap_argument, load_gap
+
+    gap = load_gap(gap_argument(args))  # validated before any episode runs
     objects = pick_objects(args)
     failures = 0
     for ep in range(args.episodes):
         set_name, spec = objects[ep % len(objects)]
         seed = args.seed + ep
         r = run_sim_episode(cfg, spec, seed, args.domain, models, args.log_dir, hardware=args.config,
-                            record=args.record, trial=ep)
+                            record=args.record, trial=ep, gap=gap)
         failures += not r["success"]
         _print_summary(r, set_name)
     return 0 if failures == 0 else 1
@@ -76,7 +84,10 @@ def _print_summary(r: dict[str, Any], set_name: str) -> None:
     print(f"{outcome}{why}\n  tree {r['tree']}, object {r['object']} ({set_name}), seed {r['seed']}\n"
           f"  pose steps {r['pose_steps']}, VS iterations {r['vs_iterations']} "
           f"(border fallbacks {r['vs_fallbacks']}{', mask from the raw image' if r.get('mask_source') == 'raw' else ''}), ticks {r['ticks']}, sim {r['sim_time']:.1f} s, "
-          f"wall {r['wall_time']:.1f} s\n  run directory {r['run_dir']}")
+          f"wall {r['wall_time']:.1f} s\n  run directory {r['run_dir']}"
+          + (f"\n  physical gap {r['gap']}; audit: table strikes {r['table_strikes']}, object pushed "
+             f"{r['object_pushed_m'] * 1000:.0f} mm before closing, limits/unreachable "
+             f"{r['self_collisions_or_limits']}" if "gap" in r else ""))
     sys.stdout.flush()
 
 
@@ -89,12 +100,12 @@ def _run_real(args: argparse.Namespace, cfg: TreeConfig, hw: Any) -> int:
     from app.lifecycle import RobotSession
     from app.perception import load_perception
 
-    models = load_perception() if cfg.uses_models else None
+    models = load_perception(args.weights, hardware=args.config) if cfg.uses_models else None
     if cfg.uses_models:  # the live frames are the profile's; the weights must have seen the same
         from app.hardware_config import check_training_camera
         from app.perception import WEIGHTS_DIR
 
-        check_training_camera(WEIGHTS_DIR, hw)
+        check_training_camera(args.weights or WEIGHTS_DIR, hw)
     failures = 0
     from app.robot.safety import load_safety
 
@@ -111,7 +122,7 @@ def _run_real(args: argparse.Namespace, cfg: TreeConfig, hw: Any) -> int:
             try:
                 log.log.info("episode_start", tree=cfg.name, backend="real")
                 res: EpisodeResult = rs.execute(lambda robot, log=log, run_dir=run_dir: run_episode(
-                    build_tree(cfg, hw), safe_robot(robot, log), models, cfg.max_ticks, log,
+                    build_tree(cfg, hw), safe_robot(robot, log, hw), models, cfg.max_ticks, log,
                     record_dir=run_dir / "images" if args.record else None))
                 rec = {"tree": cfg.name, "object": "real", "seed": args.seed, "success": res.success,
                        **asdict(res), "run_dir": str(run_dir)}

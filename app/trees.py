@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import py_trees
 
 from app import CONFIG_DIR
@@ -66,6 +67,7 @@ class TreeConfig:
     max_reflex_recoveries: int = 1
     max_missed_frames: int = 15  # ticks a missed (dropped, stale, timed-out) frame may be held
     segmentation: str = "adapted"  # VS mask: "adapted" (D_X, the paper), "raw" (D_Y), "adapted_or_raw"
+    settle_correction: bool = False  # final approach moves correct the arm's rest error once (behaviours/motion.py)
     regrasp: RegraspParams = RegraspParams(max_attempts=1)  # 1: no re-grasp (the paper)
     reacquire: ReacquireParams | None = None  # None: a lost object fails the VS iteration (the paper)
 
@@ -81,7 +83,8 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
     root = Section(load_yaml(path), path)
     root.unknown_keys({"name", "description", "builder", "adapt", "pose_steps", "last_step_z",
                        "visual_servoing", "vs", "lift_height", "hold_ticks", "max_ticks", "standoff",
-                       "max_reflex_recoveries", "max_missed_frames", "segmentation", "regrasp", "reacquire"})
+                       "max_reflex_recoveries", "max_missed_frames", "segmentation", "settle_correction",
+                       "regrasp", "reacquire"})
     builder = root.string("builder", choices=["grasp", "oracle"])
     vs_file = root.string("vs", default="vs.yaml")
     vs_path = Path(vs_file) if "/" in vs_file else CONFIG_DIR / vs_file
@@ -103,6 +106,7 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
         max_reflex_recoveries=root.integer("max_reflex_recoveries", default=1, lo=0, hi=100),
         max_missed_frames=root.integer("max_missed_frames", default=15, lo=0, hi=10_000),  # 0.5 s at 30 fps
         segmentation=root.string("segmentation", default="adapted", choices=list(SEGMENTATION_MODES)),
+        settle_correction=root.boolean("settle_correction", default=False),
     )
     if "regrasp" in root.data:
         r = root.section("regrasp")
@@ -140,25 +144,30 @@ def pose_steps_subtree(cfg: TreeConfig, env: EnvConfig) -> py_trees.behaviour.Be
     return py_trees.composites.Sequence("DRL Pose Steps", memory=True, children=steps)
 
 
-def vs_subtree(cfg: TreeConfig, finger_depth: float) -> py_trees.behaviour.Behaviour:
+def vs_subtree(cfg: TreeConfig, finger_depth: float, fingertips: np.ndarray) -> py_trees.behaviour.Behaviour:
     """Visual servoing: per tick acquire → adapt → find object (segment → features, see
     :func:`behaviours.perception.find_object`) → choose mode → command;
     linear VS until converged, then full VS unless the object is near the border (fallback to
     linear); repeat until full VS converges; then descend by depth."""
     params, adapt = cfg.vs, cfg.adapt
+    descend = DescendByDepth(params.depth, finger_depth, fingertips)
+    descend.correct_settle = cfg.settle_correction
     full = py_trees.composites.Sequence("Full VS", memory=False, children=[
         LinearConverged(),
         py_trees.decorators.Inverter("Away From Border?", ObjectNearBorder()),
         FullVSStep(params)])
     choose = py_trees.composites.Selector("Choose VS Mode", memory=False, children=[full, LinearVSStep(params)])
+    # G_Y->X only where its output is read: not in `segmentation: raw` trees, not after the fallback.
+    adapt_leaf = AdaptToSim(enabled=adapt and cfg.segmentation != "raw",
+                            skip_after_fallback=cfg.segmentation == "adapted_or_raw")
     find = find_object(params.features, cfg.segmentation)
     if cfg.reacquire is not None:
         find = find_or_reacquire(find, cfg.reacquire)
     iteration = py_trees.composites.Sequence("VS Iteration", memory=False, children=[
-        AcquireFrame(max_missed=cfg.max_missed_frames), AdaptToSim(enabled=adapt), find, choose])
+        AcquireFrame(max_missed=cfg.max_missed_frames), adapt_leaf, find, choose])
     return py_trees.composites.Sequence("Visual Servoing", memory=True, children=[
         UntilConverged(guard(iteration, cfg), params.max_iterations),
-        guard(DescendByDepth(params.depth, finger_depth), cfg)])
+        guard(descend, cfg)])
 
 
 def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
@@ -176,13 +185,15 @@ def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
     if cfg.builder == "oracle":
         if truth is None:
             raise ConfigError(f"{cfg.path}: the oracle tree needs simulator ground truth (--backend sim)")
-        approach += [guard(OraclePose(truth, cfg.standoff), cfg), guard(Descend(cfg.standoff), cfg)]
+        above, down = OraclePose(truth, cfg.standoff), Descend(cfg.standoff, hw.fingertip_corners())
+        above.correct_settle = down.correct_settle = cfg.settle_correction
+        approach += [guard(above, cfg), guard(down, cfg)]
     else:
         env = env or load_env_config()
         if cfg.pose_steps:
             children.append(pose_steps_subtree(cfg, env))
         if cfg.visual_servoing:
-            approach.append(vs_subtree(cfg, hw.finger_depth))
+            approach.append(vs_subtree(cfg, hw.finger_depth, hw.fingertip_corners()))
         elif cfg.regrasp.max_attempts > 1:
             approach.append(guard(ReturnAlongApproach(), cfg))
     grasp = [CloseGripper(hw.grasp_force), guard(LiftAndVerify(cfg.lift_height, cfg.hold_ticks), cfg)]

@@ -24,6 +24,37 @@ from app.transforms import Pose, delta_pose
 from behaviours.base import Leaf
 
 EMPTY_WIDTH = 0.002  # m: fingers closer than this hold nothing
+SETTLE_STILL_M = 0.00005  # m per tick (1.5 mm/s): the arm has come to rest when it moves less than this
+SETTLE_WAIT_TICKS = 30  # ticks (1 s) to wait for rest before measuring anyway
+SETTLE_CORRECT_M = 0.001  # m: a rest pose farther than this from the goal is corrected once
+PRESTOP_M = 0.008  # m: a corrected descent first stops this far above its goal (4 sd of a 2 mm rest error)
+FLOOR_CLEARANCE_M = 0.001  # m the fingertips keep above the configured table (z = 0) on a descent
+
+
+def floor_limited(current: Pose, delta: Pose, fingertips: np.ndarray | None) -> tuple[Pose, str]:
+    """``delta`` (gripper frame) shortened along z so that no fingertip corner ends below the
+    configured table (base z = 0) plus :data:`FLOOR_CLEARANCE_M`; and a note when shortened.
+
+    The depth descent is capped by the *measured* table; a table lower than configured would
+    otherwise take the fingertips below the z = 0 the safety envelope protects (a refusal).
+
+    Args:
+        current: Gripper pose now (base frame).
+        delta: The relative move.
+        fingertips: Lowest fingertip corners (4, 3) in the gripper frame (m); None: no limit.
+    """
+    if fingertips is None:
+        return delta, ""
+    target = current @ delta
+    low = float(np.min(target.matrix[2] @ fingertips.T) + target.position[2])
+    if low >= FLOOR_CLEARANCE_M:
+        return delta, ""
+    down = -float((current.matrix @ np.array([0.0, 0.0, 1.0]))[2])  # base-z drop per metre along gripper z
+    if down <= 1e-6:
+        return delta, ""
+    dz = (FLOOR_CLEARANCE_M - low) / down  # metres to take back along gripper z
+    short = Pose(delta.position - np.array([0.0, 0.0, dz]), delta.matrix)
+    return short, f" (shortened {dz * 1000:.1f} mm: fingertips kept above the configured table)"
 
 
 def hand_sample(gripper: Gripper) -> tuple[float, bool]:
@@ -52,20 +83,31 @@ class _Move(Leaf):
         raise NotImplementedError
 
     resume_goal = False  # set by RecoverFromReflex: retry towards the same absolute goal
+    #: Set by the tree builder (tree key ``settle_correction``): a descent first stops
+    #: :data:`PRESTOP_M` above its goal; when the arm has come to rest, the rest error (where it
+    #: rests minus where it was sent: a controller's steady-state error) is taken out of one last
+    #: move to the goal — never aimed deeper along z than the goal itself.
+    correct_settle = False
 
     def initialise(self) -> None:
         """Start the motion (after a reflex recovery: towards the goal of the first attempt)."""
         self._started = False
+        self._settle: list[Pose] | None = None  # rest poses seen while settling (None: not yet)
+        self._corrected = False
         if self.resume_goal and getattr(self, "_goal", None) is not None:
             self.resume_goal = False
+            self._aimed = self._goal  # straight to the goal: the rest error is measured against it
             self.robot.arm.move_to(self._goal)
             self._started = True
             return
         delta = self.target_delta()
         if delta is None:
             return
-        self._goal = self.robot.arm.pose() @ delta
-        self.robot.arm.move_to(self._goal)
+        current = self.robot.arm.pose()
+        self._goal = self._aimed = current @ delta
+        if self.correct_settle and self._goal.position[2] < current.position[2] - PRESTOP_M:  # a descent
+            self._aimed = Pose(self._goal.position + np.array([0.0, 0.0, PRESTOP_M]), self._goal.matrix)
+        self.robot.arm.move_to(self._aimed)
         self._started = True
 
     def update(self) -> Status:
@@ -77,7 +119,30 @@ class _Move(Leaf):
             return Status.RUNNING
         if st == MotionStatus.FAILED:
             return self.fail(self.robot.arm.motion_error() or "motion failed")
+        if self.correct_settle:
+            return self._correct()
         return Status.SUCCESS
+
+    def _correct(self) -> Status:
+        """One tick of the settle correction: wait for rest, then correct once and wait for rest
+        again (RUNNING), or SUCCESS."""
+        pose = self.robot.arm.pose()
+        seen = self._settle = (self._settle or []) + [pose]
+        still = len(seen) >= 2 and float(np.linalg.norm(seen[-1].position - seen[-2].position)) < SETTLE_STILL_M
+        if not still and len(seen) < SETTLE_WAIT_TICKS:
+            return Status.RUNNING
+        if self._corrected:
+            return Status.SUCCESS
+        self._corrected, self._settle = True, None
+        c = self._aimed.position - pose.position  # the rest error, taken out (base frame, z up)
+        c[2] = max(float(c[2]), 0.0)  # rested high: never aim deeper than the goal (the table)
+        prestop = self._aimed is not self._goal
+        if not prestop and float(np.linalg.norm(c)) <= SETTLE_CORRECT_M:
+            return Status.SUCCESS
+        self.feedback_message = (f"rested {np.linalg.norm(self._aimed.position - pose.position) * 1000:.1f} mm "
+                                 f"off{' the pre-stop' if prestop else ' the goal'}: correcting")
+        self.robot.arm.move_to(Pose(self._goal.position + c, self._goal.matrix))
+        return Status.RUNNING
 
     def terminate(self, new_status: Status) -> None:
         """Stop the arm if pre-empted mid-motion."""
@@ -147,9 +212,11 @@ class DescendByDepth(_Move):
     Depth comes from the raw camera frame (the sensor's own reading) over the tracked blob.
     """
 
-    def __init__(self, params: DepthParams, finger_depth: float, name: str = "Descend By Depth") -> None:
+    def __init__(self, params: DepthParams, finger_depth: float, fingertips: np.ndarray,
+                 name: str = "Descend By Depth") -> None:
         super().__init__(name, reads=("frame", "features", "mask"), writes=("z_g", "descent_m"))
-        self.params, self.finger_depth = params, finger_depth
+        self.params, self.finger_depth, self.fingertips = params, finger_depth, np.asarray(fingertips, dtype=float)
+        self.fingertip_reach = float(self.fingertips[:, 2].max())  # m beyond the grasp point
 
     def target_delta(self) -> Pose | None:
         """Descent from the median depth over the (eroded) blob, capped above the table."""
@@ -164,12 +231,14 @@ class DescendByDepth(_Move):
             return None
         table = background_distance(frame.depth, self.bb.mask, self.params)
         d = descent_distance(est.z, self.robot.arm.camera_mount, self.finger_depth, table.z,
-                             self.params.table_clearance)
+                             self.fingertip_reach + self.params.tip_clearance)
         self.bb.z_g = est.z
-        self.bb.descent_m = float(d)  # a re-grasp backs off this far: back to the view VS had
+        delta, note = floor_limited(self.robot.arm.pose(), Pose(np.array([0.0, 0.0, d]), np.eye(3)), self.fingertips)
+        self.bb.descent_m = float(delta.position[2])  # a re-grasp backs off this far: back to the view VS had
         self.feedback_message = (f"Z_g {est.z:.3f} m ({est.valid_fraction:.0%} valid"
-                                 f"{'; ' + est.reason if est.reason else ''}): descend {d * 100:.1f} cm")
-        return Pose(np.array([0.0, 0.0, d]), np.eye(3))
+                                 f"{'; ' + est.reason if est.reason else ''}): descend "
+                                 f"{delta.position[2] * 100:.1f} cm{note}")
+        return delta
 
 
 class CloseGripper(Leaf):
@@ -266,14 +335,17 @@ class OraclePose(_Move):
 class Descend(_Move):
     """Move a fixed distance along the approach axis (oracle final approach)."""
 
-    def __init__(self, distance: float, name: str = "Descend") -> None:
+    def __init__(self, distance: float, fingertips: np.ndarray | None = None, name: str = "Descend") -> None:
         super().__init__(name, writes=("descent_m",))
-        self.distance = distance
+        self.distance, self.fingertips = distance, fingertips
 
     def target_delta(self) -> Pose | None:
-        """Straight along gripper z."""
-        self.bb.descent_m = self.distance
-        return Pose(np.array([0.0, 0.0, self.distance]), np.eye(3))
+        """Straight along gripper z (fingertips kept above the configured table)."""
+        delta, note = floor_limited(self.robot.arm.pose(), Pose(np.array([0.0, 0.0, self.distance]), np.eye(3)),
+                                    self.fingertips)
+        self.feedback_message = f"descend {delta.position[2] * 100:.1f} cm{note}"
+        self.bb.descent_m = float(delta.position[2])  # a re-grasp backs off this far
+        return delta
 
 
 class RecoverFromReflex(py_trees.decorators.Decorator):

@@ -61,22 +61,32 @@ class AcquireFrame(Leaf):
 class AdaptToSim(Leaf):
     """Translate the real-looking frame into the sim look with the generator G_Y->X.
 
+    The generator is not run when nothing would read its output: in a VS iteration whose masks
+    come from the raw image (``skip_after_fallback``: once the episode has fallen back to D_Y,
+    which is sticky); the raw frame is passed on instead (only its intrinsics are read then).
+
     Args:
-        enabled: False passes the raw frame through (the ``drl_vs`` ablation).
+        enabled: False passes the raw frame through (the ``drl_vs`` ablation, ``segmentation:
+            raw`` VS trees).
+        skip_after_fallback: Pass the raw frame through once ``mask_source`` is "raw".
     """
 
-    def __init__(self, name: str = "Adapt To Sim", enabled: bool = True) -> None:
-        super().__init__(name, reads=("frame",), writes=("model_frame",))
+    def __init__(self, name: str = "Adapt To Sim", enabled: bool = True, skip_after_fallback: bool = False) -> None:
+        super().__init__(name, reads=("frame", "mask_source"), writes=("model_frame",))
         self.enabled = enabled
+        self.skip_after_fallback = skip_after_fallback
         self.latency_ms = 0.0
 
     def update(self) -> Status:
-        """Run the generator on the blackboard frame."""
+        """Run the generator on the blackboard frame (or pass it through, see the class)."""
         frame = self.bb.frame
         t0 = time.perf_counter()
-        self.bb.model_frame = self.models.adapt(frame) if self.enabled else frame
+        fallen_back = self.skip_after_fallback and self.read("mask_source") == "raw"
+        run = self.enabled and not fallen_back
+        self.bb.model_frame = self.models.adapt(frame) if run else frame
         self.latency_ms = (time.perf_counter() - t0) * 1000
-        self.feedback_message = "adapted" if self.enabled else "raw (no adaptation)"
+        self.feedback_message = ("adapted" if run else "skipped: masks come from the raw image" if fallen_back
+                                 else "raw (no adaptation)")
         return Status.SUCCESS
 
 

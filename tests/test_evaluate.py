@@ -41,7 +41,8 @@ objects:
 SUMMARY_KEYS = {"trials", "successes", "rate", "ci95", "paper_score_rate"}
 LINE_KEYS = {"tree", "object", "object_set", "trial", "seed", "success", "paper_success", "failed_node", "reason",
              "pose_error", "pose_steps", "vs_iterations", "vs_fallbacks", "sim_time", "wall_time", "run_dir",
-             "safety_refusals", "safety_clamps"}
+             "safety_refusals", "safety_clamps", "table_strikes", "object_pushed_m", "self_collisions_or_limits",
+             "gap_sample", "gap", "gap_sha256", "split"}
 
 
 @pytest.fixture
@@ -86,6 +87,23 @@ def test_seeds_depend_on_object_and_trial_not_tree(objects: str, oracle_copy: st
         ev.plan_trials([trees[0], trees[0]], [load_object_set(objects)], 1, 0)
     with pytest.raises(ConfigError, match="no object 'mug'"):
         ev.plan_trials(trees, [load_object_set(objects)], 1, 0, only_object="mug")
+
+
+def test_dev_and_test_seed_streams_are_disjoint_and_legacy_is_unchanged(objects: str) -> None:
+    import hashlib
+
+    from app.sim.objects import load_object_set
+
+    dev = {ev.trial_seed(s, o, k, "dev") for s in range(3) for o in ("block", "can", "mug") for k in range(200)}
+    test = {ev.trial_seed(s, o, k, "test") for s in range(3) for o in ("block", "can", "mug") for k in range(200)}
+    assert all(x % 2 == 0 for x in dev) and all(x % 2 == 1 for x in test) and not dev & test
+    assert len(dev) == len(test) == 1800 and max(dev | test) < 2**31
+    legacy = int.from_bytes(hashlib.sha256(b"7/block/1").digest()[:4], "big") & 0x7FFFFFFF
+    assert ev.trial_seed(7, "block", 1) == legacy  # the seeds of every campaign before the split
+    plan = ev.plan_trials([load_tree_config("oracle")], [load_object_set(objects)], 2, 0, split="test")
+    assert [t.seed for t in plan] == [ev.trial_seed(0, t.object, t.trial, "test") for t in plan]
+    with pytest.raises(ConfigError, match="--split: expected one of"):
+        ev.trial_seed(0, "block", 0, "train")
 
 
 def test_pose_errors_hand_computed() -> None:
@@ -243,9 +261,14 @@ def test_missing_weights_stop_the_campaign(tmp_path: Path, objects: str, monkeyp
 # ------------------------------------------------------------------------------ campaigns
 @pytest.mark.slow
 def test_campaign_two_workers_writes_the_contract(tmp_path: Path, objects: str, oracle_copy: str) -> None:
+    from app.sim.gap import load_gap
+
     out = tmp_path / "camp"
-    assert ev.run_evaluate(_args(out, objects, trees=f"oracle,{oracle_copy}", workers=2)) == 0
+    assert ev.run_evaluate(_args(out, objects, "--split", "test", trees=f"oracle,{oracle_copy}", workers=2)) == 0
     lines = _lines(out)
+    assert all(r["seed"] % 2 == 1 and r["split"] == "test" and r["gap"] == "lab" for r in lines)  # real: lab
+    assert all(r["table_strikes"] == 0 and r["self_collisions_or_limits"] == 0 for r in lines)
+    assert len({json.dumps(r["gap_sample"]) for r in lines}) == 4  # drawn per (object, trial), same per tree
     assert len(lines) == 2 * 2 * 2 and all(LINE_KEYS <= set(r) for r in lines)
     assert len({(r["tree"], r["object"], r["trial"]) for r in lines}) == 8
     seeds = {(r["object"], r["trial"]): set() for r in lines}
@@ -254,9 +277,15 @@ def test_campaign_two_workers_writes_the_contract(tmp_path: Path, objects: str, 
         run = out / r["run_dir"]
         assert (run / "episode.json").is_file() and not (run / "RUNNING").exists()
         assert r["success"] and r["paper_success"], r  # the oracle grasps at the grasp itself
-        assert r["pose_error"]["at"] == "close" and r["pose_error"]["position_m"] < 0.01
+        assert r["pose_error"]["at"] == "close" and r["pose_error"]["position_m"] < 0.015  # lab: settles mm off
     assert all(len(s) == 1 for s in seeds.values())
     summary = json.loads((out / "summary.json").read_text())
+    assert (summary["gap"], summary["gap_sha256"], summary["split"]) == ("lab", load_gap("lab").sha256, "test")
+    assert summary["physical_audit"]["oracle"]["table_strikes"] == 0
+    assert summary["physical_audit"]["oracle"]["audited_trials"] == 4
+    assert "split `test`" in (out / "summary.md").read_text() and "Physical audit" in (out / "summary.md").read_text()
+    with pytest.raises(ConfigError, match="another --gap or --split"):
+        ev.run_evaluate(_args(out, objects, "--split", "dev", "--resume", trees=f"oracle,{oracle_copy}"))
     for tree in ("oracle", "oracle_b"):
         v = summary["trees"][tree]["tiny"]
         assert SUMMARY_KEYS <= set(v)

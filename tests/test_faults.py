@@ -15,7 +15,8 @@ from app.campaigns import faults as fl
 from app.errors import ConfigError
 from tests.fakes.truth_models import TruthModels
 
-CONTRACT = {"trials", "successes", "unsafe_commands", "unhandled_exceptions", "unnamed_failures", "transient"}
+CONTRACT = {"trials", "successes", "table_strikes", "self_collisions_or_limits", "unhandled_exceptions",
+            "unnamed_failures", "transient"}
 # Top-down grasps at the centre (as in tests/test_evaluate.py): the oracle needs no grasps file.
 OBJECTS = """
 name: tiny
@@ -37,7 +38,8 @@ def objects(tmp_path: Path) -> str:
 # ------------------------------------------------------------------------------ campaigns
 def _args(out: Path, objects: str, kinds: str, tree: str = "oracle", trials: int = 2, *extra: str):
     return fl.build_parser().parse_args(["--tree", tree, "--kinds", kinds, "--objects", objects, "--trials",
-                                         str(trials), "--seed", "0", "--out", str(out), "--workers", "1", *extra])
+                                         str(trials), "--seed", "0", "--out", str(out), "--workers", "1", "--gap", "none",
+                                         *extra])
 
 
 def test_oracle_campaign_writes_the_contract_and_resumes(tmp_path: Path, objects: str) -> None:
@@ -48,7 +50,8 @@ def test_oracle_campaign_writes_the_contract_and_resumes(tmp_path: Path, objects
     for kind, v in summary["faults"].items():
         assert CONTRACT <= set(v)
         assert v["trials"] == 2 and v["transient"] == (kind == "arm_reflex")
-        assert v["unsafe_commands"] == 0 and v["unhandled_exceptions"] == 0 and v["unnamed_failures"] == 0
+        assert v["table_strikes"] == 0 and v["self_collisions_or_limits"] == 0
+        assert v["unhandled_exceptions"] == 0 and v["unnamed_failures"] == 0
         assert v["injected_trials"] == 2
     # The trees recover one reflex (Recover ... decorators call arm.recover() and resume towards
     # the same goal); an aborted grasp is retried ("Re-grasp": back off, approach, close again).
@@ -84,8 +87,8 @@ def test_vs_only_campaign_with_truth_models(tmp_path: Path, objects: str) -> Non
     assert lines["checkpoint_corrupt"]["exit_code"] == 2 and lines["checkpoint_corrupt"]["ticks"] == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["faults"]["checkpoint_corrupt"]["successes"] == 1
-    assert summary["checks"] == {"unsafe_commands": 0, "unhandled_exceptions": 0, "unnamed_failures": 0,
-                                 "all_zero": True}
+    assert summary["checks"] == {"table_strikes": 0, "self_collisions_or_limits": 0, "unhandled_exceptions": 0,
+                                 "unnamed_failures": 0, "all_zero": True}
 
 
 def test_command_errors_are_one_line_exit_2(tmp_path: Path, objects: str, capsys: pytest.CaptureFixture) -> None:

@@ -127,7 +127,7 @@ def test_proposals_cross_the_narrow_side_and_stay_in_range():
     assert len({g[3] for g in tuna}) == len(tuna) >= 4
     for spec in seen.objects:  # never lower than the fingertip clearance above the table
         for g in grasp_tool.propose_grasps(spec, hw):
-            assert g[2] + spec.rest_height >= grasp_tool.TIP_CLEARANCE - 1e-9
+            assert g[2] + spec.rest_height >= load_hardware().fingertip_reach + grasp_tool.TIP_MARGIN - 1e-9
 
 
 def test_grasp_tool_verifies_writes_and_measures(tmp_path: Path, capsys):

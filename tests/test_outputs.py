@@ -40,6 +40,7 @@ from app.command import EXIT_OUTPUT
 from app.errors import OutputError, OutputWriteError
 from app.outputs import LOCK_NAME, OutputLock, atomic_write_bytes, check_output_dir
 from tests.test_evaluate import OBJECTS
+from tests.test_view import _run_dir
 
 NOBODY = 65534  # uid/gid of the unprivileged user (Debian's "nobody")
 
@@ -65,8 +66,8 @@ def one_line(capsys: pytest.CaptureFixture) -> str:
 
 
 # ------------------------------------------------------------------------------ before any work
-def _commands(objects: str, data: str) -> dict[str, Callable[[str], list[str]]]:
-    """Every command that writes, with OUT as its output folder."""
+def _commands(objects: str, data: str, run: str = "RUN") -> dict[str, Callable[[str], list[str]]]:
+    """Every command that writes, with OUT as its output folder (``run``: a run directory to view)."""
     campaign = ["--objects", objects, "--trials", "1", "--workers", "1"]
     return {
         "evaluate": lambda out: ["evaluate", "--trees", "oracle", *campaign, "--out", out],
@@ -79,6 +80,9 @@ def _commands(objects: str, data: str) -> dict[str, Callable[[str], list[str]]]:
         "train ppo": lambda out: ["train", "ppo", "--out", out],
         "show-tree FILE": lambda out: ["--tree", "oracle", "--show-tree", f"{out}/tree"],
         "grasps --out": lambda out: ["grasps", "--objects", objects, "--out", f"{out}/grasps.yaml"],
+        "view --out": lambda out: ["view", run, "--out", f"{out}/episode.rrd"],
+        "view --gif": lambda out: ["view", run, "--gif", f"{out}/episode.gif"],
+        "calibrate hand-eye --out": lambda out: ["calibrate", "hand-eye", "--out", f"{out}/mount.yaml"],
     }
 
 
@@ -110,8 +114,10 @@ def test_unusable_output_is_one_line_exit_2_before_any_work(command: str, case: 
     }[case]
     if case == "disk full":
         request.getfixturevalue("no_space")
+    (tmp_path / "view").mkdir()
+    run = _run_dir(tmp_path / "view", images=True)
     before = sorted(tmp_path.rglob("*"))
-    argv = _commands(objects, str(tmp_path / "data"))[command](out)
+    argv = _commands(objects, str(tmp_path / "data"), str(run))[command](out)
     assert main(argv) == 2
     line = one_line(capsys)
     assert out in line and expect in line, line

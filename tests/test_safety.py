@@ -82,10 +82,64 @@ def test_no_pose_target_leaves_the_filter_outside_the_envelope(xyz, yaw, tilt) -
     safe = SafeArm(arm, LIMITS, period=1 / 30)
     target = Pose(np.array(xyz, dtype=float) * 0.5 + START.position, rot_z(yaw) @ rot_x(np.pi + tilt))
     safe.move_to(target)
-    for _, sent in arm.sent:
-        assert LIMITS.pose_violation(sent) == ""
+    for _, sent in arm.sent:  # the envelope's own geometry is checked against the URDF's below
+        assert np.all(sent.position >= LIMITS.workspace_min) and np.all(sent.position <= LIMITS.workspace_max)
+        assert float(np.arccos(np.clip(-sent.matrix[2, 2], -1, 1))) <= LIMITS.top_down_tolerance + 1e-9
         d, r = START.distance(sent)
         assert d <= LIMITS.max_step and r <= LIMITS.max_step_angle
+
+
+def test_a_grasp_point_3_mm_up_is_refused_its_fingertips_would_be_in_the_table() -> None:
+    """The review's hole: the grasp point passed at 3 mm while the fingertips reach 8.5 mm below it."""
+    arm = RecordingArm(START)
+    safe = SafeArm(arm, LIMITS, period=1 / 30)
+    safe.move_to(Pose.top_down(np.array([0.5, 0.0, 0.003]), 0.0))
+    assert not arm.sent and "fingertips at -0.006 m" in safe.motion_error()
+    safe.recover()
+    safe.move_to(Pose.top_down(np.array([0.5, 0.0, 0.010]), 0.0))  # tips 1.5 mm up: allowed
+    assert len(arm.sent) == 1
+    # A velocity that would take the tips below the table within one period is refused too.
+    low = SafeArm(RecordingArm(Pose.top_down(np.array([0.5, 0.0, 0.012]), 0.0)), LIMITS, period=1 / 30)
+    low.command_velocity(np.array([0.0, 0.0, 0.2, 0.0, 0.0, 0.0]), "gripper")  # 6.7 mm down in a period
+    assert "fingertips" in low.motion_error()
+
+
+@pytest.fixture(scope="module")
+def urdf_hand():
+    """The simulator's Panda (fingers open), as an independent model of where the fingers are."""
+    from app.sim.session import SimSession
+
+    s = SimSession(domain="sim", seed=0)
+    yield s
+    s.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.4, 0.6), st.floats(-0.1, 0.1), st.floats(0.0, 0.08), st.floats(-np.pi, np.pi),
+       st.floats(0.0, np.radians(30.0)), st.floats(-np.pi, np.pi))
+def test_envelope_fingertips_match_the_urdf_finger_geometry(urdf_hand, x, y, z, yaw, tilt, tilt_dir) -> None:
+    """Property: against the URDF's finger meshes (PyBullet), the envelope's fingertip model is
+    never optimistic, is at most 2 cm pessimistic, and so never lets a fingertip below the table."""
+    from hypothesis import assume
+
+    from app.errors import MotionError
+
+    axis = np.array([np.cos(tilt_dir), np.sin(tilt_dir), 0.0])
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    tilt_m = np.eye(3) + np.sin(tilt) * k + (1 - np.cos(tilt)) * (k @ k)  # Rodrigues, about a horizontal axis
+    target = Pose(np.array([x, y, z]), tilt_m @ Pose.top_down(np.zeros(3), yaw).matrix)
+    try:
+        urdf_hand.arm.teleport(target)
+    except MotionError:
+        assume(False)  # out of the arm's reach: nothing to compare
+    w = urdf_hand.world
+    actual = w.gripper_pose()  # where IK put it (within 1 mm / 0.6 deg)
+    truth = w.finger_lowest_point()
+    model = LIMITS.lowest_point(actual)
+    assert model <= truth + 1e-4, (model, truth)
+    assert truth - model <= 0.02, (model, truth)
+    if LIMITS.pose_violation(actual) == "":
+        assert truth >= LIMITS.min_gripper_height - 1e-4
 
 
 @settings(max_examples=100, deadline=None)

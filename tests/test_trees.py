@@ -167,6 +167,7 @@ def test_segmentation_modes_build_their_subtrees(tmp_path) -> None:
     raw_root = build_tree(load_tree_config(_variant(tmp_path, "vs_only", "raw")), hw)
     seg = next(n for n in raw_root.iterate() if n.name == "Segment Object")
     assert seg.source == "raw"
+    assert not next(n for n in raw_root.iterate() if n.name == "Adapt To Sim").enabled  # nothing reads G's output
     both = _names(build_tree(load_tree_config(_variant(tmp_path, "vs_only", "adapted_or_raw")), hw))
     assert both.index("Adapted Mask In Use?") < both.index("Segment Object") < both.index("Segment Raw Image")
 
@@ -198,6 +199,7 @@ def test_adapted_mask_falls_back_to_raw_and_stays(real_session, seen, tmp_path) 
     later = vs_ticks[1:]
     assert later and all(t["Adapted Mask In Use?"] == "FAILURE" for t in later)
     assert models.calls["segment"] == 1 and models.calls["raw"] >= res.vs_iterations > 10
+    assert models.calls["adapt"] == 1  # G_Y->X is skipped once nothing reads its output (issue 15)
     assert s.truth.object_lifted(rest.position[2], 0.09)
 
 

@@ -30,11 +30,30 @@ _C = TypeVar("_C")  # what every trial of a campaign shares
 
 
 # ------------------------------------------------------------------------------ seeds
-def trial_seed(base_seed: int, obj: str, trial: int) -> int:
-    """Seed of one trial: a function of the campaign seed, the object's name and the trial index
-    only (never of the tree), so every tree meets the same placements and sensor noise."""
-    digest = hashlib.sha256(f"{base_seed}/{obj}/{trial}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF  # 31 bits: numpy and PyBullet take it
+SPLITS = ("dev", "test")
+SPLIT_PARITY = {"dev": 0, "test": 1}  # dev seeds are even, test seeds odd: the streams never meet
+
+
+def trial_seed(base_seed: int, obj: str, trial: int, split: str | None = None) -> int:
+    """Seed of one trial: a function of the split, the campaign seed, the object's name and the
+    trial index only (never of the tree), so every tree meets the same placements, sensor noise
+    and physical gap.
+
+    Args:
+        base_seed: The campaign's ``--seed``.
+        obj: Object name.
+        trial: Trial index.
+        split: ``dev`` (tune on it: even seeds from sha256('dev/SEED/OBJECT/TRIAL')), ``test``
+            (report it: odd seeds from sha256('test/SEED/OBJECT/TRIAL')), or None for the legacy
+            stream sha256('SEED/OBJECT/TRIAL') that every campaign before issue 10 used.
+    """
+    if split is None:
+        digest = hashlib.sha256(f"{base_seed}/{obj}/{trial}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF  # 31 bits: numpy and PyBullet take it
+    if split not in SPLIT_PARITY:
+        raise ConfigError(f"--split: expected one of {list(SPLITS)}, found {split!r}")
+    digest = hashlib.sha256(f"{split}/{base_seed}/{obj}/{trial}".encode()).digest()
+    return ((int.from_bytes(digest[:4], "big") & 0x3FFFFFFF) << 1) | SPLIT_PARITY[split]  # 31 bits
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,10 @@ class Campaign:
     domain_sha256: str
     hardware: str | None
     record: bool = False
+    weights: str | None = None  # weights directory of the models (None: the shipped ones)
+    gap: str = "none"  # name or path that load_gap takes
+    gap_sha256: str = ""
+    split: str | None = None  # dev, test, or None (the legacy seed stream)
 
 
 
@@ -144,6 +167,9 @@ def resume_state(out: Path, resume: bool, c: Campaign) -> set[tuple[str, str, in
         if (r.get("base_seed"), r.get("domain_sha256")) != (c.base_seed, c.domain_sha256):
             raise ConfigError(f"{path}: --resume with another --seed or --domain (found seed "
                               f"{r.get('base_seed')}, domain {r.get('domain')!r})")
+        if (r.get("gap_sha256", ""), r.get("split")) != (c.gap_sha256, c.split):
+            raise ConfigError(f"{path}: --resume with another --gap or --split (found gap {r.get('gap')!r}, "
+                              f"split {r.get('split')!r})")
     return {(r["tree"], r["object"], r["trial"]) for r in records}
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from app.campaigns.engine import (
     RESUME_HINT,
     RUNS,
+    SPLITS,
     Campaign,
     ResultsWriter,
     cached,
@@ -33,7 +34,7 @@ from app.campaigns.engine import (
     trial_seed,
 )
 from app.campaigns.report import RESULTS, summarize
-from app.command import standalone_main, standalone_parser
+from app.command import add_gap, standalone_main, standalone_parser
 from app.episode import run_sim_episode
 from app.errors import ConfigError
 from app.hardware_config import load_hardware
@@ -63,7 +64,7 @@ class Trial:
 
 
 def plan_trials(trees: Sequence[TreeConfig], sets: Sequence[Any], trials: int, base_seed: int,
-                only_object: str | None = None) -> list[Trial]:
+                only_object: str | None = None, split: str | None = None) -> list[Trial]:
     """Every (tree, object, trial), trees innermost so a partial campaign stays balanced.
 
     Args:
@@ -72,6 +73,7 @@ def plan_trials(trees: Sequence[TreeConfig], sets: Sequence[Any], trials: int, b
         trials: Trials per object per tree.
         base_seed: The campaign's ``--seed``.
         only_object: Keep only the object of this name.
+        split: Seed stream (:func:`app.campaigns.engine.trial_seed`).
     """
     names = [t.name for t in trees]
     if len(set(names)) != len(names):
@@ -80,7 +82,7 @@ def plan_trials(trees: Sequence[TreeConfig], sets: Sequence[Any], trials: int, b
     dup = sorted({n for n in objects if objects.count(n) > 1})
     if dup:
         raise ConfigError(f"--objects: object names must differ across sets, found {dup} twice")
-    plan = [Trial(cfg.name, cfg.path, s.name, s.path, o.name, i, k, trial_seed(base_seed, o.name, k))
+    plan = [Trial(cfg.name, cfg.path, s.name, s.path, o.name, i, k, trial_seed(base_seed, o.name, k, split))
             for s in sets for i, o in enumerate(s.objects) if only_object in (None, o.name)
             for k in range(trials) for cfg in trees]
     if not plan:
@@ -93,25 +95,33 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
     """Run one trial in this process (worker or main) and return its results line."""
     from app.perception import load_perception
     from app.sim.domain import load_domain
+    from app.sim.gap import load_gap
     from app.sim.objects import load_object_set
     from app.trees import load_tree_config
+    from models.fast_infer import campaign_options
 
     cfg = cached(("tree", t.tree_ref), lambda: load_tree_config(t.tree_ref))
     spec = cached(("set", t.set_ref), lambda: load_object_set(t.set_ref)).get(t.object)
-    models = cached(("models",), lambda: load_perception(threads=1)) if cfg.uses_models else None
+    models = (cached(("models", str(c.weights)), lambda: load_perception(c.weights, threads=1, hardware=c.hardware,
+                                                                                                   options=campaign_options()))
+              if cfg.uses_models else None)
     domain = cached(("domain", c.domain), lambda: load_domain(c.domain))
     hw = cached(("hardware", str(c.hardware)), lambda: load_hardware(c.hardware))
+    gap = cached(("gap", c.gap), lambda: load_gap(c.gap))
     t0 = time.perf_counter()
-    ep = run_sim_episode(cfg, spec, t.seed, domain, models, Path(c.out) / RUNS, hardware=hw, trial=t.trial, record=c.record)
+    ep = run_sim_episode(cfg, spec, t.seed, domain, models, Path(c.out) / RUNS, hardware=hw, trial=t.trial,
+                         record=c.record, gap=gap)
     return {"tree": t.tree, "object": t.object, "object_set": t.object_set, "trial": t.trial, "seed": t.seed,
             "success": ep["success"], "paper_success": ep["paper_success"], "outcome": ep["tree_outcome"],
             "failed_node": ep["failed_node"], "reason": ep["reason"], "pose_error": ep["pose_error"],
             **{k: ep[k] for k in ("pose_steps", "vs_iterations", "vs_fallbacks", "vs_mode_switches", "mask_source", "ticks",
-                                  "sim_time", "wall_time", "safety_refusals", "safety_clamps")},
+                                  "sim_time", "wall_time", "safety_refusals", "safety_clamps", "table_strikes",
+                                  "object_pushed_m", "self_collisions_or_limits", "audit", "gap_sample")},
             "regrasps": int(ep.get("regrasps") or 0), "reacquisitions": int(ep.get("reacquisitions") or 0),
             "trial_wall_time": round(time.perf_counter() - t0, 3), "run_dir": os.path.relpath(ep["run_dir"], c.out),
             "object_index": t.object_index, "base_seed": c.base_seed, "domain": c.domain,
-            "domain_sha256": c.domain_sha256, "hardware": c.hardware}
+            "domain_sha256": c.domain_sha256, "hardware": c.hardware, "weights": c.weights if cfg.uses_models else None,
+            "gap": c.gap, "gap_sha256": c.gap_sha256, "split": c.split}
 
 
 # ------------------------------------------------------------------------------ the command
@@ -120,6 +130,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from app.sim.domain import load_domain
+    from app.sim.gap import gap_argument, load_gap
     from app.sim.objects import load_object_set
     from app.trees import load_tree_config
 
@@ -136,10 +147,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     sets = [load_object_set(s) for s in split_names(args.objects)]
     if not trees or not sets:
         raise ConfigError(f"evaluate: expected trees and object sets, found {args.trees!r} and {args.objects!r}")
-    plan = plan_trials(trees, sets, args.trials, args.seed, getattr(args, "object", None))
+    split = getattr(args, "split", None)
+    plan = plan_trials(trees, sets, args.trials, args.seed, getattr(args, "object", None), split)
     domain = load_domain(args.domain)
+    gap_ref = gap_argument(args)
     c = Campaign(str(out), args.seed, args.domain, domain.sha256, getattr(args, "config", None),
-                 bool(getattr(args, "record", False)))
+                 bool(getattr(args, "record", False)), getattr(args, "weights", None), gap=gap_ref,
+                 gap_sha256=load_gap(gap_ref).sha256, split=split)
+    if any(t.uses_models for t in trees):
+        from app.weights_domain import warn_domain
+
+        warn_domain(c.weights, args.domain)
     with owned(prepare_output_dir(out, "--out", command="evaluate", lock=True)):
         done = resume_state(out, args.resume, c)
         todo = [t for t in plan if t.key not in done]
@@ -172,6 +190,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: the number of cores)")
     p.add_argument("--resume", action="store_true", help="skip the trials already in OUT/results.jsonl")
     p.add_argument("--summarize-only", action="store_true", help="rebuild the summary files from results.jsonl")
+    add_gap(p)
+    p.add_argument("--split", choices=SPLITS, default=None,
+                   help="seed stream: dev (tune on it) or test (report it); default: the legacy stream of "
+                        "the campaigns before the split existed")
     p.set_defaults(objects="seen,unseen")
 
 

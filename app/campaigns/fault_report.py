@@ -1,5 +1,5 @@
 """The fault campaign's summary: ``DIR/summary.json`` and ``DIR/summary.md`` rebuilt from the
-campaign's ``results.jsonl`` alone (per kind: grasped, unsafe commands, unhandled exceptions,
+campaign's ``results.jsonl`` alone (per kind: grasped, the physical audit, unhandled exceptions,
 unnamed failures, rates with Wilson intervals, whether the kind's target is met).
 """
 
@@ -50,7 +50,10 @@ def _kind_summary(kind: str, rs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     fails = Counter(r.get("failed_node") or r["outcome"] for r in rs if not r["success"])
     reasons = Counter(r.get("reason") or "" for r in rs if not r["success"])
     rate = k / n if n else 0.0
-    v = {"trials": n, "successes": k, "unsafe_commands": sum(int(r.get("unsafe_commands") or 0) for r in rs),
+    pushed = [float(r["object_pushed_m"]) for r in rs if r.get("object_pushed_m") is not None]
+    v = {"trials": n, "successes": k, "table_strikes": sum(int(r.get("table_strikes") or 0) for r in rs),
+         "self_collisions_or_limits": sum(int(r.get("self_collisions_or_limits") or 0) for r in rs),
+         "object_pushed_m_max": max(pushed) if pushed else None,
          "unhandled_exceptions": sum(bool(r.get("exception")) for r in rs),
          "unnamed_failures": sum(_unnamed(r) for r in rs), "transient": kind in TRANSIENT,
          "rate": rate, "ci95": list(wilson_interval(k, n)), "injected_trials": len(hit),
@@ -78,7 +81,8 @@ def _kind_summary(kind: str, rs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def build_fault_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The ``summary.json`` object of a fault campaign's results lines (pure).
 
-    ``faults`` holds, per kind, the contract keys (``trials``, ``successes``, ``unsafe_commands``,
+    ``faults`` holds, per kind, the contract keys (``trials``, ``successes``, ``table_strikes``,
+    ``self_collisions_or_limits``,
     ``unhandled_exceptions``, ``unnamed_failures``, ``transient``) plus rates and breakdowns; a
     checkpoint kind's ``successes`` are trials refused at start with exit code 2. ``baseline``:
     the same trials without a fault; ``checks``: the must-be-zero totals over both.
@@ -88,7 +92,8 @@ def build_fault_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     base = [r for r in records if r["kind"] == BASELINE]
     baseline = _kind_summary(BASELINE, base) if base else None
     counted = [*faults.values(), *([baseline] if baseline else [])]
-    checks = {key: sum(v[key] for v in counted) for key in ("unsafe_commands", "unhandled_exceptions", "unnamed_failures")}
+    checks = {key: sum(v[key] for v in counted)
+              for key in ("table_strikes", "self_collisions_or_limits", "unhandled_exceptions", "unnamed_failures")}
     checks["all_zero"] = not any(checks.values())
     first = records[0] if records else {}
     config = {"tree": first.get("tree_name"), "trials_per_kind": 1 + max((r["trial"] for r in records), default=-1),
@@ -97,8 +102,15 @@ def build_fault_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
               "faults": {k: next(r.get("fault") for r in records if r["kind"] == k) for k in kinds},
               "transient_kinds": sorted(TRANSIENT), "transient_target": TRANSIENT_TARGET,
               "total_trials": len(records),
-              "seed_rule": "trial k: object k mod n over the sets, sha256('SEED/OBJECT/k'); the same for every kind"}
-    return {"faults": faults, "baseline": baseline, "checks": checks, "config": config}
+              "gap": first.get("gap"), "gap_sha256": first.get("gap_sha256"), "split": first.get("split"),
+              "seed_rule": "trial k: object k mod n over the sets, seed trial_seed(SEED, OBJECT, k, split) "
+                           "(app/campaigns/engine.py); the same for every kind"}
+    return {"faults": faults, "baseline": baseline, "checks": checks, "config": config,
+            "gap": first.get("gap"), "gap_sha256": first.get("gap_sha256"), "split": first.get("split")}
+
+
+def _cm(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f} cm"
 
 
 def _pct(x: float) -> str:
@@ -109,14 +121,16 @@ def fault_markdown(summary: dict[str, Any]) -> str:
     """``summary.md``: one row per kind (and the fault-free baseline)."""
     cfg, checks = summary["config"], summary["checks"]
     lines = ["# Fault-injection campaign", "",
-             f"Tree `{cfg['tree']}`, {cfg['trials_per_kind']} trials per kind, seed {cfg['seed']}, domain "
-             f"`{cfg['domain']}`; every kind meets the same placements. Grasped = lifted 10 cm and held (physics). "
-             "Unsafe = commands that reached the arm outside the safety envelope; unhandled = episodes ended by "
+             f"Tree `{cfg['tree']}`, {cfg['trials_per_kind']} trials per kind, seed {cfg['seed']}, split "
+             f"`{cfg.get('split') or 'legacy'}`, domain `{cfg['domain']}`, physical gap `{cfg.get('gap') or 'none'}`; "
+             "every kind meets the same placements. Grasped = lifted 10 cm and held (physics). "
+             "Strikes = hand or finger pressing on the table (simulator contacts, > 1 N); limits = joint-limit "
+             "hits and unreachable targets; pushed = the object's largest move before closing; unhandled = episodes ended by "
              "an exception; unnamed = failures without a node and a reason. Checkpoint kinds: 'grasped' counts "
              "trials refused at start with exit code 2 and a one-line reason.", "",
-             "| Kind | When | Transient | Trials | Injected | Grasped | Rate | 95 % CI | Unsafe | Unhandled | Unnamed "
-             "| Re-grasps | Re-acquisitions | Target met | Main failure |",
-             "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---|"]
+             "| Kind | When | Transient | Trials | Injected | Grasped | Rate | 95 % CI | Strikes | Limits | Pushed max "
+             "| Unhandled | Unnamed | Re-grasps | Re-acquisitions | Target met | Main failure |",
+             "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     rows = list(summary["faults"].items()) + ([("(no fault)", summary["baseline"])] if summary["baseline"] else [])
     fault_kinds = set(summary["faults"])
     for kind, v in rows:
@@ -126,10 +140,12 @@ def fault_markdown(summary: dict[str, Any]) -> str:
         transient = "–" if kind not in fault_kinds else ("yes" if v["transient"] else "no")
         lines.append(f"| {kind} | {v['when']} | {transient} | {v['trials']} | {v['injected_trials']} | "
                      f"{v['successes']} | {_pct(v['rate'])} | {100 * lo:.0f}–{100 * hi:.0f} % | "
-                     f"{v['unsafe_commands']} | {v['unhandled_exceptions']} | {v['unnamed_failures']} | "
+                     f"{v['table_strikes']} | {v['self_collisions_or_limits']} | {_cm(v['object_pushed_m_max'])} | "
+                     f"{v['unhandled_exceptions']} | {v['unnamed_failures']} | "
                      f"{v.get('regrasps', 0)} | {v.get('reacquisitions', 0)} | {met} | "
                      f"{f'{main[0]} × {main[1]}' if main else '–'} |")
-    lines += ["", f"Totals: unsafe commands {checks['unsafe_commands']}, unhandled exceptions "
+    lines += ["", f"Totals: table strikes {checks['table_strikes']}, joint-limit hits or unreachable targets "
+                  f"{checks['self_collisions_or_limits']}, unhandled exceptions "
                   f"{checks['unhandled_exceptions']}, unnamed failures {checks['unnamed_failures']} "
                   f"({'all zero' if checks['all_zero'] else '**not all zero**'}).", "", "Most frequent reasons:", ""]
     for kind, v in rows:

@@ -26,6 +26,7 @@ from app import CONFIG_DIR
 from app.campaigns.engine import (
     RESUME_HINT,
     RUNS,
+    SPLITS,
     Campaign,
     ResultsWriter,
     cached,
@@ -36,7 +37,7 @@ from app.campaigns.engine import (
 )
 from app.campaigns.fault_report import BASELINE, summarize_faults
 from app.campaigns.report import RESULTS, read_results
-from app.command import standalone_main, standalone_parser
+from app.command import add_gap, standalone_main, standalone_parser
 from app.config import file_sha256
 from app.errors import CheckpointError, ConfigError, OutputWriteError
 from app.outputs import check_output_dir, hinted, owned, prepare_output_dir
@@ -112,9 +113,10 @@ class FaultCampaign:
     models_factory: Callable[[Any], Any] | None = None  # session -> model bundle (tests)
 
 
-def plan_faults(tree: Any, sets: Sequence[Any], kinds: Sequence[str], trials: int, base_seed: int) -> list[FaultTrial]:
+def plan_faults(tree: Any, sets: Sequence[Any], kinds: Sequence[str], trials: int, base_seed: int,
+                split: str | None = None) -> list[FaultTrial]:
     """Every (trial, kind), kinds innermost; trial ``k`` uses object ``k mod n`` over the sets, with
-    :func:`app.campaigns.engine.trial_seed`, so every kind meets the same placements."""
+    :func:`app.campaigns.engine.trial_seed` (of ``split``), so every kind meets the same placements."""
     objects = [(s, i, o) for s in sets for i, o in enumerate(s.objects)]
     if not objects:
         raise ConfigError("faults: no objects in the selected sets")
@@ -122,7 +124,7 @@ def plan_faults(tree: Any, sets: Sequence[Any], kinds: Sequence[str], trials: in
     for k in range(trials):
         s, i, o = objects[k % len(objects)]
         plan += [FaultTrial(kind, tree.name, tree.path, s.name, s.path, o.name, i, k,
-                            trial_seed(base_seed, o.name, k)) for kind in kinds]
+                            trial_seed(base_seed, o.name, k, split)) for kind in kinds]
     return plan
 
 
@@ -136,6 +138,7 @@ def _episode(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
     from app.hardware_config import load_hardware
     from app.perception import load_perception
     from app.sim.domain import load_domain
+    from app.sim.gap import load_gap
     from app.sim.objects import load_object_set
     from app.sim.session import SimSession
     from app.trees import load_tree_config
@@ -145,6 +148,7 @@ def _episode(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
     spec = cached(("set", t.set_ref), lambda: load_object_set(t.set_ref)).get(t.object)
     domain = cached(("domain", c.domain), lambda: load_domain(c.domain))
     hw = cached(("hardware", str(c.hardware)), lambda: load_hardware(c.hardware))
+    gap = cached(("gap", c.gap), lambda: load_gap(c.gap))
     session = SimSession(hw, domain=domain, seed=t.seed, deformable=spec.shape == "soft")
     try:
         specs = [] if t.kind == BASELINE else [fc.faults[t.kind]]
@@ -155,7 +159,7 @@ def _episode(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
             models = (cached(("models", fc.weights), lambda: load_perception(fc.weights, threads=1))
                       if cfg.uses_models else None)
         ep = run_sim_episode(cfg, spec, t.seed, domain, models, Path(c.out) / RUNS / t.kind, hardware=hw,
-                             session=session, trial=t.trial)
+                             session=session, trial=t.trial, gap=gap)
     finally:
         session.close()
     extra = ep.get("extra") or {}
@@ -163,11 +167,11 @@ def _episode(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
     return {"success": ep["success"], "outcome": ep["tree_outcome"], "failed_node": ep["failed_node"],
             "reason": ep["reason"], "exception": bool(extra.get("exception")),
             "exception_type": extra.get("exception_type"), "exit_code": None,
-            "unsafe_commands": len(inj.arm.unsafe), "unsafe": inj.arm.unsafe[:SHOWN_INJECTIONS],
-            "commands_audited": inj.arm.audited, "refused_in_reflex": inj.arm.refused,
+            "commands": inj.arm.commands, "refused_in_reflex": inj.arm.refused,
             "injected": len(inj.events), "injections": [asdict(e) for e in inj.events[:SHOWN_INJECTIONS]],
             **{k: ep[k] for k in ("ticks", "sim_time", "wall_time", "vs_iterations", "safety_refusals",
-                                  "safety_clamps")},
+                                  "safety_clamps", "table_strikes", "object_pushed_m", "self_collisions_or_limits",
+                                  "audit", "gap_sample")},
             "regrasps": int(ep.get("regrasps") or 0), "reacquisitions": int(ep.get("reacquisitions") or 0),
             "run_dir": os.path.relpath(ep["run_dir"], c.out)}
 
@@ -179,7 +183,7 @@ def run_fault_job(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
     try:
         if t.kind in CHECKPOINT_KINDS:
             body = checkpoint_trial(fc.faults[t.kind], Path(fc.weights), _kind_rng(t))
-            body.update(injected=1, unsafe_commands=0)
+            body.update(injected=1, table_strikes=0, self_collisions_or_limits=0)
         else:
             body = _episode(t, fc)
     except OutputWriteError:  # the campaign's own output failed: stop it (not the tree's fault)
@@ -187,14 +191,16 @@ def run_fault_job(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
     except Exception as e:  # counted, never hidden: the campaign's "unhandled exceptions"
         body = {"success": False, "outcome": "error", "failed_node": "(fault campaign)",
                 "reason": f"unhandled {type(e).__name__}: {e}".splitlines()[0], "exception": True,
-                "exception_type": type(e).__name__, "unsafe_commands": 0, "injected": 0}
+                "exception_type": type(e).__name__, "table_strikes": 0, "self_collisions_or_limits": 0,
+                "injected": 0}
     c = fc.campaign
     spec = fc.faults.get(t.kind)
     return {"tree": t.case, "tree_name": t.tree, "kind": t.kind, "object": t.object, "object_set": t.object_set,
             "object_index": t.object_index, "trial": t.trial, "seed": t.seed, **body,
             "fault": asdict(spec) if spec and t.kind != BASELINE else None,
             "trial_wall_time": round(time.perf_counter() - t0, 3), "base_seed": c.base_seed, "domain": c.domain,
-            "domain_sha256": c.domain_sha256, "hardware": c.hardware, "faults_sha256": fc.faults_sha256}
+            "domain_sha256": c.domain_sha256, "hardware": c.hardware, "faults_sha256": fc.faults_sha256,
+            "gap": c.gap, "gap_sha256": c.gap_sha256, "split": c.split}
 
 
 def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | None = None) -> int:
@@ -206,13 +212,14 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
             the weights (tests: ``TruthModels``); None loads ``--weights``.
 
     Returns:
-        0 when it completed with no unsafe command, no unhandled exception and no unnamed
-        failure; 1 otherwise.
+        0 when it completed with no table strike, no joint-limit hit or unreachable target, no
+        unhandled exception and no unnamed failure; 1 otherwise.
     """
     from tqdm import tqdm
 
     from app.perception import WEIGHTS_DIR, load_perception
     from app.sim.domain import load_domain
+    from app.sim.gap import gap_argument, load_gap
     from app.sim.objects import load_object_set
     from app.trees import load_tree_config
 
@@ -235,10 +242,16 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
     weights = str(Path(args.weights) if args.weights else WEIGHTS_DIR)
     if tree.uses_models and models_factory is None and set(kinds) - CHECKPOINT_KINDS:
         load_perception(weights, threads=1)  # no weights: exit 2 now, not one failure per trial
+        from app.weights_domain import warn_domain
+
+        warn_domain(weights, args.domain)
     sets = [load_object_set(s) for s in split_names(args.objects)]
-    plan = plan_faults(tree, sets, kinds, args.trials, args.seed)
+    split = getattr(args, "split", None)
+    plan = plan_faults(tree, sets, kinds, args.trials, args.seed, split)
     domain = load_domain(args.domain)
-    c = Campaign(str(out), args.seed, args.domain, domain.sha256, args.config)
+    gap_ref = gap_argument(args)
+    c = Campaign(str(out), args.seed, args.domain, domain.sha256, args.config, gap=gap_ref,
+                 gap_sha256=load_gap(gap_ref).sha256, split=split)
     fc = FaultCampaign(c, faults, file_sha256(faults_path), weights, models_factory)
     with owned(prepare_output_dir(out, "--out", command="faults", lock=True)):
         done = resume_state(out, args.resume, c)
@@ -262,7 +275,8 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
 
 def _report(summary: dict[str, Any]) -> int:
     for kind, v in summary["faults"].items():
-        print(f"  {kind}: {v['successes']}/{v['trials']} ({v['outcomes']}), unsafe {v['unsafe_commands']}, "
+        print(f"  {kind}: {v['successes']}/{v['trials']} ({v['outcomes']}), table strikes {v['table_strikes']}, "
+              f"limits/unreachable {v['self_collisions_or_limits']}, "
               f"unhandled {v['unhandled_exceptions']}, unnamed {v['unnamed_failures']}")
     return 0 if summary["checks"]["all_zero"] else 1
 
@@ -278,9 +292,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kinds", default=None, help=f"comma-separated fault kinds (default: all of {', '.join(KINDS)})")
     p.add_argument("--tree", default="drl_gan_vs", help="tree name or YAML path")
     p.add_argument("--faults", default=None, help="fault file (default config/faults.yaml)")
-    p.add_argument("--weights", default=None, help="weights directory (default models/weights)")
     p.add_argument("--no-baseline", action="store_true", help="skip the fault-free trials ('none')")
     p.add_argument("--summarize-only", action="store_true", help="rebuild the summary files from results.jsonl")
+    add_gap(p)
+    p.add_argument("--split", choices=SPLITS, default=None,
+                   help="seed stream: dev (tune on it) or test (report it); default: the legacy stream")
     p.set_defaults(objects="seen,unseen")
 
 

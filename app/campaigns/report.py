@@ -55,18 +55,46 @@ def build_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
                                                              for r in mine), "object_set": s}
                             for s, _, o in objs}
     shas = sorted({r["domain_sha256"] for r in records})
+    gap_shas = sorted({r.get("gap_sha256") or "" for r in records})
     first = records[0] if records else {}
     index = {r["object"]: r["object_index"] for r in records}
     config = {"trees": trees, "object_sets": {s: sorted({r["object"] for r in records if r["object_set"] == s},
                                                         key=lambda o: (index[o], o)) for s in sets},
               "trials_per_object": 1 + max((r["trial"] for r in records), default=-1),
               "seed": first.get("base_seed"), "domain": first.get("domain"), "hardware": first.get("hardware"),
-              "seed_rule": "sha256('SEED/OBJECT/TRIAL'), same for every tree",
+              "gap": first.get("gap"), "split": first.get("split"),
+              "seed_rule": SEED_RULES.get(first.get("split"), SEED_RULES[None]),
               "paper_radius_m": PAPER_RADIUS_M, "total_trials": len(records)}
     return {"trees": by_tree, "per_object": per_object, "config": config,
             "domain_sha256": shas[0] if len(shas) == 1 else shas,
+            "gap": first.get("gap"), "gap_sha256": gap_shas[0] if len(gap_shas) == 1 else gap_shas,
+            "split": first.get("split"), "physical_audit": physical_audit(records, trees),
             "vs_oracle": _vs_reference(by_tree, "oracle"), "failures": _failures(records, trees),
             "raw_mask_fallbacks": _raw_mask_fallbacks(records, trees)}
+
+
+SEED_RULES = {None: "sha256('SEED/OBJECT/TRIAL') (legacy stream, before the dev/test split), same for every tree",
+              "dev": "even: sha256('dev/SEED/OBJECT/TRIAL'), same for every tree",
+              "test": "odd: sha256('test/SEED/OBJECT/TRIAL'), same for every tree"}
+
+
+def physical_audit(records: Sequence[dict[str, Any]], trees: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per tree: the physical audit's counts (:mod:`app.sim.audit`) over its trials.
+
+    Trials recorded before the audit existed count as not audited.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for tree in trees:
+        rs = [r for r in records if r["tree"] == tree and "table_strikes" in r]
+        pushed = [float(r["object_pushed_m"]) for r in rs]
+        out[tree] = {"audited_trials": len(rs),
+                     "table_strikes": sum(int(r["table_strikes"]) for r in rs),
+                     "trials_with_table_strikes": sum(int(r["table_strikes"]) > 0 for r in rs),
+                     "self_collisions_or_limits": sum(int(r["self_collisions_or_limits"]) for r in rs),
+                     "object_pushed_m_median": float(np.median(pushed)) if pushed else None,
+                     "object_pushed_m_max": max(pushed) if pushed else None,
+                     "trials_object_pushed_over_1cm": sum(d > 0.01 for d in pushed)}  # 1 cm: a visible push
+    return out
 
 
 def _raw_mask_fallbacks(records: Sequence[dict[str, Any]], trees: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -110,9 +138,15 @@ def _pct(x: float | None) -> str:
 def summary_markdown(summary: dict[str, Any], figures: Sequence[str]) -> str:
     """``summary.md``: rates per tree and set beside the paper's, differences to oracle, figures."""
     cfg = summary["config"]
+    gap = summary.get("gap")
+    gap_text = (f", physical gap `{gap}` (sha256 `{str(summary.get('gap_sha256'))[:12]}…`)" if gap
+                else ", no physical gap (recorded before it existed)")
+    split = summary.get("split")
+    split_text = f", split `{split}`" if split else ", legacy seed stream (no dev/test split)"
     lines = ["# Evaluation campaign", "",
-             f"{cfg['total_trials']} trials: {cfg['trials_per_object']} per object per tree, seed {cfg['seed']}, "
-             f"domain `{cfg['domain']}` (sha256 `{str(summary['domain_sha256'])[:12]}…`). Physics = object "
+             f"{cfg['total_trials']} trials: {cfg['trials_per_object']} per object per tree, seed {cfg['seed']}"
+             f"{split_text}, domain `{cfg['domain']}` (sha256 `{str(summary['domain_sha256'])[:12]}…`){gap_text}. "
+             "Physics = object "
              f"≥ {LIFT_FRACTION * 100:.0f} % of the lift up and held; 4 cm score = gripper within "
              f"{PAPER_RADIUS_M * 100:.0f} cm horizontally of a good grasp as Close Gripper starts "
              "(ignores height and yaw). Paper = real robot, 3 trials per object (Pedersen et al. 2020).", "",
@@ -143,6 +177,17 @@ def summary_markdown(summary: dict[str, Any], figures: Sequence[str]) -> str:
         lines += ["", "Recoveries (tree nodes \"Re-grasp\" and \"Reacquire Object\"), summed over trials:", ""]
         lines += [f"- {tree} / {s}: {v['regrasps']} re-grasps, {v['reacquisitions']} re-acquisitions"
                   for tree, s, v in recoveries]
+    audit = summary.get("physical_audit") or {}
+    if any(v["audited_trials"] for v in audit.values()):
+        lines += ["", "Physical audit (simulator contacts; app/sim/audit.py):", "",
+                  "| Tree | Audited | Table strikes | Trials with strikes | Limits / unreachable | Object pushed "
+                  "before closing, median / max | Pushed > 1 cm |", "|---|---:|---:|---:|---:|---|---:|"]
+        for tree, v in audit.items():
+            if v["audited_trials"]:
+                lines.append(f"| {tree} | {v['audited_trials']} | {v['table_strikes']} | "
+                             f"{v['trials_with_table_strikes']} | {v['self_collisions_or_limits']} | "
+                             f"{1000 * v['object_pushed_m_median']:.1f} / {1000 * v['object_pushed_m_max']:.1f} mm | "
+                             f"{v['trials_object_pushed_over_1cm']} |")
     lines += ["", "Failures by failing node:", ""]
     for tree, counts in summary["failures"].items():
         lines.append(f"- {tree}: " + (", ".join(f"{n} × {k}" for n, k in counts.items()) or "none"))

@@ -27,13 +27,13 @@ class DepthParams:
             reading depth; <= 1 disables it. If erosion leaves nothing, the whole blob is used.
         min_valid_fraction: Smallest fraction of the (eroded) blob's pixels with a valid
             reading (finite and > 0; the camera already reports 0 outside its range).
-        table_clearance: Distance (m) the grasp point keeps above the table at the end of the
-            descent.
+        tip_clearance: Distance (m) the fingertips keep above the table at the end of the
+            descent (the grasp point keeps this plus the hardware's ``fingertip_reach``).
     """
 
     erode_px: int = 3  # px, trims ~1 px of mixed object/table readings at the blob's edge
     min_valid_fraction: float = 0.3  # the SR300 drops up to ~half the pixels of shiny objects
-    table_clearance: float = 0.013  # m: the Panda fingertips reach 11 mm below the grasp point; 2 mm to spare
+    tip_clearance: float = 0.0045  # m: with the Panda's 8.5 mm fingertip reach, the grasp point stays 13 mm up
 
 
 @dataclass(frozen=True)

@@ -295,7 +295,7 @@ def load_vs_params(path: str | Path | None = None) -> VSParams:
                       (feat, {"open_kernel_px", "close_kernel_px", "min_blob_area_px",
                               "axis_ratio_threshold", "border_margin_px", "tracking"}),
                       (track, {"min_iou", "max_jump_px"}),
-                      (dep, {"erode_px", "min_valid_fraction", "table_clearance"})):
+                      (dep, {"erode_px", "min_valid_fraction", "tip_clearance"})):
         sec.unknown_keys(keys)
     near, far = gain.number("near", lo=0.0, hi=10.0), gain.number("far", lo=0.0, hi=10.0)
     if near < far:
@@ -323,7 +323,7 @@ def load_vs_params(path: str | Path | None = None) -> VSParams:
         depth=DepthParams(
             erode_px=dep.integer("erode_px", lo=0, hi=63),
             min_valid_fraction=dep.number("min_valid_fraction", lo=0.0, hi=1.0),
-            table_clearance=dep.number("table_clearance", lo=0.0, hi=0.1),
+            tip_clearance=dep.number("tip_clearance", lo=0.0, hi=0.1),
         ),
         source=str(path),
     )

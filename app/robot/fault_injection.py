@@ -26,8 +26,10 @@ Kinds (``config/faults.yaml`` says when each fires and how):
   without a file / with a damaged copy; the run must stop at start with exit code 2.
 
 The arm wrapper sits *inside* the safety envelope (:class:`~app.robot.safety.SafeArm`): it is the
-hardware's side, so it sees every command that left the envelope and re-checks it against the
-limits (``unsafe_commands``, which must stay 0).
+hardware's side. Safety is audited from physics, not by a second pass of the envelope's own
+rule: every episode's :class:`~app.sim.audit.PhysicalAudit` counts table strikes and joint-limit
+hits or unreachable targets (``table_strikes`` and ``self_collisions_or_limits``, which must stay
+0) and how far the object was pushed before closing.
 """
 
 from __future__ import annotations
@@ -57,7 +59,6 @@ from app.robot.interfaces import (
     MotionStatus,
     Robot,
 )
-from app.robot.safety import SafeArm, SafetyLimits, load_safety
 from app.transforms import Pose, rot_z
 
 KINDS = ("frame_drop", "frame_timeout", "stale_frame", "depth_nan", "depth_zero", "mask_empty", "object_push",
@@ -372,23 +373,16 @@ class FaultCamera:
 
 
 class FaultArm:
-    """An ``Arm`` that can reflex mid-motion, and audits every command it receives.
-
-    Placed inside :class:`~app.robot.safety.SafeArm`, it receives exactly the commands that left the
-    envelope; each is re-checked against the limits (:attr:`unsafe` lists the violations).
+    """An ``Arm`` that can reflex mid-motion (it sits inside :class:`~app.robot.safety.SafeArm`).
 
     Args:
         arm: The wrapped (hardware) arm.
         injector: The episode's injector (the arm registers itself there).
-        limits: The envelope to audit against.
-        period: Control period (s): a velocity command lasts one period.
     """
 
-    def __init__(self, arm: Arm, injector: FaultInjector, limits: SafetyLimits, period: float) -> None:
+    def __init__(self, arm: Arm, injector: FaultInjector) -> None:
         self.arm, self.inj = arm, injector
-        self.audit = SafeArm(arm, limits, period)  # used for its checks only, never to command
-        self.unsafe: list[str] = []
-        self.audited = 0
+        self.commands = 0  # commands received from the envelope
         self.refused = 0  # commands refused while in reflex
         self._reflex = ""
         injector.arm = self
@@ -415,11 +409,9 @@ class FaultArm:
         self._reflex = f'reflex: motion aborted by reflex! ["{name}"] (injected at tick {self.inj.tick})'
         self.inj.note("arm_reflex", name)
 
-    def _check(self, command: str, why: str) -> bool:
-        """Record the audit of one command; False when it must not reach the arm (reflex)."""
-        self.audited += 1
-        if why:
-            self.unsafe.append(f"{command}: {why}")
+    def _check(self) -> bool:
+        """Count one command; False when it must not reach the arm (reflex)."""
+        self.commands += 1
         if self._reflex:
             self.refused += 1
             return False
@@ -427,7 +419,7 @@ class FaultArm:
 
     def move_to(self, target: Pose) -> None:
         """Audit, then forward unless in reflex."""
-        if self._check("move_to", self.audit.check_target(target)):
+        if self._check():
             self.arm.move_to(target)
 
     def move_relative(self, delta: Pose, frame: FrameName = "gripper") -> None:
@@ -438,13 +430,9 @@ class FaultArm:
         self.move_to(target)
 
     def command_velocity(self, twist: np.ndarray, frame: FrameName = "camera") -> None:
-        """Audit (a twist the envelope would clamp or refuse is unsafe), then forward unless in reflex."""
+        """Forward unless in reflex."""
         self.inj.last_velocity_tick = self.inj.tick
-        t = np.asarray(twist, dtype=float)
-        out, why = self.audit.filter_twist(t, frame)
-        if out is not None and not np.allclose(out, t.reshape(-1)):
-            why = "speed above the limits"
-        if self._check("command_velocity", why):
+        if self._check():
             self.arm.command_velocity(twist, frame)
 
     def motion_status(self) -> MotionStatus:
@@ -539,30 +527,28 @@ class FaultClock:
         return self.clock.now()
 
 
-def wrap_robot(robot: Robot, injector: FaultInjector, limits: SafetyLimits | None = None,
+def wrap_robot(robot: Robot, injector: FaultInjector,
                object_mask: Callable[[], np.ndarray | None] | None = None) -> Robot:
     """``robot`` with every interface behind its fault wrapper (put the result behind SafeArm).
 
     Args:
         robot: The backends (sim or real).
         injector: What the wrappers share.
-        limits: Envelope the arm audits against (default ``config/safety.yaml``).
         object_mask: See :class:`FaultCamera`.
     """
     return Robot(FaultCamera(robot.camera, injector, object_mask),
-                 FaultArm(robot.arm, injector, limits or load_safety(), robot.clock.period),
+                 FaultArm(robot.arm, injector),
                  FaultGripper(robot.gripper, injector), FaultClock(robot.clock, injector), robot.backend)
 
 
-def inject_sim(session: Any, specs: Iterable[FaultSpec], rng: np.random.Generator,
-               limits: SafetyLimits | None = None) -> FaultInjector:
+def inject_sim(session: Any, specs: Iterable[FaultSpec], rng: np.random.Generator) -> FaultInjector:
     """Put a :class:`~app.sim.session.SimSession` 's robot behind the fault wrappers, in place.
 
     ``session.robot`` is replaced (what the tree gets); the session's own backends, the reset
     and the scoring are untouched.
 
     Returns:
-        The injector (its ``events`` and ``arm.unsafe`` after the episode).
+        The injector (its ``events`` after the episode).
     """
     from app.sim.pybullet_world import SEG_OBJECT
 
@@ -572,7 +558,7 @@ def inject_sim(session: Any, specs: Iterable[FaultSpec], rng: np.random.Generato
         raw = session.camera.last_raw()
         return None if raw is None else raw.mask == SEG_OBJECT
 
-    session.robot = wrap_robot(session.robot, inj, limits, object_mask)
+    session.robot = wrap_robot(session.robot, inj, object_mask)
     return inj
 
 

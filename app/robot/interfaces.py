@@ -63,7 +63,7 @@ class Intrinsics:
 
 @dataclass(frozen=True)
 class Frame:
-    """One RGB-D frame, depth registered to colour.
+    """One RGB-D frame, colour and depth registered to one stream (the camera profile's `register_to`).
 
     Attributes:
         rgb: (H, W, 3) uint8 colour image.

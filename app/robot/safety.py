@@ -1,11 +1,12 @@
 """The safety envelope: one filter through which every arm command passes.
 
 :class:`SafeArm` wraps any ``Arm`` (simulated or real). Pose targets (absolute or relative)
-outside the workspace box, below the minimum height, tilted away from top-down or farther than
-the maximum step are *refused*: the arm is stopped and the refusal logged with the command and
+outside the workspace box, with the fingertips below the minimum height, tilted away from
+top-down or farther than the maximum step are *refused*: the arm is stopped and the refusal logged with the command and
 the limit. Velocity commands are *clamped* to the speed limits (the direction is kept) and a
 velocity that would leave the workspace within one period is refused. Non-finite values are
-refused. Limits come from ``config/safety.yaml``.
+refused. Limits come from ``config/safety.yaml``; the fingertips' geometry from
+``config/hardware.yaml`` (``gripper.fingertip_reach`` and the finger size).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from app import CONFIG_DIR
 from app.config import Section, load_yaml
 from app.errors import ConfigError
+from app.hardware_config import HardwareConfig, load_hardware
 from app.robot.interfaces import Arm, FrameName, MotionStatus
 from app.transforms import Pose, twist_to_pose
 
@@ -35,8 +37,17 @@ class SafetyLimits:
     max_step: float
     max_step_angle: float
     top_down_tolerance: float
+    #: Lowest corners of the open fingertips in the gripper frame (4, 3), m
+    #: (:meth:`app.hardware_config.HardwareConfig.fingertip_corners`); None: the grasp point alone.
+    fingertips: np.ndarray | None = None
 
-    def pose_violation(self, pose: Pose, finger_reach: float = 0.0) -> str:
+    def lowest_point(self, pose: Pose) -> float:
+        """Height (m, base frame) of the lowest point of the fingers with the gripper at ``pose``."""
+        if self.fingertips is None:
+            return float(pose.position[2])
+        return float(np.min(pose.matrix[2] @ self.fingertips.T) + pose.position[2])
+
+    def pose_violation(self, pose: Pose) -> str:
         """Why ``pose`` (gripper, base frame) is outside the envelope, or "" if it is inside."""
         if not pose.is_finite():
             return "pose is not finite"
@@ -44,17 +55,20 @@ class SafetyLimits:
         if np.any(p < self.workspace_min) or np.any(p > self.workspace_max):
             return (f"position ({p[0]:.3f}, {p[1]:.3f}, {p[2]:.3f}) m outside the workspace box "
                     f"{np.round(self.workspace_min, 3).tolist()}..{np.round(self.workspace_max, 3).tolist()}")
-        if p[2] - finger_reach < self.min_gripper_height:
-            return f"gripper height {p[2] - finger_reach:.3f} m below the minimum {self.min_gripper_height:.3f} m"
+        low = self.lowest_point(pose)
+        if low < self.min_gripper_height:
+            return f"fingertips at {low:.3f} m, below the minimum height {self.min_gripper_height:.3f} m"
         tilt = float(np.arccos(np.clip(-pose.matrix[2, 2], -1.0, 1.0)))
         if tilt > self.top_down_tolerance:
             return f"approach axis tilted {np.degrees(tilt):.0f} deg > {np.degrees(self.top_down_tolerance):.0f} deg from top-down"
         return ""
 
 
-def load_safety(path: str | Path | None = None) -> SafetyLimits:
-    """Load and validate ``config/safety.yaml``."""
+def load_safety(path: str | Path | None = None, hardware: HardwareConfig | None = None) -> SafetyLimits:
+    """Load and validate ``config/safety.yaml``, with the fingertips of ``hardware`` (default:
+    ``config/hardware.yaml``)."""
     path = Path(path) if path else CONFIG_DIR / "safety.yaml"
+    hw = hardware or load_hardware()
     s = Section(load_yaml(path), path)
     s.unknown_keys({"workspace", "min_gripper_height", "max_linear_speed", "max_angular_speed", "max_step",
                     "max_step_angle", "top_down_tolerance"})
@@ -66,7 +80,8 @@ def load_safety(path: str | Path | None = None) -> SafetyLimits:
                         s.number("max_linear_speed", lo=1e-3, hi=2.0), s.number("max_angular_speed", lo=1e-3, hi=6.0),
                         s.number("max_step", lo=1e-3, hi=2.0),
                         float(np.radians(s.number("max_step_angle", lo=0.1, hi=360.0))),
-                        float(np.radians(s.number("top_down_tolerance", lo=0.1, hi=180.0))))
+                        float(np.radians(s.number("top_down_tolerance", lo=0.1, hi=180.0))),
+                        hw.fingertip_corners())
 
 
 @dataclass

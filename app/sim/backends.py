@@ -10,6 +10,9 @@ camera frame period (``config/hardware.yaml`` ``camera.fps``).
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
+
 import numpy as np
 
 from app.errors import MotionError
@@ -46,6 +49,13 @@ class SimCamera:
         self.domain = domain
         self._seq = 0
         self._cache: tuple[float, Frame, RawRender] | None = None
+        # Physical gap (app/sim/gap.py; private: trees get only frames and the intrinsics above)
+        self._true_mount: Pose | None = None  # None: the configured mount is the true one
+        self._true_k: Intrinsics | None = None  # None: the configured intrinsics are the true ones
+        self._latency, self._jitter = 0, 0  # frame periods from capture to delivery
+        self._lat_rng = np.random.default_rng(0)
+        self._captures: deque[tuple[float, Frame, RawRender]] = deque()
+        self._delivered = -1.0  # capture time of the last frame delivered (frames never go back)
         self.apply_domain(domain)
 
     @property
@@ -65,16 +75,39 @@ class SimCamera:
             w.set_object_look(domain.object_rgba(w.object_color), None)
         self._cache = None
 
+    def set_physical(self, true_mount: Pose | None, true_k: Intrinsics | None, latency: int = 0,
+                     jitter: int = 0, seed: int = 0) -> None:
+        """The camera as built (:func:`app.sim.gap.apply_gap`): its true mount in the gripper frame
+        and true model-resolution intrinsics (None: as configured), and the delay of frames in
+        periods (``latency`` +- uniform ``jitter`` per frame, drawn from ``seed``)."""
+        self._true_mount, self._true_k = true_mount, true_k
+        self._latency, self._jitter = latency, jitter
+        self._lat_rng = np.random.default_rng(seed)
+        self.restart_stream()
+
+    def restart_stream(self) -> None:
+        """Forget buffered captures (episode start): the stream starts at the next ``get_frame``."""
+        self._captures.clear()
+        self._delivered = -1.0
+        self._cache = None
+
+    def _render_pose(self) -> Pose:
+        """Optical frame in the base frame as built (the true mount when there is a gap)."""
+        if self._true_mount is None:
+            return self.arm.camera_pose()
+        return self.arm.pose() @ self._true_mount
+
     def render_raw(self, domain: Domain | None = None) -> RawRender:
         """Render the current state in ``domain`` (default: the camera's own), before sensor effects."""
+        k = self._true_k or self._k
         if domain is not None and domain is not self.domain:
             own = self.domain
             self.apply_domain(domain)
             try:
-                return self.world.render(self.arm.camera_pose(), self._k, domain.render)
+                return self.world.render(self._render_pose(), k, domain.render)
             finally:
                 self.apply_domain(own)
-        return self.world.render(self.arm.camera_pose(), self._k, self.domain.render)
+        return self.world.render(self._render_pose(), k, self.domain.render)
 
     def sense(self, raw: RawRender, domain: Domain, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Apply ``domain``'s image and depth models to a raw render: (rgb uint8, depth float32 m)."""
@@ -83,21 +116,49 @@ class SimCamera:
                                    unit=self.hw.depth_unit)  # the camera profile's sensor
         return rgb, depth
 
-    def get_frame(self) -> Frame:
-        """The frame at the current simulated time (rendered once per time)."""
+    def _capture(self) -> tuple[float, Frame, RawRender]:
+        """Render and sense the current state: one frame stamped with its capture time."""
         t = self.world.sim_time
-        if self._cache is not None and self._cache[0] == t:
-            return self._cache[1]
         raw = self.render_raw()
         rgb, depth = self.sense(raw, self.domain, self.rng)
         self._seq += 1
-        frame = Frame(rgb=rgb, depth=depth, intrinsics=self._k, timestamp=t, seq=self._seq)
-        self._cache = (t, frame, raw)
-        return frame
+        return t, Frame(rgb=rgb, depth=depth, intrinsics=self._k, timestamp=t, seq=self._seq), raw
+
+    def on_tick(self) -> None:
+        """Called by the clock after each control period: a streaming delayed camera captures."""
+        if self._captures:  # streaming (started by the first get_frame of the episode)
+            self._captures.append(self._capture())
+            while len(self._captures) > self._latency + self._jitter + 2:  # + now + one spare
+                self._captures.popleft()
+
+    def get_frame(self) -> Frame:
+        """The frame delivered at the current simulated time (rendered once per time).
+
+        Without latency: the state now. With latency: the capture of ``latency`` +- ``jitter``
+        periods ago (or the oldest since the stream started), stamped with its capture time.
+        """
+        t = self.world.sim_time
+        if self._cache is not None and self._cache[0] == t:
+            return self._cache[1]
+        if self._latency == 0 and self._jitter == 0:
+            tt, frame, raw = self._capture()
+            self._cache = (t, frame, raw)
+            return frame
+        if not self._captures or self._captures[-1][0] < t:
+            self._captures.append(self._capture())
+        delay = self._latency + int(self._lat_rng.integers(-self._jitter, self._jitter + 1))
+        wanted = t - delay * self.hw.period + 1e-9
+        older = [c for c in self._captures if c[0] <= wanted]
+        chosen = older[-1] if older else self._captures[0]
+        if chosen[0] < self._delivered:  # never deliver an older frame than the last one
+            chosen = next((c for c in self._captures if c[0] >= self._delivered), self._captures[-1])
+        self._delivered = chosen[0]
+        self._cache = (t, chosen[1], chosen[2])
+        return chosen[1]
 
     def invalidate(self) -> None:
         """Forget the cached frame (after a teleport, when the view changed without time passing)."""
-        self._cache = None
+        self.restart_stream()
 
     def last_raw(self) -> RawRender | None:
         """The raw render behind the last frame (ground truth: for :mod:`app.sim.truth` only).
@@ -126,6 +187,28 @@ class SimArm:
         self._twist: np.ndarray | None = None  # gripper-frame twist for the current period
         self._twist_until = 0.0
         self.commands = 0  # number of motion commands accepted (for tests and logs)
+        self._plan: list[np.ndarray] = []  # joint targets of the coming physics steps (ik_per_tick)
+        self._q_target: np.ndarray | None = None  # last joint target this arm set (None: unknown)
+        self.unreachable = 0  # targets IK could not reach (scoring's physical audit)
+        # Physical gap (app/sim/gap.py; private): velocity delay and lag, pose-move offset.
+        self._delay_ticks, self._tau = 0, 0.0
+        self._settle_error = np.zeros(3)  # m, base frame
+        self._pending: deque[tuple[float, np.ndarray]] = deque()  # (time it takes effect, gripper twist)
+        self._velocity = np.zeros(6)  # twist the lagged controller tracks now (gripper frame)
+
+    def set_physical(self, delay_ticks: int = 0, time_constant: float = 0.0,
+                     settle_error: np.ndarray | None = None) -> None:
+        """The arm as built (:func:`app.sim.gap.apply_gap`): velocity commands take effect
+        ``delay_ticks`` periods late through a first-order lag of ``time_constant`` seconds, and
+        pose moves settle ``settle_error`` (m, base frame) off their target."""
+        self._delay_ticks, self._tau = delay_ticks, time_constant
+        self._settle_error = np.zeros(3) if settle_error is None else np.asarray(settle_error, dtype=float)
+        self._pending.clear()
+        self._velocity = np.zeros(6)
+
+    @property
+    def _lagged(self) -> bool:
+        return self._delay_ticks > 0 or self._tau > 0
 
     @property
     def camera_mount(self) -> Pose:
@@ -144,6 +227,7 @@ class SimArm:
         """Put the arm at ``target`` at once (episode set-up and training only, not a motion)."""
         q = self.world.solve_ik(target)
         self.world.reset_arm(q)
+        self._forget_plan()
         self._ref, self._goal, self._twist = target, None, None
         self._status = MotionStatus.IDLE
 
@@ -151,9 +235,15 @@ class SimArm:
         """Start a straight-line move of the gripper to ``target`` (base frame)."""
         self.commands += 1
         self._twist = None
+        self._plan = []
+        self._pending.clear()
+        self._velocity = np.zeros(6)
+        if np.any(self._settle_error) and target.is_finite():  # the controller settles off target
+            target = Pose(target.position + self._settle_error, target.matrix)
         try:
             self.world.solve_ik(target)  # refuse unreachable targets before moving at all
         except MotionError as e:
+            self.unreachable += 1
             self._status, self._error, self._goal = MotionStatus.FAILED, str(e), None
             return
         start = self.pose()
@@ -199,9 +289,17 @@ class SimArm:
             twist = np.concatenate([v, w])
         elif frame != "gripper":
             raise ValueError(f"velocity frame must be 'camera' or 'gripper', got {frame!r}")
+        if self._lagged:  # queued: takes effect delay_ticks periods from now, for one period
+            if self._ref is None or self._goal is not None:
+                self._ref = self.pose()
+            self._goal = None
+            self._pending.append((self.world.sim_time + self._delay_ticks * self.hw.period, twist))
+            self._status = MotionStatus.MOVING
+            return
         if self._ref is None or self._status == MotionStatus.MOVING:
             self._ref = self.pose()
         self._goal = None
+        self._plan = []
         self._twist = twist
         self._twist_until = self.world.sim_time + self.hw.period - 1e-9
         self._status = MotionStatus.MOVING
@@ -209,7 +307,10 @@ class SimArm:
     def stop(self) -> None:
         """Hold the current pose."""
         self._goal, self._twist = None, None
+        self._pending.clear()
+        self._velocity = np.zeros(6)
         self._ref = self.pose()
+        self._forget_plan()
         self.world.set_joint_targets(self.world.joint_positions())
         if self._status == MotionStatus.MOVING:
             self._status = MotionStatus.DONE
@@ -219,27 +320,63 @@ class SimArm:
         self.stop()
         self._status, self._error = MotionStatus.IDLE, ""
 
+    def _lagged_twist(self) -> np.ndarray | None:
+        """One physics step of the delayed, first-order-lagged velocity tracking; the twist to
+        integrate (None when the arm is at rest with nothing queued)."""
+        now = self.world.sim_time
+        while len(self._pending) > 1 and self._pending[1][0] <= now + 1e-9:
+            self._pending.popleft()  # a newer command has taken effect
+        target = np.zeros(6)
+        if self._pending and self._pending[0][0] <= now + 1e-9:
+            start, twist = self._pending[0]
+            if now < start + self.hw.period - 1e-9:
+                target = twist
+            else:
+                self._pending.popleft()
+        a = 1.0 if self._tau <= 0 else 1.0 - np.exp(-TIME_STEP / self._tau)  # exact discrete first order
+        self._velocity = self._velocity + a * (target - self._velocity)
+        if not self._pending and self._status == MotionStatus.MOVING:
+            self._status = MotionStatus.DONE  # the commanded period is over (the arm may still coast)
+        if not self._pending and np.max(np.abs(self._velocity)) < 1e-5:  # at rest: hold the pose
+            self._velocity = np.zeros(6)
+            return None
+        return self._velocity
+
     def on_physics_step(self) -> None:
         """Advance the reference by one physics step and track it (called by the clock)."""
+        w = self.world
+        if self._lagged and self._goal is None and self._ref is not None and (self._pending or np.any(self._velocity)):
+            twist = self._lagged_twist()
+            if twist is None:
+                return
+            self._ref = self._ref @ twist_to_pose(twist, TIME_STEP)
+            try:  # an IK solve every step: the lagged twist changes every step (no per-tick plan)
+                q = w.solve_ik(self._ref)
+            except MotionError as e:
+                self.unreachable += 1
+                self.stop()
+                self._status, self._error = MotionStatus.FAILED, str(e)
+                return
+            w.set_joint_targets(q)
+            self._plan, self._q_target = [], q
+            return
         if self._status != MotionStatus.MOVING or self._ref is None:
             return
-        w = self.world
         if self._twist is not None:
             if w.sim_time >= self._twist_until:
                 self._twist = None
                 self._status = MotionStatus.DONE
                 return
-            self._ref = self._ref @ twist_to_pose(self._twist, TIME_STEP)
-        elif self._goal is not None:
-            self._ref = _interpolate(self._ref, self._goal, self.hw.max_linear_speed * TIME_STEP,
-                                     self.hw.max_angular_speed * TIME_STEP)
+        self._ref = self._next_ref(self._ref)
         try:
-            q = w.solve_ik(self._ref)
+            q = self._joint_target()
         except MotionError as e:
+            self.unreachable += 1
             self.stop()
             self._status, self._error = MotionStatus.FAILED, str(e)
             return
         w.set_joint_targets(q)
+        self._q_target = q
         if self._goal is not None:
             d, r = self.pose().distance(self._goal)
             if d < self.hw.position_tolerance and r < self.hw.angle_tolerance:
@@ -251,6 +388,47 @@ class SimArm:
                 self._status = MotionStatus.FAILED
                 self._error = (f"move to ({x:.3f}, {y:.3f}, {z:.3f}) m timed out {d * 100:.1f} cm / "
                                f"{np.degrees(r):.1f} deg short (blocked by contact?)")
+
+    def _forget_plan(self) -> None:
+        """Drop planned joint targets (the arm was reset or stopped: start from its joints)."""
+        self._plan, self._q_target = [], None
+
+    def _next_ref(self, ref: Pose) -> Pose:
+        """The reference one physics step later (twist or straight-line move)."""
+        if self._twist is not None:
+            return ref @ twist_to_pose(self._twist, TIME_STEP)
+        if self._goal is not None:
+            return _interpolate(ref, self._goal, self.hw.max_linear_speed * TIME_STEP,
+                                self.hw.max_angular_speed * TIME_STEP)
+        return ref
+
+    def _joint_target(self) -> np.ndarray:
+        """Joint targets for the reference of this physics step.
+
+        Exact (lever ``ik_per_tick`` off, :mod:`app.sim.speed`): an IK solve every step. Per tick:
+        one solve for the reference at the end of the control period (or of the twist, whichever
+        comes first), joint targets interpolated linearly from the last target over the steps
+        until then.
+
+        Raises:
+            MotionError: The reference is unreachable.
+        """
+        from app.sim.speed import current
+
+        if not current().ik_per_tick:
+            return self.world.solve_ik(self._ref)
+        if self._plan:
+            return self._plan.pop(0)
+        stride = max(1, round(self.hw.period / TIME_STEP))  # physics steps per control period
+        if self._twist is not None:  # steps left in this command's period (this one included)
+            stride = max(1, min(stride, int(np.ceil((self._twist_until - self.world.sim_time) / TIME_STEP - 1e-6))))
+        end = self._ref
+        for _ in range(stride - 1):
+            end = self._next_ref(end)
+        q_end = self.world.solve_ik(end)
+        q0 = self._q_target if self._q_target is not None else self.world.joint_positions()
+        self._plan = [q0 + (q_end - q0) * (k / stride) for k in range(1, stride + 1)]
+        return self._plan.pop(0)
 
 
 class SimGripper:
@@ -324,11 +502,13 @@ class SimGripper:
 class SimClock:
     """Advances the world by one camera frame period in fixed physics steps."""
 
-    def __init__(self, world: PyBulletWorld, arm: SimArm, gripper: SimGripper, period: float) -> None:
-        self.world, self.arm, self.gripper = world, arm, gripper
+    def __init__(self, world: PyBulletWorld, arm: SimArm, gripper: SimGripper, period: float,
+                 camera: SimCamera | None = None) -> None:
+        self.world, self.arm, self.gripper, self.camera = world, arm, gripper, camera
         self.substeps = max(1, round(period / TIME_STEP))
         self.period = self.substeps * TIME_STEP
         self.ticks = 0
+        self.observers: list[Callable[[], None]] = []  # called after every physics step (scoring's audit)
 
     def advance(self) -> None:
         """Step physics for one control period."""
@@ -336,7 +516,11 @@ class SimClock:
             self.arm.on_physics_step()
             self.gripper.on_physics_step()
             self.world.step()
+            for observe in self.observers:
+                observe()
         self.ticks += 1
+        if self.camera is not None:
+            self.camera.on_tick()
 
     def now(self) -> float:
         """Simulated seconds since the world was created."""

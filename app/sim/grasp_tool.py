@@ -15,7 +15,8 @@ Proposals (object frame: x, y horizontal, z up, origin at the geometric centre):
 * a grasp across the long side too, when it is narrow enough to fit between open fingers;
 * height: straight-sided objects are held just below their top (the pads, ``finger_depth``
   tall, fully on the side); bulging ones (spheres, ellipsoids, capsules, meshes) across their
-  widest section; never lower than :data:`TIP_CLEARANCE` above the table.
+  widest section; never so low that the fingertips (``fingertip_reach`` below the grasp point,
+  ``config/hardware.yaml``) come within :data:`TIP_MARGIN` of the table.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from app.transforms import Pose
 
 Grasp = tuple[float, float, float, float]  # (x, y, z) m and yaw deg, object frame
 
-TIP_CLEARANCE = 0.010  # m: the fingertips reach ~7 mm below the grasp point; 3 mm to spare
+TIP_MARGIN = 0.0015  # m the fingertips keep above the table (grasp point: + hardware fingertip_reach = 10 mm)
 PAD_HALF_WIDTH = 0.01  # m, half the width of a finger pad (perpendicular to the closing line)
 CROSS_MAX = 0.065  # m: a side this wide still passes between the 8 cm open fingers with margin
 BULGING = {"sphere", "ellipsoid", "capsule", "mesh", "urdf"}  # widest at mid-height
@@ -51,19 +52,20 @@ DEFAULT_GRASPS = CONFIG_DIR / "objects" / "grasps.yaml"
 DEFAULT_RESULTS = ROOT / "results" / "oracle_grasps.json"
 
 
-def grasp_height(spec: ObjectSpec, finger_depth: float) -> float:
+def grasp_height(spec: ObjectSpec, finger_depth: float, fingertip_reach: float) -> float:
     """Grasp point height (m, object frame) for a top-down grasp of ``spec``.
 
     Args:
         spec: The object (its frame at the geometric centre, resting on its base).
         finger_depth: How far the finger pads reach above the grasp point (m).
+        fingertip_reach: How far the fingertips reach below the grasp point (m).
     """
     half = float(spec.extents[2]) / 2
     if spec.shape in BULGING:
         z = -finger_depth / 2  # pads centred on the widest section (z = 0)
     else:
         z = half - finger_depth  # pads fully on the side, their top at the object's top
-    return float(max(z, -half + TIP_CLEARANCE))
+    return float(max(z, -half + fingertip_reach + TIP_MARGIN))
 
 
 def propose_grasps(spec: ObjectSpec, hw: HardwareConfig) -> list[Grasp]:
@@ -73,7 +75,7 @@ def propose_grasps(spec: ObjectSpec, hw: HardwareConfig) -> list[Grasp]:
         2-10 grasps ``(x, y, z, yaw_deg)``, the centre one first.
     """
     ex, ey, _ = (float(v) for v in spec.extents)
-    z = round(grasp_height(spec, hw.finger_depth), 4)
+    z = round(grasp_height(spec, hw.finger_depth, hw.fingertip_reach), 4)
     if spec.round:
         return [(0.0, 0.0, z, yaw) for yaw in ROUND_YAWS]
     along_x = ex >= ey

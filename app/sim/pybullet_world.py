@@ -13,6 +13,7 @@ their meshes was ~90 % of the render time); the hand and the fingers are drawn a
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,8 @@ POSITION_GAIN = 1.0  # PyBullet position-control gain: tight tracking of the IK 
 REST_POSE = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.785]
 # Rotation from the gripper frame (x finger line) to the hand link frame (fingers move along y).
 HAND_FROM_GRIPPER = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+# Links never drawn whose shadows are rendered with their coarse collision meshes (app/sim/speed.py).
+COARSE_SHADOW_LINKS = tuple(f"panda_link{i}" for i in range(6))
 IK_POS_TOL = 0.005  # m, an IK solution farther than this from the target is "unreachable"
 IK_ROT_TOL = np.radians(3.0)  # rad, same for orientation
 
@@ -148,8 +151,9 @@ class PyBulletWorld:
         vis = p.createVisualShape(p.GEOM_MESH, fileName=self._table_quad_mesh(), visualFramePosition=[0, 0, 0.02],
                                   physicsClientId=c)
         self.table_id = p.createMultiBody(0, col, vis, [0.5, 0.0, -0.02], physicsClientId=c)
+        self.table_z = 0.0  # m, height of the table surface (the physical gap may move it)
         p.changeDynamics(self.table_id, -1, lateralFriction=0.8, physicsClientId=c)
-        self.robot_id = p.loadURDF("franka_panda/panda.urdf", [0, 0, 0], useFixedBase=True,
+        self.robot_id = p.loadURDF(self._panda_urdf(), [0, 0, 0], useFixedBase=True,
                                    flags=p.URDF_USE_SELF_COLLISION_EXCLUDE_PARENT, physicsClientId=c)
         for link in range(-1, HAND_LINK):  # links behind the wrist camera are never in view
             p.changeVisualShape(self.robot_id, link, rgbaColor=[0, 0, 0, 0], physicsClientId=c)
@@ -271,6 +275,43 @@ class PyBulletWorld:
         """Lowest point of the hand and fingers (m above the table), from their AABBs."""
         return float(min(p.getAABB(self.robot_id, link, physicsClientId=self.client)[0][2]
                          for link in GRIPPER_LINKS))
+
+    def finger_lowest_point(self) -> float:
+        """Height (m) of the lowest vertex of the two fingers' collision meshes, in the world.
+
+        Read from the URDF's own finger geometry (mesh file, scale and collision frame of each
+        finger link), independently of ``config/hardware.yaml``'s fingertip numbers.
+        """
+        c, low = self.client, np.inf
+        for link in FINGER_JOINTS:
+            for shape in p.getCollisionShapeData(self.robot_id, link, physicsClientId=c):
+                verts = self._mesh_vertices(shape[4].decode()) * np.asarray(shape[3])
+                st = p.getLinkState(self.robot_id, link, computeForwardKinematics=True, physicsClientId=c)
+                com = Pose.from_quat(np.array(st[0]), np.array(st[1]))  # link inertial frame: shape data's frame
+                local = Pose.from_quat(np.array(shape[5]), np.array(shape[6]))
+                world = (com @ local).apply(verts)
+                low = min(low, float(world[:, 2].min()))
+        return low
+
+    def _mesh_vertices(self, path: str) -> np.ndarray:
+        """Vertices (N, 3) of a Wavefront .obj file (cached)."""
+        cache = self.__dict__.setdefault("_mesh_cache", {})
+        if path not in cache:
+            with open(path) as f:
+                cache[path] = np.array([[float(x) for x in line.split()[1:4]] for line in f if line.startswith("v ")])
+        return cache[path]
+
+    def set_table_height(self, z: float) -> None:
+        """Put the table surface at height ``z`` (m; 0 is where the configuration assumes it)."""
+        if z != self.table_z:
+            p.resetBasePositionAndOrientation(self.table_id, [0.5, 0.0, -0.02 + z], [0, 0, 0, 1],
+                                              physicsClientId=self.client)
+            self.table_z = z
+
+    def table_contact_force(self) -> float:
+        """Total normal force (N) between the hand or fingers and the table."""
+        return float(sum(c[9] for c in p.getContactPoints(self.robot_id, self.table_id, physicsClientId=self.client)
+                         if c[3] in GRIPPER_LINKS))
 
     def gripper_touches_table(self) -> bool:
         """Whether the hand or a finger is in contact with the table."""
@@ -435,6 +476,29 @@ class PyBulletWorld:
         if not np.all(np.isfinite(nodes)) or float(np.max(np.ptp(nodes, axis=0))) > 3 * self._rest_extent:
             raise SimulationError("soft body exploded: node positions diverged (reduce stiffness or time step)")
 
+    def _panda_urdf(self) -> str:
+        """The Panda's URDF: pybullet_data's, or (lever ``lite_arm_shadows``, :mod:`app.sim.speed`)
+        a copy whose upper-arm links (:data:`COARSE_SHADOW_LINKS`, never drawn) use their coarse
+        collision meshes as visual meshes: only their shadows are rendered."""
+        from app.sim.speed import current
+
+        if not current().lite_arm_shadows:
+            return "franka_panda/panda.urdf"
+        root = Path(pybullet_data.getDataPath()) / "franka_panda"
+        text = (root / "panda.urdf").read_text()
+
+        def strip(m: re.Match[str]) -> str:
+            block = m.group(0)
+            if re.search(r'name="([^"]+)"', block).group(1) in COARSE_SHADOW_LINKS:
+                return re.sub(r"<visual>.*?</visual>", lambda v: v.group(0).replace("meshes/visual/", "meshes/collision/"),
+                              block, flags=re.S)
+            return block
+
+        text = re.sub(r"<link name=.*?</link>", strip, text, flags=re.S)
+        path = Path(self._tmp.name) / "panda_lite.urdf"
+        path.write_text(text.replace("package://meshes/", f"{root / 'meshes'}/"))
+        return str(path)
+
     def _table_quad_mesh(self) -> str:
         """A 1.2 m square at z = 0 with UVs, tessellated into 5 cm cells.
 
@@ -505,6 +569,11 @@ class PyBulletWorld:
         """Axis-aligned bounding box (min, max) of the object in the base frame."""
         boxes = [p.getAABB(self.object_id, link, physicsClientId=self.client) for link in self.object_links]
         return np.min([b[0] for b in boxes], axis=0), np.max([b[1] for b in boxes], axis=0)
+
+    def object_dynamics(self) -> tuple[float, float]:
+        """(mass kg, lateral friction) of the rigid object as simulated."""
+        info = p.getDynamicsInfo(self.object_id, -1, physicsClientId=self.client)
+        return float(info[0]), float(info[1])
 
     def object_speed(self) -> float:
         """Linear speed of the object (m/s)."""

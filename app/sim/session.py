@@ -14,6 +14,7 @@ from app.robot.interfaces import Robot
 from app.sim.backends import SimArm, SimCamera, SimClock, SimGripper
 from app.sim.compliant import Springs, build_model, checked_urdf
 from app.sim.domain import Domain, load_domain
+from app.sim.gap import NONE_SAMPLE, GapSample, apply_gap
 from app.sim.objects import ObjectSpec
 from app.sim.pybullet_world import REST_POSE, PyBulletWorld
 from app.sim.truth import GroundTruth
@@ -41,9 +42,10 @@ class SimSession:
         self.arm = SimArm(self.world, self.hw)
         self.gripper = SimGripper(self.world, self.hw)
         self.camera = SimCamera(self.world, self.arm, self.hw, self.domain, self.rng)
-        self.clock = SimClock(self.world, self.arm, self.gripper, self.hw.period)
+        self.clock = SimClock(self.world, self.arm, self.gripper, self.hw.period, camera=self.camera)
         self.robot = Robot(self.camera, self.arm, self.gripper, self.clock, backend="sim")
         self.object: ObjectSpec | None = None
+        self.gap: GapSample = NONE_SAMPLE  # the physical gap of the episode (set_gap; ground truth)
         self.truth = GroundTruth(self)
         self.arm.teleport(self.hw.start_pose())
 
@@ -57,13 +59,18 @@ class SimSession:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def set_gap(self, sample: GapSample) -> None:
+        """Use this physical gap from the next :meth:`reset` on (camera and arm at once)."""
+        apply_gap(self, sample)
+
     def sample_placement(self, spec: ObjectSpec, rng: np.random.Generator) -> Pose:
         """A random object pose in the camera's view at the start pose (resting height)."""
         r = self.hw.object_xy_range
         centre = self.hw.start_position[:2]
         xy = centre + rng.uniform(-r, r, 2)
         yaw = rng.uniform(-np.pi, np.pi)
-        return Pose(np.array([xy[0], xy[1], spec.rest_height + 0.002]), rot_z(yaw))  # 2 mm drop
+        z = self.world.table_z + spec.rest_height + 0.002  # 2 mm drop onto the table
+        return Pose(np.array([xy[0], xy[1], z]), rot_z(yaw))
 
     def reset(self, spec: ObjectSpec, placement: Pose | int | None = None, settle: bool = True) -> Pose:
         """Arm to the start pose with the gripper open, and ``spec`` placed on the table.
@@ -78,6 +85,9 @@ class SimSession:
         """
         if spec.shape == "soft" and not self.world.deformable:
             raise SimulationError(f"object {spec.name!r} is soft: create the session with deformable=True")
+        self.camera.restart_stream()  # no captures while the world is rebuilt
+        spec = self.gap.scale_object(spec)  # the object as built (mass, friction, size)
+        self.world.set_table_height(self.gap.table_dz)
         if not isinstance(placement, Pose):
             placement = self.sample_placement(spec, np.random.default_rng(placement or 0))
         # Back to the rest posture first: IK seeds from the current joints, so without this the
@@ -106,4 +116,5 @@ class SimSession:
             for _ in range(round(SETTLE_S / self.clock.period)):
                 self.clock.advance()
         self.camera.apply_domain(self.domain)
+        self.camera.restart_stream()
         return w.object_pose()

@@ -7,7 +7,7 @@ prove a tree never reaches it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -28,6 +28,7 @@ class Scene(Protocol):
     world: PyBulletWorld
     camera: SimCamera
     object: ObjectSpec | None
+    gap: Any  # the episode's GapSample (app/sim/gap.py)
 
 
 class GroundTruthLocked(AppError):
@@ -104,6 +105,11 @@ class GroundTruth:
         z = w.object_pose().position[2]
         left, right = w.finger_contacts(w.object_id)
         return bool(z - rest_z >= min_lift and left and right)
+
+    def gap_sample(self) -> Any:
+        """The episode's drawn physical gap (:class:`app.sim.gap.GapSample`)."""
+        self._check()
+        return self._s.gap
 
     def gripper_min_z(self) -> float:
         """Lowest point of the hand and fingers above the table (m)."""

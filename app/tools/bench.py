@@ -64,7 +64,7 @@ def bench_sim(n: int = 50, seed: int = 0) -> dict[str, object]:
 def run_bench(args: argparse.Namespace) -> int:
     """Entry point of ``python -m app bench``."""
     if args.what == "sim":
-        res = bench_sim(args.n, args.seed)
+        res = bench_sim(args.n or 50, args.seed)
         if args.json:
             print(json.dumps(res))
         else:
@@ -73,6 +73,10 @@ def run_bench(args: argparse.Namespace) -> int:
                 print(f"frame {name:4s}: p50 {st['p50_ms']:.1f} ms  p95 {st['p95_ms']:.1f} ms  ({st['fps']:.0f} fps)")
             print(f"env steps: {res['env_steps_per_s']:.0f} /s (target >= {ENV_STEPS_TARGET:.0f})")
         return 0
+    if args.what == "campaign":
+        from app.tools.campaign_bench import run_campaign_bench
+
+        return run_campaign_bench(args)
     from app.tools.pipeline_bench import run_pipeline_bench
 
     return run_pipeline_bench(args)

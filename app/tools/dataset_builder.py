@@ -243,6 +243,24 @@ def _collect_real(args: argparse.Namespace, connect: Callable[[], Robot] | None)
         session.home()
 
 
+def build_robot_dataset(args: argparse.Namespace, connect: Callable[[], Robot] | None = None) -> None:
+    """A training set for a lab on the robot (``python -m app lab --backend real``): the sim half
+    rendered in the ``sim`` domain with masks (the look the agent trained in), the real half
+    collected on the robot (:func:`build_real_dataset`). Resumable: both halves keep their samples.
+
+    Args:
+        args: ``out``, ``n``, ``seed``, ``config``, ``robot_host`` as for :func:`run_dataset`.
+        connect: Opens the real robot (tests pass the fake's); default the RealSession.
+    """
+    out = Path(args.out)
+    with write_guard(out):
+        out.mkdir(parents=True, exist_ok=True)
+    samples = _existing(out)["sim"]
+    build_sim_split(out, args.n, args.seed + SEED_STRIDE, "sim", True, "seen", "train sim", samples)
+    _save(out, samples, "sim")
+    _collect_real(args, connect)  # keeps the sim half of the index
+
+
 def run_dataset(args: argparse.Namespace, connect: Callable[[], Robot] | None = None) -> int:
     """Entry point of ``python -m app dataset``.
 

@@ -142,22 +142,30 @@ def pose_stats(episodes: list[dict[str, Any]]) -> dict[str, Any]:
             "unreachable_steps": int(sum(e["unreachable"] for e in episodes))}
 
 
-def evaluate_pose(models: Perception, set_name: str, episodes: int, seed: int) -> dict[str, list[dict[str, Any]]]:
+def _set_index(set_name: str) -> int:
+    """The seed stream of an object set: its index in :data:`OBJECT_SETS`; any other (dev) set
+    takes the next one, so its views never repeat a seen or unseen placement."""
+    return OBJECT_SETS.index(set_name) if set_name in OBJECT_SETS else len(OBJECT_SETS)
+
+
+def evaluate_pose(models: Perception, set_name: str, episodes: int, seed: int,
+                  domain: str = "real") -> dict[str, list[dict[str, Any]]]:
     """Episodes of one object set, objects in turn, in every mode.
 
     Episode ``i`` uses seed ``HELD_OUT_BASE + seed + k · SET_SEED_STRIDE + i`` (``k`` the set's
-    index in :data:`OBJECT_SETS`) in every mode, so the modes see the same placements.
+    index in :data:`OBJECT_SETS`) in every mode, so the modes see the same placements. The
+    ``real_*`` modes render in ``domain`` (a name or YAML path).
     """
     from app.sim.objects import load_object_set
     from app.sim.pose_env import PoseEnv
 
     names = load_object_set(set_name).names
-    base = HELD_OUT_BASE + seed + OBJECT_SETS.index(set_name) * SET_SEED_STRIDE
+    base = HELD_OUT_BASE + seed + _set_index(set_name) * SET_SEED_STRIDE
     out: dict[str, list[dict[str, Any]]] = {m: [] for m in POSE_MODES}
     with tempfile.TemporaryDirectory() as tmp:
         objects = _scoring_objects(set_name, Path(tmp))
-        for domain, modes in (("sim", ("sim",)), ("real", ("real_raw", "real_adapted"))):
-            env = PoseEnv(objects=objects, domain=domain)
+        for dom, modes in (("sim", ("sim",)), (domain, ("real_raw", "real_adapted"))):
+            env = PoseEnv(objects=objects, domain=dom)
             try:
                 for mode in modes:
                     for i in range(episodes):
@@ -201,8 +209,8 @@ class View:
         return {m: iou(mask, gt) for m, mask in self.masks.items()}
 
 
-def collect_views(models: Perception, set_name: str, n: int, seed: int) -> list[View]:
-    """``n`` real-domain views of ``set_name`` at poses the robot visits, segmented every way."""
+def collect_views(models: Perception, set_name: str, n: int, seed: int, domain: str = "real") -> list[View]:
+    """``n`` views of ``set_name`` in ``domain`` (the real look) at poses the robot visits, segmented every way."""
     from app.errors import MotionError
     from app.sim.domain import load_domain
     from app.sim.objects import load_object_set
@@ -215,9 +223,9 @@ def collect_views(models: Perception, set_name: str, n: int, seed: int) -> list[
     probs = np.array(list(POSE_KINDS.values()))
     sim = load_domain("sim")
     views = []
-    with SimSession(domain="real", seed=seed) as s:
+    with SimSession(domain=domain, seed=seed) as s:
         for i in range(n):
-            rng = np.random.default_rng([HELD_OUT_BASE + seed, SEG_STREAM, OBJECT_SETS.index(set_name), i])
+            rng = np.random.default_rng([HELD_OUT_BASE + seed, SEG_STREAM, _set_index(set_name), i])
             spec = specs[i % len(specs)]
             s.rng = s.camera.rng = rng
             obj = s.reset(spec, s.sample_placement(spec, rng), settle=True)
@@ -410,20 +418,24 @@ def _clean(x: Any) -> Any:
 
 
 def _command(out: str | Path, seed: int, episodes: int, images: int, latency_frames: int,
-             weights: str | Path | None) -> str:
+             weights: str | Path | None, domain: str = "real", fingers: bool = True,
+             dev_sets: tuple[str, ...] = ()) -> str:
     """The command line that reproduces a run (flags at their defaults left out)."""
     cmd = f"python -m app eval-models --out {out} --seed {seed} --episodes {episodes}"
     for flag, value, default in (("--images", images, DEFAULT_IMAGES),
                                  ("--latency-frames", latency_frames, DEFAULT_LATENCY_FRAMES),
-                                 ("--weights", weights, None)):
+                                 ("--weights", weights, None), ("--domain", domain, "real"),
+                                 ("--dev-objects", ",".join(dev_sets), "")):
         if value != default:
             cmd += f" {flag} {value}"
-    return cmd
+    return cmd + ("" if fingers else " --no-finger-template")
 
 
 def evaluate_models(out_dir: str | Path, seed: int = 0, episodes: int = DEFAULT_EPISODES,
                     weights_dir: str | Path | None = None, bundle: Perception | None = None,
-                    images: int = DEFAULT_IMAGES, latency_frames: int = DEFAULT_LATENCY_FRAMES) -> dict[str, Any]:
+                    images: int = DEFAULT_IMAGES, latency_frames: int = DEFAULT_LATENCY_FRAMES,
+                    domain: str = "real", fingers: bool = True, dev_sets: tuple[str, ...] = (),
+                    hardware: str | None = None) -> dict[str, Any]:
     """Measure everything and write ``model_metrics.json`` and the two figures to ``out_dir``.
 
     Args:
@@ -434,6 +446,12 @@ def evaluate_models(out_dir: str | Path, seed: int = 0, episodes: int = DEFAULT_
         bundle: A ready model bundle (tests pass untrained networks).
         images: Segmentation / adaptation views per object set.
         latency_frames: Timed frames per thread count.
+        domain: The real-looking domain (name or YAML path): a lab's own, for ``python -m app lab``.
+        fingers: Restore the gripper's sim look in adapted frames (:mod:`app.fingers`); False
+            measures the generator's output as it is.
+        dev_sets: Extra object sets measured for segmentation only (``segmentation_iou_dev``):
+            dev checks that no training ever saw, e.g. objects in the table's colour.
+        hardware: Hardware YAML of the finger template (None: ``config/hardware.yaml``).
 
     Returns:
         The metrics written to ``OUT/model_metrics.json``.
@@ -451,15 +469,19 @@ def evaluate_models(out_dir: str | Path, seed: int = 0, episodes: int = DEFAULT_
         raise InputError(f"eval-models: expected episodes (< {SET_SEED_STRIDE}), images and latency frames "
                          f">= 1, found {episodes}, {images}, {latency_frames}")
     out = check_output_dir(out_dir, "--out")  # before any work: one line and exit 2
-    models = bundle if bundle is not None else load_perception(weights_dir, threads=2)
+    if bundle is None:
+        from app.weights_domain import warn_domain
+
+        warn_domain(weights_dir, domain)
+    models = bundle if bundle is not None else load_perception(weights_dir, threads=2, fingers=fingers, hardware=hardware)
     with owned(prepare_output_dir(out, "--out", command="eval-models", lock=True)):  # after the models load
         torch.set_num_threads(2)
-        by_set = {s: evaluate_pose(models, s, episodes, seed) for s in OBJECT_SETS}
+        by_set = {s: evaluate_pose(models, s, episodes, seed, domain) for s in OBJECT_SETS}
         pooled = {m: pose_stats([e for s in OBJECT_SETS for e in by_set[s][m]]) for m in POSE_MODES}
-        views = {s: collect_views(models, s, images, seed) for s in OBJECT_SETS}
+        views = {s: collect_views(models, s, images, seed, domain) for s in (*OBJECT_SETS, *dev_sets)}
         per_set_iou = {s: segmentation_iou(views[s]) for s in OBJECT_SETS}
         seg = {m: {s: per_set_iou[s][m] for s in OBJECT_SETS} for m in SEG_METHODS}
-        frames = [v.real for s in OBJECT_SETS for v in views[s]]
+        frames = [v.real for s in OBJECT_SETS for v in views[s]]  # dev sets: segmentation only
         latency = {t: measure_latency(models, frames, latency_frames, t) for t in THREADS}
         examples = {s: v for s in OBJECT_SETS if (v := _example(views[s])) is not None}
         save_figures(examples, out)
@@ -468,7 +490,10 @@ def evaluate_models(out_dir: str | Path, seed: int = 0, episodes: int = DEFAULT_
             "segmentation_iou": seg,
             "adaptation_error": adaptation_error([v for s in OBJECT_SETS for v in views[s]]),
             "latency_ms": latency[2],
-            "domain_sha256": load_domain("real").sha256,
+            "domain": domain, "domain_sha256": load_domain(domain).sha256,
+            "finger_template": models.fingers is not None,
+            "segmentation_iou_dev": {s: {m: segmentation_iou(views[s])[m] for m in ("discriminator", "discriminator_raw")}
+                                     | {"scored_views": len(scored(views[s]))} for s in dev_sets},
             "pose_by_set": {s: {m: pose_stats(by_set[s][m]) for m in POSE_MODES} for s in OBJECT_SETS},
             "adaptation_error_by_set": {s: adaptation_error(views[s]) for s in OBJECT_SETS},
             "segmentation_views": {s: {"taken": len(views[s]), "scored": len(scored(views[s]))} for s in OBJECT_SETS},
@@ -478,7 +503,8 @@ def evaluate_models(out_dir: str | Path, seed: int = 0, episodes: int = DEFAULT_
             "seed": seed, "held_out_seed_base": HELD_OUT_BASE + seed,
             "episodes_per_set": episodes, "images_per_set": images, "latency_frames": latency_frames,
             "weights": "given bundle" if bundle is not None else str(weights_dir or "models/weights (shipped)"),
-            "command": _command(out_dir, seed, episodes, images, latency_frames, weights_dir if bundle is None else None),
+            "command": _command(out_dir, seed, episodes, images, latency_frames, weights_dir if bundle is None else None,
+                                domain, fingers, tuple(dev_sets)),
         }
         metrics = _clean(metrics)
         atomic_write_text(out / "model_metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
@@ -495,11 +521,16 @@ def run_eval_models(args: argparse.Namespace) -> int:
     m = evaluate_models(args.out, seed=int(getattr(args, "seed", 0) or 0), episodes=int(episodes),
                         weights_dir=getattr(args, "weights", None),
                         images=int(getattr(args, "images", None) or DEFAULT_IMAGES),
-                        latency_frames=int(getattr(args, "latency_frames", None) or DEFAULT_LATENCY_FRAMES))
+                        latency_frames=int(getattr(args, "latency_frames", None) or DEFAULT_LATENCY_FRAMES),
+                        domain=getattr(args, "domain", None) or "real",
+                        fingers=not getattr(args, "no_finger_template", False),
+                        dev_sets=tuple(x for x in (getattr(args, "dev_objects", None) or "").split(",") if x))
     for mode, p in m["pose"].items():
         print(f"pose {mode:13s} pos median {p['pos_median_m']} m, yaw median {p['yaw_median_deg']} deg (n={p['n']})")
     for method, v in m["segmentation_iou"].items():
         print(f"IoU {method:18s} seen {v['seen']} unseen {v['unseen']}")
+    for dev, v in m["segmentation_iou_dev"].items():
+        print(f"IoU dev set {dev}: D_X adapted {v['discriminator']}, D_Y raw {v['discriminator_raw']} ({v['scored_views']} views)")
     print(f"adaptation {m['adaptation_error']}; latency total p95 {m['latency_ms']['total']['p95']:.1f} ms")
     missed = [k for k, t in m["targets"].items() if t["met"] is False]
     print(f"targets missed: {', '.join(missed) or 'none'}; wrote {Path(args.out) / 'model_metrics.json'}")

@@ -31,6 +31,7 @@ import yaml
 
 from app.errors import HardwareError
 from app.hardware_config import HardwareConfig
+from app.outputs import atomic_write_text, check_output_file, write_guard
 from app.robot.interfaces import Frame, MotionStatus, Robot
 from app.robot.safety import SafeArm, SafetyLimits
 from app.transforms import Pose, rot_x, rot_y, rot_z
@@ -296,6 +297,8 @@ def run_hand_eye(args: argparse.Namespace, hw: HardwareConfig) -> int:
     """``python -m app calibrate hand-eye``: print (and with ``--out`` write) the solved mount."""
     from app.robot.safety import load_safety
 
+    if args.out:  # before any work (the arm moves): one line and exit 2
+        check_output_file(args.out, "--out")
     limits = load_safety()
     full = replace(hw, resolution=CALIBRATION_RESOLUTION)
     # Under the camera at the start pose, on the table (board top 2 mm up).
@@ -320,7 +323,8 @@ def run_hand_eye(args: argparse.Namespace, hw: HardwareConfig) -> int:
     out = result.as_dict()
     print(yaml.safe_dump(out, sort_keys=False).rstrip())
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(yaml.safe_dump(out, sort_keys=False))
+        with write_guard(Path(args.out).parent):
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out, yaml.safe_dump(out, sort_keys=False))
         print(f"written to {args.out}: copy mount into {hw.source} (camera.mount)")
     return 0

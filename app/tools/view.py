@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import InputError
+from app.outputs import atomic_save, check_output_file, write_guard
 from app.tools.inspect_run import read_records
 
 SR300_DEPTH_UNIT_M = 0.000125  # m per raw depth unit of the recorded *_raw_depth.png (app.runner._record)
@@ -176,7 +177,8 @@ def write_rrd(episode: Episode, out: Path, spawn: bool = False) -> Path:
     name = episode.run_dir.name
     rec = rr.RecordingStream("simgrasp", recording_id=name)
     rec.set_log_time_enabled(False)  # the run's own timelines only: the file depends on the run alone
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with write_guard(out.parent):
+        out.parent.mkdir(parents=True, exist_ok=True)
     rec.save(str(out))
     about = ", ".join(f"{k} {episode.start[k]}" for k in ("tree", "object", "seed") if k in episode.start)
     outcome = episode.end.get("outcome", "?")
@@ -354,9 +356,11 @@ def write_gif(episode: Episode, out: Path, max_frames: int = GIF_MAX_FRAMES) -> 
         frames.append(Image.fromarray(np.concatenate([row, bar], axis=0)))
     palette = _palette(frames)
     paletted = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with write_guard(out.parent):
+        out.parent.mkdir(parents=True, exist_ok=True)
     durations = [GIF_FRAME_MS] * (len(frames) - 1) + [1000]  # ms; hold the outcome for 1 s
-    paletted[0].save(out, save_all=True, append_images=paletted[1:], duration=durations, loop=0, optimize=True)
+    atomic_save(out, lambda tmp: paletted[0].save(tmp, format="GIF", save_all=True, append_images=paletted[1:],
+                                                  duration=durations, loop=0, optimize=True))
     return out
 
 
@@ -383,14 +387,19 @@ def main_view(run_dir: str, out: str | None, spawn: bool, gif: str | None) -> in
 
     Raises:
         InputError: bad run directory, no images for a GIF, rerun-sdk missing (one line, exit 2).
+        OutputError: ``--out`` / ``--gif`` cannot be written (checked before any work, exit 2).
     """
     episode = load_episode(run_dir)
-    if gif is not None:
-        print(f"GIF: {write_gif(episode, Path(gif))}")
+    rrd = None
     if gif is None or out is not None or spawn:
-        path = Path(out) if out else episode.run_dir / "episode.rrd"
-        if path.suffix != ".rrd":
-            raise InputError(f"view: --out {str(path)!r}: expected a file name ending in .rrd")
-        write_rrd(episode, path, spawn)
-        print(f"Rerun recording: {path} (open it with: rerun {path})")
+        rrd = Path(out) if out else episode.run_dir / "episode.rrd"
+        if rrd.suffix != ".rrd":
+            raise InputError(f"view: --out {str(rrd)!r}: expected a file name ending in .rrd")
+        check_output_file(rrd, "--out")  # before any work: one line and exit 2
+    if gif is not None:
+        check_output_file(gif, "--gif")
+        print(f"GIF: {write_gif(episode, Path(gif))}")
+    if rrd is not None:
+        write_rrd(episode, rrd, spawn)
+        print(f"Rerun recording: {rrd} (open it with: rerun {rrd})")
     return 0
