@@ -205,3 +205,19 @@ def test_command_writes_urdfs_and_refuses_an_unwritable_folder(tmp_path: Path, c
 
 
 COMPLIANT_SORTED = sorted(COMPLIANT)
+
+
+def test_a_physical_gap_resizes_a_compliant_object(sim_session, unseen) -> None:
+    """With the reality gap's mass and size multipliers, the episode's object is generated for
+    its scaled size (beside the world), not refused as a stale URDF."""
+    s = sim_session
+    spec = unseen.get("banana")
+    was = s.gap
+    try:
+        s.gap = dataclasses.replace(was, mass_scale=1.1, friction_scale=0.9, size_scale=1.05)
+        s.reset(spec, 0)
+        lo, hi = s.world.object_aabb()
+        assert hi[0] - lo[0] == pytest.approx(0.13 * 1.05, abs=0.01) or hi[1] - lo[1] == pytest.approx(0.13 * 1.05, abs=0.01)
+        assert s.world.springs is not None and len(s.world.springs.stiffness) == 4
+    finally:
+        s.gap = was

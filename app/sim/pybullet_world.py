@@ -165,6 +165,11 @@ class PyBulletWorld:
         self.upper = np.array([i[9] for i in info])
         self.reset_arm(REST_POSE, finger_width=0.08)
 
+    @property
+    def temp_dir(self) -> str:
+        """This world's temporary folder (generated meshes and URDFs), deleted by :meth:`close`."""
+        return self._tmp.name
+
     def close(self) -> None:
         """Disconnect and delete temporary files."""
         if p.isConnected(self.client):
