@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(parser)
     add_gap(parser)
     sub = parser.add_subparsers(dest="command", parser_class=Parser,
-                                metavar="{" + ",".join([*COMMANDS, "grasps"]) + "}")
+                                metavar="{" + ",".join([*COMMANDS, "grasps", "compliant"]) + "}")
     for name, (help_text, _) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text)
         add_common(sp)
@@ -197,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             from app.sim.grasp_tool import main as grasp_main
 
             return grasp_main(argv[1:])
+        if argv[:1] == ["compliant"]:  # generate the compliant objects' URDFs (app/sim/compliant.py)
+            from app.sim.compliant import main as compliant_main
+
+            return compliant_main(argv[1:])
         args = build_parser().parse_args(argv)
         if getattr(args, "scene", "single") != "single" and args.command not in (None, "evaluate"):
             from app.errors import ConfigError

@@ -24,7 +24,8 @@ from app.robot.interfaces import Robot
 
 #: Blackboard keys logged when they change (images are recorded separately with --record).
 LOGGED_KEYS = ("pose_step", "action", "vs_mode", "vs_iterations", "vs_error", "vs_gain", "vs_twist", "vs_targets",
-               "linear_converged", "vs_converged", "vs_fallbacks", "z_g", "mask_source",
+               "linear_converged", "vs_converged", "vs_fallbacks", "z_g", "mask_source", "regrasps",
+               "reacquisitions", "lost_since",
                "last_pick", "picks_done")  # the last two: clear_table picks (behaviours/clearing.py)
 STAGE_NAMES = {"Acquire Frame": "acquire", "Adapt To Sim": "adapt", "Segment Object": "segment",
                "Segment Raw Image": "segment", "Extract Features": "features"}
@@ -84,6 +85,8 @@ class EpisodeResult:
     vs_fallbacks: int = 0
     vs_mode_switches: int = 0
     mask_source: str = ""  # image the last VS mask came from: "adapted", "raw" (D_Y fallback), "" (no VS)
+    regrasps: int = 0  # back-offs for another grasp attempt ("Re-grasp")
+    reacquisitions: int = 0  # times a lost object was found again ("Reacquire Object")
     sim_time: float = 0.0
     wall_time: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -97,10 +100,15 @@ class EpisodeResult:
 def _leaf_failure(root: py_trees.behaviour.Behaviour) -> tuple[str, str]:
     """The first (depth-first) failed leaf of this tick that says why.
 
-    Conditions (names ending in "?") are control flow (a failing "Object Near Border?" or
+    A leaf whose failure only made a selector try its next child is passed over in favour of
+    the last one the selector tried. Conditions (names ending in "?") are control flow (a failing "Object Near Border?" or
     "Linear VS Converged?" only picks another branch), so the failure is the first failed
     non-condition leaf with a feedback message.
     """
+    for node in root.iterate():
+        if (node.status == Status.FAILURE and not node.children and not node.name.endswith("?")
+                and node.feedback_message and _last_resort(node)):
+            return node.name, node.feedback_message
     for node in root.iterate():
         if (node.status == Status.FAILURE and not node.children and not node.name.endswith("?")
                 and node.feedback_message):
@@ -112,6 +120,20 @@ def _leaf_failure(root: py_trees.behaviour.Behaviour) -> tuple[str, str]:
         if node.status == Status.FAILURE and node.feedback_message:
             return node.name, node.feedback_message
     return root.name, root.feedback_message or "failed"
+
+
+def _last_resort(node: py_trees.behaviour.Behaviour) -> bool:
+    """Whether ``node`` 's failure was not just a fallback that a selector above it tried first:
+    in every failed selector on its way up, it lies in the last child (e.g. "Reacquire Object"
+    after "Find Object")."""
+    child, parent = node, node.parent
+    while parent is not None:
+        if isinstance(parent, py_trees.composites.Selector) and parent.status == Status.FAILURE:
+            tried = [c for c in parent.children if c.status == Status.FAILURE]
+            if tried and tried[-1] is not child:
+                return False
+        child, parent = parent, parent.parent
+    return True
 
 
 leaf_failure = _leaf_failure  # public: the clear_table loop names each failed pick with it
@@ -254,6 +276,8 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
     result.vs_fallbacks = int(_bb_value("vs_fallbacks") or 0)
     result.vs_mode_switches = max(0, len(modes) - 1)
     result.mask_source = str(_bb_value("mask_source") or "")
+    result.regrasps = int(_bb_value("regrasps") or 0)
+    result.reacquisitions = int(_bb_value("reacquisitions") or 0)
     result.sim_time = robot.clock.now() - t_sim0
     result.wall_time = time.perf_counter() - t_wall
     if log is not None:

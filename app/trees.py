@@ -7,7 +7,7 @@ variant needs no code. ``oracle`` trees take the pose from simulator ground trut
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,14 @@ from behaviours.perception import (
     AdaptToSim,
     ObjectNearBorder,
     find_object,
+)
+from behaviours.recovery import (
+    BackOff,
+    ReacquireParams,
+    RegraspParams,
+    RetryGrasp,
+    ReturnAlongApproach,
+    find_or_reacquire,
 )
 from behaviours.servo import FullVSStep, LinearConverged, LinearVSStep, UntilConverged
 
@@ -69,6 +77,8 @@ class TreeConfig:
     depth_gate: DepthGateParams | None = None  # object pixels must stand above the table plane
     clear: ClearParams | None = None  # the ``clear`` section of a clear_table tree (app/clearing.py)
     settle_correction: bool = False  # final approach moves correct the arm's rest error once (behaviours/motion.py)
+    regrasp: RegraspParams = RegraspParams(max_attempts=1)  # 1: no re-grasp (the paper)
+    reacquire: ReacquireParams | None = None  # None: a lost object fails the VS iteration (the paper)
 
     @property
     def uses_models(self) -> bool:
@@ -83,7 +93,7 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
     root.unknown_keys({"name", "description", "builder", "adapt", "pose_steps", "last_step_z",
                        "visual_servoing", "vs", "lift_height", "hold_ticks", "max_ticks", "standoff",
                        "max_reflex_recoveries", "max_missed_frames", "segmentation", "first_blob",
-                       "depth_gate", "clear", "settle_correction"})
+                       "depth_gate", "clear", "settle_correction", "regrasp", "reacquire"})
     builder = root.string("builder", choices=["grasp", "oracle", "clear_table"])
     vs_file = root.string("vs", default="vs.yaml")
     vs_path = Path(vs_file) if "/" in vs_file else CONFIG_DIR / vs_file
@@ -110,6 +120,18 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
         clear=load_clear_params(root) if builder == "clear_table" else None,
         settle_correction=root.boolean("settle_correction", default=False),
     )
+    if "regrasp" in root.data:
+        r = root.section("regrasp")
+        r.unknown_keys({"max_attempts", "back_off"})
+        cfg = replace(cfg, regrasp=RegraspParams(max_attempts=r.integer("max_attempts", lo=1, hi=10),
+                                                 back_off=r.number("back_off", default=0.08, lo=0.0, hi=0.2)))
+    if "reacquire" in root.data:
+        r = root.section("reacquire")
+        r.unknown_keys({"wait_s", "search_speed", "search_distance"})
+        cfg = replace(cfg, reacquire=ReacquireParams(
+            wait_s=r.number("wait_s", lo=0.0, hi=30.0),
+            search_speed=r.number("search_speed", default=0.02, lo=0.0, hi=0.05),  # m/s, below VS's 5 cm/s cap
+            search_distance=r.number("search_distance", default=0.03, lo=0.0, hi=0.1)))
     if grasp and cfg.pose_steps == 0 and not cfg.visual_servoing:
         raise ConfigError(f"{path}: a grasp tree needs pose_steps > 0 or visual_servoing: true")
     return cfg
@@ -159,9 +181,11 @@ def vs_subtree(cfg: TreeConfig, finger_depth: float, fingertips: np.ndarray) -> 
     # G_Y->X only where its output is read: not in `segmentation: raw` trees, not after the fallback.
     adapt_leaf = AdaptToSim(enabled=adapt and cfg.segmentation != "raw",
                             skip_after_fallback=cfg.segmentation == "adapted_or_raw")
+    find = find_object(params.features, cfg.segmentation, cfg.first_blob, cfg.depth_gate)
+    if cfg.reacquire is not None:
+        find = find_or_reacquire(find, cfg.reacquire)
     iteration = py_trees.composites.Sequence("VS Iteration", memory=False, children=[
-        *perceive(cfg, adapt_leaf),
-        find_object(params.features, cfg.segmentation, cfg.first_blob, cfg.depth_gate), choose])
+        *perceive(cfg, adapt_leaf), find, choose])
     return py_trees.composites.Sequence("Visual Servoing", memory=True, children=[
         UntilConverged(guard(iteration, cfg), params.max_iterations),
         guard(descend, cfg)])
@@ -180,7 +204,7 @@ def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
     if cfg.builder == "clear_table":
         from app.clearing import clear_table_tree
 
-        return clear_table_tree(cfg, hw, grasp_children(cfg, hw, env)[1:])
+        return clear_table_tree(cfg, hw, grasp_children(cfg, hw, env=env)[1:])
     return py_trees.composites.Sequence(f"Grasp ({cfg.name})", memory=True,
                                         children=grasp_children(cfg, hw, truth, env))
 
@@ -189,20 +213,29 @@ def grasp_children(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = N
                    env: EnvConfig | None = None) -> list[py_trees.behaviour.Behaviour]:
     """The grasp subtrees in order: open → (oracle pose | DRL pose steps → VS) → close → lift."""
     children: list[py_trees.behaviour.Behaviour] = [OpenGripper()]
+    approach: list[py_trees.behaviour.Behaviour] = []  # what each grasp attempt starts with
     if cfg.builder == "oracle":
         if truth is None:
             raise ConfigError(f"{cfg.path}: the oracle tree needs simulator ground truth (--backend sim)")
         above, down = OraclePose(truth, cfg.standoff), Descend(cfg.standoff, hw.fingertip_corners())
         above.correct_settle = down.correct_settle = cfg.settle_correction
-        children += [guard(above, cfg), guard(down, cfg)]
+        approach += [guard(above, cfg), guard(down, cfg)]
     else:
         env = env or load_env_config()
         if cfg.pose_steps:
             children.append(pose_steps_subtree(cfg, env))
         if cfg.visual_servoing:
-            children.append(vs_subtree(cfg, hw.finger_depth, hw.fingertip_corners()))
-    children += [CloseGripper(hw.grasp_force),
-                 guard(LiftAndVerify(cfg.lift_height, cfg.hold_ticks), cfg)]
+            approach.append(vs_subtree(cfg, hw.finger_depth, hw.fingertip_corners()))
+        elif cfg.regrasp.max_attempts > 1:
+            approach.append(guard(ReturnAlongApproach(), cfg))
+    grasp = [CloseGripper(hw.grasp_force), guard(LiftAndVerify(cfg.lift_height, cfg.hold_ticks), cfg)]
+    if cfg.regrasp.max_attempts > 1:
+        attempt = py_trees.composites.Sequence("Grasp Attempt", memory=True, children=approach + grasp)
+        back_off = py_trees.composites.Sequence("Back Off", memory=True, children=[
+            OpenGripper("Release"), guard(BackOff(cfg.regrasp.back_off), cfg)])
+        children.append(RetryGrasp(attempt, back_off, cfg.regrasp))
+    else:
+        children += approach + grasp
     return children
 
 

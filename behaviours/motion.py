@@ -214,7 +214,7 @@ class DescendByDepth(_Move):
 
     def __init__(self, params: DepthParams, finger_depth: float, fingertips: np.ndarray,
                  name: str = "Descend By Depth") -> None:
-        super().__init__(name, reads=("frame", "features", "mask"), writes=("z_g",))
+        super().__init__(name, reads=("frame", "features", "mask"), writes=("z_g", "descent_m"))
         self.params, self.finger_depth, self.fingertips = params, finger_depth, np.asarray(fingertips, dtype=float)
         self.fingertip_reach = float(self.fingertips[:, 2].max())  # m beyond the grasp point
 
@@ -234,6 +234,7 @@ class DescendByDepth(_Move):
                              self.fingertip_reach + self.params.tip_clearance)
         self.bb.z_g = est.z
         delta, note = floor_limited(self.robot.arm.pose(), Pose(np.array([0.0, 0.0, d]), np.eye(3)), self.fingertips)
+        self.bb.descent_m = float(delta.position[2])  # a re-grasp backs off this far: back to the view VS had
         self.feedback_message = (f"Z_g {est.z:.3f} m ({est.valid_fraction:.0%} valid"
                                  f"{'; ' + est.reason if est.reason else ''}): descend "
                                  f"{delta.position[2] * 100:.1f} cm{note}")
@@ -335,7 +336,7 @@ class Descend(_Move):
     """Move a fixed distance along the approach axis (oracle final approach)."""
 
     def __init__(self, distance: float, fingertips: np.ndarray | None = None, name: str = "Descend") -> None:
-        super().__init__(name)
+        super().__init__(name, writes=("descent_m",))
         self.distance, self.fingertips = distance, fingertips
 
     def target_delta(self) -> Pose | None:
@@ -343,6 +344,7 @@ class Descend(_Move):
         delta, note = floor_limited(self.robot.arm.pose(), Pose(np.array([0.0, 0.0, self.distance]), np.eye(3)),
                                     self.fingertips)
         self.feedback_message = f"descend {delta.position[2] * 100:.1f} cm{note}"
+        self.bb.descent_m = float(delta.position[2])  # a re-grasp backs off this far
         return delta
 
 

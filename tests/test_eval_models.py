@@ -93,12 +93,17 @@ def test_metrics_file_holds_the_contract_keys(metrics) -> None:
 
 
 def test_sim_and_real_episodes_share_placements(metrics) -> None:
-    # The zero policy ignores its input: every mode must give the very same errors on one seed.
+    # The zero policy ignores its input: every mode must give the same errors on one seed. The
+    # compliant unseen objects (articulated bodies, re-spawned per episode) settle to within
+    # ~0.1 mm / 0.01 deg of each other from one spawn to the next; a different placement would
+    # differ by centimetres.
     m, _ = metrics
     for s in OBJECT_SETS:
         by_mode = m["pose_by_set"][s]
-        assert by_mode["sim"]["pos_median_m"] == pytest.approx(by_mode["real_raw"]["pos_median_m"], abs=1e-6)
-        assert by_mode["real_raw"] == by_mode["real_adapted"]
+        assert by_mode["sim"]["pos_median_m"] == pytest.approx(by_mode["real_raw"]["pos_median_m"], abs=1e-4)
+        for key, value in by_mode["real_raw"].items():
+            tol = 0.01 if key.startswith("yaw") else 1e-4  # deg, m
+            assert by_mode["real_adapted"][key] == pytest.approx(value, abs=tol), key
 
 
 def test_figures_are_written(metrics) -> None:

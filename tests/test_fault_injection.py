@@ -141,8 +141,9 @@ def test_depth_nan_and_depth_zero_damage_depth_only(faulty, session: SimSession)
     assert not depth[obj].any() and depth[~obj].any()
 
 
-def test_mask_empty_paints_the_object_as_table(faulty, session: SimSession) -> None:
-    robot, _ = faulty("mask_empty", at=1, duration=2)
+@pytest.mark.parametrize("kind", ["mask_empty", "object_hidden"])
+def test_mask_empty_paints_the_object_as_table(faulty, session: SimSession, kind: str) -> None:
+    robot, inj = faulty(kind, at=1, duration=2)
     hidden = robot.camera.get_frame()
     clean = session.camera.get_frame()  # the same tick, unfaulted
     obj = session.camera.last_raw().mask == SEG_OBJECT
@@ -154,6 +155,7 @@ def test_mask_empty_paints_the_object_as_table(faulty, session: SimSession) -> N
     table_depth = np.median(clean.depth[table & (clean.depth > 0)])
     assert np.median(hidden.depth[obj]) == pytest.approx(table_depth, abs=0.02)  # 2 cm: the table's slope
     assert np.median(clean.depth[obj]) < table_depth - 0.03  # the box stood 7 cm proud of it
+    assert {e.kind for e in inj.events} == {kind}
     robot.clock.advance()
     robot.clock.advance()  # tick 3: the occluder is gone
     assert np.array_equal(robot.camera.get_frame().rgb, session.camera.get_frame().rgb)

@@ -78,16 +78,20 @@ def lost_blob_run(real_session, seen, tmp_path_factory) -> Path:
 def test_lost_blob_failure_is_explained(lost_blob_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     r = inspect_run(lost_blob_run)
     assert r.outcome == "failure"
-    assert (r.failed_node, r.failure_source) == ("Extract Features", "tick log")
-    assert "no object" in r.reason
-    assert r.ticks == LOST_AT_TICK + 1  # the tick after the object left
+    assert (r.failed_node, r.failure_source) == ("Reacquire Object", "tick log")
+    assert r.reason.startswith("object not seen for 1.5 s")
+    assert r.ticks == LOST_AT_TICK + 1 + 45  # the tick after the object left, then 1.5 s of waiting
     assert not r.notes  # the episode record agrees with the tick log
+    # the wait and the give-up, as recovery events
+    assert [(t, n, st) for t, n, st, _ in r.recoveries if n == "Reacquire Object"] == [
+        (LOST_AT_TICK + 1, "Reacquire Object", "RUNNING"), (LOST_AT_TICK + 46, "Reacquire Object", "FAILURE")]
     assert main_inspect(str(lost_blob_run), as_json=False) == 0
     text = capsys.readouterr().out
-    assert "Outcome: FAILURE" in text and "failed node: Extract Features: no object" in text
+    assert "Outcome: FAILURE" in text and "failed node: Reacquire Object: object not seen" in text
+    assert "Recovery: 0 re-grasps, 0 re-acquisitions" in text
     assert main_inspect(str(lost_blob_run), as_json=True) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["failed_node"] == "Extract Features" and out["outcome"] == "failure"
+    assert out["failed_node"] == "Reacquire Object" and out["outcome"] == "failure"
 
 
 @pytest.mark.slow

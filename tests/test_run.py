@@ -34,7 +34,7 @@ def test_oracle_main_job_grasps_and_writes_a_run_dir(tmp_path, capsys) -> None:
 
 def test_record_saves_images_of_each_tick(tmp_path) -> None:
     tree = tmp_path / "short.yaml"  # 30 ticks are enough to see the images written
-    tree.write_text(open(load_tree_config("vs_only").path).read().replace("max_ticks: 1200", "max_ticks: 30"))
+    tree.write_text(open(load_tree_config("vs_only").path).read().replace("max_ticks: 2400", "max_ticks: 30"))
     rec = run_sim_episode(load_tree_config(str(tree)), load_object_set("seen").get("sugar_box"), 5, "sim",
                           ColourModels(), tmp_path, record=True)
     assert rec["tree_outcome"] == "timeout" and rec["reason"] == "episode exceeded 30 ticks"

@@ -20,6 +20,9 @@ from app.robot.fault_injection import CHECKPOINT_KINDS, KINDS
 TRANSIENT = frozenset({"frame_drop", "stale_frame", "arm_reflex", "latency_spike"})
 BASELINE = "none"  # the same trials without a fault
 TRANSIENT_TARGET = 0.9  # fraction of transient-fault trials that must still grasp
+#: Kinds the recovery nodes (re-grasp, re-acquire) must ride out, and the fraction grasped (issue 12).
+RECOVERED_TARGETS = {"gripper_fail": 0.9, "mask_empty": 0.9, "object_push": 0.95}
+GIVE_UP_NODE = "Reacquire Object"  # where `object_hidden` must end: a clean, named give-up
 
 
 # ------------------------------------------------------------------------------ summaries
@@ -56,10 +59,19 @@ def _kind_summary(kind: str, rs: Sequence[dict[str, Any]]) -> dict[str, Any]:
          "rate": rate, "ci95": list(wilson_interval(k, n)), "injected_trials": len(hit),
          "successes_injected": k_hit, "when": when(rs[0].get("fault") if rs else None),
          "outcomes": dict(Counter(r["outcome"] for r in rs)), "failures": dict(fails.most_common()),
-         "reasons": [r for r, _ in reasons.most_common(3)], "target": None, "meets_target": None}
+         "reasons": [r for r, _ in reasons.most_common(3)], "target": None, "meets_target": None,
+         "regrasps": sum(int(r.get("regrasps") or 0) for r in rs),
+         "reacquisitions": sum(int(r.get("reacquisitions") or 0) for r in rs)}
     if kind in CHECKPOINT_KINDS:
         v["target"] = "every trial ends at start: exit code 2, one-line CheckpointError"
         v["meets_target"] = k == n
+    elif kind in RECOVERED_TARGETS:  # the recovery nodes' targets, on the trials the fault reached
+        v["target"] = f">= {RECOVERED_TARGETS[kind]:.0%} of the injected trials grasped"
+        v["meets_target"] = k_hit >= RECOVERED_TARGETS[kind] * len(hit) if hit else None
+    elif kind == "object_hidden":  # a clean give-up: every failure at the re-acquire node, named
+        v["target"] = f"every failure ends at '{GIVE_UP_NODE}' with a reason"
+        v["meets_target"] = all(r.get("failed_node") == GIVE_UP_NODE and r.get("reason")
+                                for r in rs if not r["success"])
     elif kind in TRANSIENT:  # judged on the trials the fault actually reached (None: none did)
         v["target"] = f">= {TRANSIENT_TARGET:.0%} of the injected trials grasped"
         v["meets_target"] = k_hit >= TRANSIENT_TARGET * len(hit) if hit else None
@@ -117,8 +129,8 @@ def fault_markdown(summary: dict[str, Any]) -> str:
              "an exception; unnamed = failures without a node and a reason. Checkpoint kinds: 'grasped' counts "
              "trials refused at start with exit code 2 and a one-line reason.", "",
              "| Kind | When | Transient | Trials | Injected | Grasped | Rate | 95 % CI | Strikes | Limits | Pushed max "
-             "| Unhandled | Unnamed | Target met | Main failure |",
-             "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---|"]
+             "| Unhandled | Unnamed | Re-grasps | Re-acquisitions | Target met | Main failure |",
+             "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     rows = list(summary["faults"].items()) + ([("(no fault)", summary["baseline"])] if summary["baseline"] else [])
     fault_kinds = set(summary["faults"])
     for kind, v in rows:
@@ -129,7 +141,8 @@ def fault_markdown(summary: dict[str, Any]) -> str:
         lines.append(f"| {kind} | {v['when']} | {transient} | {v['trials']} | {v['injected_trials']} | "
                      f"{v['successes']} | {_pct(v['rate'])} | {100 * lo:.0f}–{100 * hi:.0f} % | "
                      f"{v['table_strikes']} | {v['self_collisions_or_limits']} | {_cm(v['object_pushed_m_max'])} | "
-                     f"{v['unhandled_exceptions']} | {v['unnamed_failures']} | {met} | "
+                     f"{v['unhandled_exceptions']} | {v['unnamed_failures']} | "
+                     f"{v.get('regrasps', 0)} | {v.get('reacquisitions', 0)} | {met} | "
                      f"{f'{main[0]} × {main[1]}' if main else '–'} |")
     lines += ["", f"Totals: table strikes {checks['table_strikes']}, joint-limit hits or unreachable targets "
                   f"{checks['self_collisions_or_limits']}, unhandled exceptions "

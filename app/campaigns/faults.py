@@ -172,6 +172,7 @@ def _episode(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
             **{k: ep[k] for k in ("ticks", "sim_time", "wall_time", "vs_iterations", "safety_refusals",
                                   "safety_clamps", "table_strikes", "object_pushed_m", "self_collisions_or_limits",
                                   "audit", "gap_sample")},
+            "regrasps": int(ep.get("regrasps") or 0), "reacquisitions": int(ep.get("reacquisitions") or 0),
             "run_dir": os.path.relpath(ep["run_dir"], c.out)}
 
 

@@ -44,7 +44,9 @@ def build_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 n, k, kp = len(rs), sum(bool(r["success"]) for r in rs), sum(bool(r["paper_success"]) for r in rs)
                 by_tree[tree][s] = {"trials": n, "successes": k, "rate": k / n, "ci95": list(wilson_interval(k, n)),
                                     "paper_score_rate": kp / n, "paper_score_successes": kp,
-                                    "paper_rate": PAPER_RATES.get(s, {}).get(tree)}
+                                    "paper_rate": PAPER_RATES.get(s, {}).get(tree),
+                                    "regrasps": sum(int(r.get("regrasps") or 0) for r in rs),
+                                    "reacquisitions": sum(int(r.get("reacquisitions") or 0) for r in rs)}
         objs = sorted({(r["object_set"], r["object_index"], r["object"]) for r in mine},
                       key=lambda o: (sets.index(o[0]), o[1]))
         per_object[tree] = {o: {"trials": sum(r["object"] == o for r in mine),
@@ -163,6 +165,18 @@ def summary_markdown(summary: dict[str, Any], figures: Sequence[str]) -> str:
             for s, v in by_set.items():
                 lo, hi = v["ci95"]
                 lines.append(f"| {tree} | {s} | {100 * v['difference']:+.1f} pts | {100 * lo:+.1f} to {100 * hi:+.1f} |")
+    lines += ["", "Per object (grasped / trials):", "", "| Object | Set | " + " | ".join(summary["per_object"]) + " |",
+              "|---|---|" + "---:|" * len(summary["per_object"])]
+    objects = {o: v["object_set"] for per in summary["per_object"].values() for o, v in per.items()}
+    for o, s in objects.items():
+        cells = [f"{v['successes']}/{v['trials']}" if (v := per.get(o)) else "–" for per in summary["per_object"].values()]
+        lines.append(f"| {o} | {s} | " + " | ".join(cells) + " |")
+    recoveries = [(tree, s, v) for tree, by_set in summary["trees"].items() for s, v in by_set.items()
+                  if v.get("regrasps") or v.get("reacquisitions")]
+    if recoveries:
+        lines += ["", "Recoveries (tree nodes \"Re-grasp\" and \"Reacquire Object\"), summed over trials:", ""]
+        lines += [f"- {tree} / {s}: {v['regrasps']} re-grasps, {v['reacquisitions']} re-acquisitions"
+                  for tree, s, v in recoveries]
     audit = summary.get("physical_audit") or {}
     if any(v["audited_trials"] for v in audit.values()):
         lines += ["", "Physical audit (simulator contacts; app/sim/audit.py):", "",

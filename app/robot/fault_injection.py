@@ -14,6 +14,8 @@ Kinds (``config/faults.yaml`` says when each fires and how):
 * ``depth_nan`` / ``depth_zero``: NaN patches / zeros (no reading) in the depth image.
 * ``mask_empty``: an occluder hides the object: its pixels are inpainted with the table's look
   and take the table's depth, for ``duration`` ticks (at the camera, never in the models).
+* ``object_hidden``: as ``mask_empty``, for longer than the tree's ``reacquire.wait_s``: the
+  tree must give up cleanly ("Reacquire Object" fails, naming how long it waited).
 * ``object_push``: during VS the object is displaced in the world (the environment, not an
   interface).
 * ``arm_reflex``: mid-motion, the arm stops and reports ``MotionStatus.FAILED`` with
@@ -60,7 +62,8 @@ from app.robot.interfaces import (
 from app.transforms import Pose, rot_z
 
 KINDS = ("frame_drop", "frame_timeout", "stale_frame", "depth_nan", "depth_zero", "mask_empty", "object_push",
-         "arm_reflex", "gripper_fail", "latency_spike", "checkpoint_missing", "checkpoint_corrupt")
+         "arm_reflex", "gripper_fail", "latency_spike", "checkpoint_missing", "checkpoint_corrupt",
+         "object_hidden")  # appended last: each kind's random stream is seeded by its index
 CHECKPOINT_KINDS = frozenset({"checkpoint_missing", "checkpoint_corrupt"})
 PHASES = ["any", "moving", "vs"]
 GARBAGE_BYTES = 4096  # size of a random-bytes "checkpoint"
@@ -76,6 +79,7 @@ PARAMS: dict[str, dict[str, _Param]] = {
                   "on_object": lambda s: s.boolean("on_object", True)},
     "depth_zero": {"region": lambda s: s.string("region", "frame", ["frame", "object", "centre"])},
     "mask_empty": {"dilate_px": lambda s: s.integer("dilate_px", 3, lo=0, hi=64)},
+    "object_hidden": {"dilate_px": lambda s: s.integer("dilate_px", 3, lo=0, hi=64)},
     "object_push": {"distance_m": lambda s: s.number("distance_m", 0.03, lo=0.0, hi=0.3),
                     "yaw_deg": lambda s: s.number("yaw_deg", 20.0, lo=-180.0, hi=180.0)},
     "arm_reflex": {"reflex": lambda s: s.string("reflex", "communication_constraints_violation")},
@@ -315,12 +319,15 @@ class FaultCamera:
     def _corrupt(self, frame: Frame) -> Frame:
         """Apply this tick's image faults (depth_nan, depth_zero, mask_empty) to a copy."""
         rgb, depth = frame.rgb, frame.depth
-        kinds = [k for k in ("mask_empty", "depth_zero", "depth_nan") if self.inj.active(k)]
+        kinds = [k for k in ("mask_empty", "object_hidden", "depth_zero", "depth_nan") if self.inj.active(k)]
         if not kinds:
             return frame
         rgb, depth = rgb.copy(), depth.copy()
         for kind in kinds:
-            getattr(self, f"_{kind}")(rgb, depth, self._spec(kind))
+            if kind == "object_hidden":  # the same occluder, held longer
+                self._mask_empty(rgb, depth, self._spec(kind), kind)
+            else:
+                getattr(self, f"_{kind}")(rgb, depth, self._spec(kind))
         return frame.with_images(rgb, depth)
 
     def _depth_nan(self, rgb: np.ndarray, depth: np.ndarray, spec: FaultSpec) -> None:
@@ -347,14 +354,14 @@ class FaultCamera:
             depth[obj] = 0.0
         self.inj.note("depth_zero", region)
 
-    def _mask_empty(self, rgb: np.ndarray, depth: np.ndarray, spec: FaultSpec) -> None:
+    def _mask_empty(self, rgb: np.ndarray, depth: np.ndarray, spec: FaultSpec, kind: str = "mask_empty") -> None:
         """Hide the object: inpaint its pixels from the table around it, depth from that ring."""
         import cv2
 
         grow = int(spec.param("dilate_px"))
         hide = self._object(grow)
         if hide is None:
-            self.inj.note("mask_empty", "object not in view")
+            self.inj.note(kind, "object not in view")
             return
         ring = self._object(grow + 6)  # 6 px band of table around the silhouette
         assert ring is not None
@@ -362,7 +369,7 @@ class FaultCamera:
         table = np.median(depth[ring]) if ring.any() else np.median(depth[~hide & (depth > 0)])
         rgb[:] = cv2.inpaint(rgb, hide.astype(np.uint8), 5, cv2.INPAINT_TELEA)  # 5 px inpainting radius
         depth[hide] = table
-        self.inj.note("mask_empty", f"{int(hide.sum())} px hidden")
+        self.inj.note(kind, f"{int(hide.sum())} px hidden")
 
 
 class FaultArm:

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from app import CONFIG_DIR, ROOT
-from app.errors import AppError
+from app.errors import AppError, SimulationError
 from app.hardware_config import HardwareConfig, load_hardware
 from app.outputs import atomic_write_text, check_output_file
 from app.sim.grasping import GraspOutcome, execute_grasp, nearest_grasp, oracle_grasp
@@ -139,7 +139,10 @@ def try_grasp(session: SimSession, spec: ObjectSpec, grasp: Grasp, rng: np.rando
     """Place ``spec`` at a random pose and execute ``grasp`` (its nearer yaw twin) by physics."""
     obj = session.reset(spec, session.sample_placement(spec, rng))
     target = nearest_grasp([grasp_pose(obj, grasp)], session.robot.arm.pose())
-    return execute_grasp(session, target)
+    try:
+        return execute_grasp(session, target)
+    except SimulationError as e:  # a compliant object went unstable: this grasp fails, by name
+        return GraspOutcome(False, str(e), grasp_pose=target)
 
 
 def verify_object(sessions: Sessions, spec: ObjectSpec, trials: int, seed: int,
@@ -199,7 +202,10 @@ def oracle_rates(objects: str | Sequence[ObjectSpec], trials: int, seed: int,
             for t in range(trials):
                 rng = _trial_rng(seed, k, t)
                 session.reset(spec, session.sample_placement(spec, rng))
-                res = oracle_grasp(session)
+                try:
+                    res = oracle_grasp(session)
+                except SimulationError as e:  # a compliant object went unstable: a failure, named
+                    res = GraspOutcome(False, str(e))
                 wins += res.success
                 lifts.append(res.lift_height)
                 if not res.success:
@@ -256,7 +262,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         specs = load_objects(args.objects)
         status = 0
         if not args.skip_verify:
-            found: dict[str, list[Grasp]] = {}
+            found: dict[str, list[Grasp]] = dict(load_grasps(args.out))  # objects not verified now stay
             with Sessions(load_hardware()) as sessions:
                 for _, spec in specs:
                     good = verify_object(sessions, spec, args.trials, args.seed)

@@ -15,6 +15,7 @@ import numpy as np
 from app import CONFIG_DIR
 from app.config import Section, load_yaml, resolve
 from app.errors import ConfigError
+from app.sim.compliant import Compliance, check_compliance
 from app.transforms import Pose
 
 SHAPES = ["box", "cylinder", "sphere", "capsule", "ellipsoid", "mesh", "urdf", "soft"]
@@ -45,6 +46,8 @@ class ObjectSpec:
         asset: Mesh/VTK path (relative to ``config/objects``) or pybullet_data URDF name.
         scale: Mesh/URDF scale.
         soft: Soft-body parameters for ``shape: soft``.
+        compliance: Articulated compliance (:mod:`app.sim.compliant`): a chain of segments for
+            capsules and boxes, a core with spring-loaded pads for spheres and ellipsoids.
         round: True when the object has no grasp axis (yaw is free).
         description: What it stands for.
     """
@@ -58,6 +61,7 @@ class ObjectSpec:
     asset: str = ""
     scale: float = 1.0
     soft: SoftParams | None = None
+    compliance: Compliance | None = None
     round: bool = False
     description: str = ""
     grasps: tuple[tuple[float, float, float, float], ...] = field(default=())
@@ -137,7 +141,7 @@ def load_grasps(path: Path | None = None) -> dict[str, list[tuple[float, float, 
 
 def _parse_object(sec: Section, grasps: dict[str, list[tuple[float, float, float, float]]]) -> ObjectSpec:
     sec.unknown_keys({"name", "shape", "size", "mass", "friction", "color", "asset", "scale", "soft",
-                      "round", "description", "grasps"})
+                      "compliance", "round", "description", "grasps"})
     name = sec.string("name")
     shape = sec.string("shape", choices=SHAPES)
     n = _SIZE_LEN.get(shape, 3)
@@ -146,6 +150,16 @@ def _parse_object(sec: Section, grasps: dict[str, list[tuple[float, float, float
     if shape == "soft":
         s = sec.section("soft")
         soft = SoftParams(s.number("mu", lo=1.0), s.number("lam", lo=1.0), s.number("damping", lo=0.0))
+    compliance = None
+    if "compliance" in sec.data:
+        c = sec.section("compliance")
+        c.unknown_keys({"segments", "stiffness", "damping", "max_bend_deg", "travel"})
+        compliance = Compliance(
+            segments=c.integer("segments", lo=3, hi=12),
+            stiffness=c.number("stiffness", lo=1e-4, hi=1e5),  # N·m/rad (chain) or N/m (pads)
+            damping=c.number("damping", lo=0.0, hi=1e3),  # N·m·s/rad or N·s/m
+            max_bend_deg=c.number("max_bend_deg", default=30.0, lo=1.0, hi=90.0),
+            travel=c.number("travel", default=0.006, lo=0.001, hi=0.03))  # m
     asset = sec.string("asset", default="")
     if shape in ("mesh", "urdf", "soft") and not asset:
         raise ConfigError(f"{sec.source}: key '{sec.prefix}.asset': expected a file for shape {shape!r}")
@@ -158,10 +172,12 @@ def _parse_object(sec: Section, grasps: dict[str, list[tuple[float, float, float
         friction=sec.number("friction", lo=0.05, hi=2.0),
         color=tuple(sec.vector("color", 3, lo=0, hi=1)),
         asset=asset, scale=sec.number("scale", default=1.0, lo=0.01, hi=10),
-        soft=soft, round=sec.boolean("round", default=False),
+        soft=soft, compliance=compliance, round=sec.boolean("round", default=False),
         description=sec.string("description", default=""),
         grasps=tuple(tuple(float(v) for v in g) for g in (own or grasps.get(name, []))),
     )
+    if compliance is not None:
+        check_compliance(compliance, shape, spec.extents, f"{sec.source}: key '{sec.prefix}.compliance")
     width = float(min(spec.extents[:2]))
     if width > MAX_GRASP_WIDTH:
         raise ConfigError(f"{sec.source}: object {name!r}: narrowest side {width * 100:.1f} cm does not fit "

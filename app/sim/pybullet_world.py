@@ -22,6 +22,7 @@ import numpy as np
 
 from app.errors import MotionError, SimulationError
 from app.robot.interfaces import Intrinsics
+from app.sim.compliant import MAX_LINK_SPEED, Springs, instability
 from app.transforms import Pose
 
 
@@ -126,6 +127,8 @@ class PyBulletWorld:
         self._tmp = tempfile.TemporaryDirectory(prefix="simgrasp_")
         self.object_id: int | None = None
         self.object_is_soft = False
+        self.springs: Springs | None = None  # joint springs of a compliant (articulated) object
+        self.object_links: list[int] = [-1]  # link indices of the object (more for articulated ones)
         self.object_color: tuple[float, float, float] | None = None  # sim-domain RGB of the object
         # Further objects of a multi-object scene (app/sim/scene.py): body id -> sim-domain RGB.
         self.extra_objects: dict[int, tuple[float, float, float]] = {}
@@ -165,6 +168,11 @@ class PyBulletWorld:
         self.upper = np.array([i[9] for i in info])
         self.reset_arm(REST_POSE, finger_width=0.08)
 
+    @property
+    def temp_dir(self) -> str:
+        """This world's temporary folder (generated meshes and URDFs), deleted by :meth:`close`."""
+        return self._tmp.name
+
     def close(self) -> None:
         """Disconnect and delete temporary files."""
         if p.isConnected(self.client):
@@ -174,6 +182,8 @@ class PyBulletWorld:
     def step(self, n: int = 1) -> None:
         """Advance physics by ``n`` fixed steps of :data:`TIME_STEP`."""
         for _ in range(n):
+            if self.springs is not None:
+                self._apply_springs()
             p.stepSimulation(physicsClientId=self.client)
         self.sim_time += n * TIME_STEP
         if self.object_is_soft:
@@ -325,6 +335,8 @@ class PyBulletWorld:
             p.removeBody(self.object_id, physicsClientId=self.client)
             self.object_id = None
             self.object_is_soft = False
+            self.springs = None
+            self.object_links = [-1]
 
     def spawn_rigid(self, shape: str, size: list[float], mass: float, friction: float,
                     rgba: tuple[float, float, float, float], pose: Pose,
@@ -384,6 +396,72 @@ class PyBulletWorld:
         self.object_is_soft = False
         self.set_object_look(rgba, None)
         return body
+
+    def spawn_articulated(self, urdf_path: str, springs: Springs, friction: float,
+                          rgba: tuple[float, float, float, float], pose: Pose) -> int:
+        """Add a compliant object: a generated multibody URDF (:mod:`app.sim.compliant`) whose
+        joints are driven by ``springs`` before every physics step and checked for instability
+        after it.
+
+        Args:
+            urdf_path: The generated URDF (its base link frame is the object frame).
+            springs: Spring, damper and limits of each joint, in the URDF's joint order.
+            friction: Lateral friction of every link. rgba: colour of every link.
+            pose: Pose of the object frame in the base frame.
+        """
+        self.remove_object()
+        c = self.client
+        body = p.loadURDF(urdf_path, pose.position.tolist(), pose.quat.tolist(), physicsClientId=c)
+        n = p.getNumJoints(body, physicsClientId=c)
+        names = [p.getJointInfo(body, j, physicsClientId=c)[1].decode() for j in range(n)]
+        try:
+            springs = springs.reordered(names)  # PyBullet numbers the joints in its own order
+        except Exception:
+            p.removeBody(body, physicsClientId=c)
+            raise
+        self.object_links = [-1, *range(n)]
+        for link in self.object_links:
+            p.changeDynamics(body, link, lateralFriction=friction, spinningFriction=0.001, rollingFriction=0.0001,
+                             linearDamping=0.0, angularDamping=0.0, physicsClientId=c)
+        # Free the joints of PyBullet's default velocity motors: the springs alone hold them.
+        p.setJointMotorControlArray(body, list(range(n)), p.VELOCITY_CONTROL, forces=[0.0] * n, physicsClientId=c)
+        self.object_id = body
+        self.object_is_soft = False
+        self.springs = springs
+        self.set_object_look(rgba, None)
+        return body
+
+    def object_joints(self) -> tuple[np.ndarray, np.ndarray]:
+        """Joint positions and velocities of an articulated object (rad or m, per second)."""
+        n = len(self.object_links) - 1
+        states = p.getJointStates(self.object_id, list(range(n)), physicsClientId=self.client)
+        return np.array([s[0] for s in states]), np.array([s[1] for s in states])
+
+    def _apply_springs(self) -> None:
+        """Check the last step for instability, then set this step's spring torques.
+
+        Raises:
+            SimulationError: The object is unstable (a named reason: diverged, energy growing,
+                a segment flying off).
+        """
+        springs = self.springs
+        assert springs is not None
+        q, v = self.object_joints()
+        why = instability(springs, q, v)
+        if not why:
+            states = p.getLinkStates(self.object_id, self.object_links[1:], computeLinkVelocity=1,
+                                     physicsClientId=self.client)
+            base, _ = p.getBaseVelocity(self.object_id, physicsClientId=self.client)
+            speeds = [float(np.linalg.norm(base))] + [float(np.linalg.norm(s[6])) for s in states]
+            fastest = int(np.argmax(speeds))
+            if not np.isfinite(speeds[fastest]) or speeds[fastest] > MAX_LINK_SPEED:
+                why = f"link {fastest - 1} moving at {speeds[fastest]:.1f} m/s (> {MAX_LINK_SPEED:g}): a segment flying off"
+        if why:
+            self.springs = None  # stop driving it; the episode ends on this error
+            raise SimulationError(f"compliant object unstable at t = {self.sim_time:.2f} s: {why}")
+        forces = springs.forces(q, v, TIME_STEP)
+        p.setJointMotorControlArray(self.object_id, list(range(len(q))), p.TORQUE_CONTROL,
+                                    forces=forces.tolist(), physicsClientId=self.client)
 
     def spawn_soft(self, vtk_path: str, mass: float, friction: float, mu: float, lam: float,
                    damping: float, rgba: tuple[float, float, float, float], pose: Pose) -> int:
@@ -547,8 +625,8 @@ class PyBulletWorld:
 
     def object_aabb(self) -> tuple[np.ndarray, np.ndarray]:
         """Axis-aligned bounding box (min, max) of the object in the base frame."""
-        lo, hi = p.getAABB(self.object_id, physicsClientId=self.client)
-        return np.array(lo), np.array(hi)
+        boxes = [p.getAABB(self.object_id, link, physicsClientId=self.client) for link in self.object_links]
+        return np.min([b[0] for b in boxes], axis=0), np.max([b[1] for b in boxes], axis=0)
 
     def object_dynamics(self) -> tuple[float, float]:
         """(mass kg, lateral friction) of the rigid object as simulated."""
@@ -591,7 +669,8 @@ class PyBulletWorld:
         kw = {"rgbaColor": list(rgba)}
         if texture is not None:
             kw["textureUniqueId"] = texture
-        p.changeVisualShape(self.object_id, -1, physicsClientId=self.client, **kw)
+        for link in self.object_links:
+            p.changeVisualShape(self.object_id, link, physicsClientId=self.client, **kw)
 
     def set_body_look(self, body: int, rgba: tuple[float, float, float, float]) -> None:
         """Colour of one body (a further object of a multi-object scene)."""

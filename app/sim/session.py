@@ -6,12 +6,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from app.errors import SimulationError
 from app.hardware_config import HardwareConfig, load_hardware
 from app.robot.interfaces import Robot
 from app.sim.backends import SimArm, SimCamera, SimClock, SimGripper
+from app.sim.compliant import Springs, build_model, checked_urdf, write_urdfs
 from app.sim.domain import Domain, load_domain
 from app.sim.gap import NONE_SAMPLE, GapSample, apply_gap
 from app.sim.objects import ObjectSpec
@@ -85,6 +88,7 @@ class SimSession:
         if spec.shape == "soft" and not self.world.deformable:
             raise SimulationError(f"object {spec.name!r} is soft: create the session with deformable=True")
         self.camera.restart_stream()  # no captures while the world is rebuilt
+        designed = spec
         spec = self.gap.scale_object(spec)  # the object as built (mass, friction, size)
         self.world.set_table_height(self.gap.table_dz)
         if not isinstance(placement, Pose):
@@ -100,6 +104,12 @@ class SimSession:
             assert spec.soft is not None
             w.spawn_soft(spec.asset_path, spec.mass, spec.friction, spec.soft.mu, spec.soft.lam,
                          spec.soft.damping, self.domain.object_rgba(spec.color), placement)
+        elif spec.compliance is not None:
+            urdf = checked_urdf(designed)  # the shipped URDF must match the YAML
+            if spec != designed:  # the physical gap resized it: this episode's variant, beside the world
+                urdf = str(write_urdfs([spec], Path(w.temp_dir) / "compliant")[0])
+            w.spawn_articulated(urdf, Springs.of(build_model(spec), spec), spec.friction,
+                                self.domain.object_rgba(spec.color), placement)
         else:
             w.spawn_rigid(spec.shape, list(spec.size), spec.mass, spec.friction,
                           self.domain.object_rgba(spec.color), placement,

@@ -26,6 +26,7 @@ FRAME_EVENTS = {"tick", "episode_start", "episode_end", "scored"}
 #: episode.json keys shown elsewhere in the report; any other key is printed as an extra.
 STANDARD_KEYS = {"tree", "object", "seed", "success", "tree_outcome", "outcome", "failed_node", "reason",
                  "ticks", "pose_steps", "vs_iterations", "vs_fallbacks", "vs_mode_switches", "sim_time",
+                 "regrasps", "reacquisitions",
                  "wall_time", "extra", "run_dir", "domain_sha256", "physics_lifted"}
 M_TO_CM, RAD_TO_DEG = 100.0, float(np.degrees(1.0))
 
@@ -115,6 +116,9 @@ class InspectReport:
     vs_switches: list[ModeSwitch] = field(default_factory=list)
     vs_fallbacks: int = 0
     mask_sources: list[tuple[int, str]] = field(default_factory=list)  # (tick, "adapted"/"raw") at each change
+    recoveries: list[tuple[int, str, str, str]] = field(default_factory=list)  # (tick, node, status, message)
+    regrasps: int = 0
+    reacquisitions: int = 0
     final_vs_error: list[float] | None = None  # (t_x, t_y in m, theta in rad)
     final_vs_mode: str | None = None
     episode_extras: dict[str, Any] = field(default_factory=dict)
@@ -161,9 +165,14 @@ def failing_leaf(nodes: list[dict[str, Any]]) -> tuple[str, str]:
     a Selector or an Inverter ("Object Near Border?", "Linear VS Converged?"), and composites
     fail only because a child did and carry no message; so the first failure that is not a
     condition and says why is the cause. Without one, the first non-condition failure, then
-    the first failure.
+    the first failure. "Reacquire Object" is the exception: it is the last resort after "Find
+    Object" failed (the runner's selector-aware rule, :func:`app.runner._leaf_failure`), so its
+    failure is the cause.
     """
     failed = [(str(n.get("node", "")), str(n.get("message") or "")) for n in nodes if n.get("status") == "FAILURE"]
+    for name, msg in failed:  # a recovery node fails last, after the fallbacks it stands behind
+        if name == "Reacquire Object" and msg:
+            return name, msg
     for keep in (lambda name, msg: not name.endswith("?") and msg,
                  lambda name, msg: not name.endswith("?"),
                  lambda name, msg: True):
@@ -258,6 +267,34 @@ def picks_of(ticks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             picks.append({**rec, "first_tick": start, "last_tick": int(t.get("tick", 0)), "chose": chose})
             start, chose = int(t.get("tick", 0)) + 1, ""
     return picks
+
+
+RECOVERY_NODES = ("Re-grasp", "Reacquire Object", "Note Object Seen")
+
+
+def recovery_events(ticks: list[dict[str, Any]]) -> list[tuple[int, str, str, str]]:
+    """(tick, node, status, message) of the recovery nodes when they matter: each new message
+    of "Re-grasp" (its attempt count), each status change of "Reacquire Object" (the start of a
+    wait, the give-up) and each re-acquisition "Note Object Seen" reports."""
+    out: list[tuple[int, str, str, str]] = []
+    last: dict[str, tuple[str, str]] = {}
+    for rec in ticks:
+        tick = int(rec.get("tick", 0))
+        for n in rec.get("nodes") or []:
+            name, status, msg = str(n.get("node", "")), str(n.get("status", "")), str(n.get("message") or "")
+            if name not in RECOVERY_NODES:
+                continue
+            if name == "Re-grasp":
+                key = (status if status != "RUNNING" else "", msg.split(" (previous")[0])
+            elif name == "Reacquire Object":
+                key = (status, "")
+            else:
+                key = ("", msg) if msg.startswith("re-acquired") else last.get(name, ("", ""))
+            if last.get(name) != key:
+                last[name] = key
+                if name != "Note Object Seen" or msg.startswith("re-acquired"):
+                    out.append((tick, name, status, msg))
+    return out
 
 
 def mode_switches(samples: list[VSSample]) -> list[ModeSwitch]:
@@ -362,6 +399,12 @@ def inspect_run(run_dir: Path, plot: bool = True) -> InspectReport:
     report.vs_fallbacks = max((s.fallbacks for s in samples), default=0)
     report.mask_sources = mask_source_changes(ticks)
     report.picks = picks_of(ticks)
+    report.recoveries = recovery_events(ticks)
+    final_bb: dict[str, Any] = {}
+    for rec in ticks:
+        final_bb.update(rec.get("blackboard") or {})
+    report.regrasps = int(final_bb.get("regrasps") or 0)
+    report.reacquisitions = int(final_bb.get("reacquisitions") or 0)
     if samples:
         report.final_vs_error, report.final_vs_mode = samples[-1].error, samples[-1].mode
     if episode is not None:
@@ -486,6 +529,10 @@ def format_report(r: InspectReport) -> str:
         lines.append(f"Outcome: {r.outcome.upper()} at {when}")
     if r.failed_node:
         lines.append(f"  failed node: {r.failed_node}: {r.reason or '(no message)'} [from the {r.failure_source}]")
+    if r.recoveries:
+        lines.append(f"Recovery: {r.regrasps} re-grasps, {r.reacquisitions} re-acquisitions")
+        for tick, node, status, msg in r.recoveries:
+            lines.append(f"  tick {tick}: {node} {status}: {msg}")
     if r.vs_iterations:
         lines.append(f"VS: {r.vs_iterations} iterations, mode switches {len(r.vs_switches)}, "
                      f"border fallbacks {r.vs_fallbacks}")
