@@ -22,6 +22,7 @@ config, outside the camera's view at the start pose.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -83,11 +84,17 @@ def _at(pose: Pose, z: float) -> Pose:
     return Pose(np.array([pose.position[0], pose.position[1], z]), pose.matrix)
 
 
-def look_for_objects(cfg: TreeConfig) -> py_trees.behaviour.Behaviour:
+def look_for_objects(cfg: TreeConfig, perceive: Callable[[TreeConfig], list[py_trees.behaviour.Behaviour]]
+                     ) -> py_trees.behaviour.Behaviour:
     """Acquire → (flatten) → adapt → "Any Object Seen": D_X's mask, else D_Y's, each through the
     depth gate when the tree has one, then "Object Visible?". Fails when neither mask holds an
-    object blob: the table is clear."""
-    from app.trees import perceive
+    object blob: the table is clear.
+
+    Args:
+        cfg: The tree variant.
+        perceive: The trees' frame-gathering leaves (:func:`app.trees.perceive`), passed in so
+            that this module does not import the tree builder that imports it.
+    """
     from behaviours.scene import GateByDepth
 
     feats = cfg.vs.features
@@ -104,14 +111,15 @@ def look_for_objects(cfg: TreeConfig) -> py_trees.behaviour.Behaviour:
     return py_trees.composites.Sequence(LOOK_NODE, memory=False, children=[*parts, seen])
 
 
-def clear_table_tree(cfg: TreeConfig, hw: HardwareConfig,
-                     grasp: list[py_trees.behaviour.Behaviour]) -> py_trees.behaviour.Behaviour:
+def clear_table_tree(cfg: TreeConfig, hw: HardwareConfig, grasp: list[py_trees.behaviour.Behaviour],
+                     perceive: Callable[[TreeConfig], list[py_trees.behaviour.Behaviour]]) -> py_trees.behaviour.Behaviour:
     """The clear_table root.
 
     Args:
         cfg: The tree variant (its grasp keys and its ``clear`` section).
         hw: Hardware (the start pose).
         grasp: The grasp subtrees after "Open Gripper" (pose steps, VS, close, lift).
+        perceive: The trees' frame-gathering leaves (:func:`app.trees.perceive`).
     """
     p: ClearParams = cfg.clear  # type: ignore[assignment]
     start = hw.start_pose()
@@ -124,7 +132,7 @@ def clear_table_tree(cfg: TreeConfig, hw: HardwareConfig,
         above = Pose(np.array([p.bin_position[0], p.bin_position[1], p.carry_height]), here.matrix)
         return [_at(here, p.carry_height), above, _at(above, p.drop_height)]
 
-    look = look_for_objects(cfg)
+    look = look_for_objects(cfg, perceive)
     pick = py_trees.composites.Sequence("Pick", memory=True, children=[
         OpenGripper(), MoveThrough("Return To Start", to_start, p.max_leg), look, ResetPick(), *grasp,
         MoveThrough("Carry To Bin", to_bin, p.max_leg), OpenGripper("Release")])

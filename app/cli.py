@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return grasp_main(argv[1:])
         if argv[:1] == ["compliant"]:  # generate the compliant objects' URDFs (app/sim/compliant.py)
-            from app.sim.compliant import main as compliant_main
+            from app.tools.compliant import main as compliant_main
 
             return compliant_main(argv[1:])
         args = build_parser().parse_args(argv)

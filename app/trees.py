@@ -204,7 +204,7 @@ def build_tree(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = None,
     if cfg.builder == "clear_table":
         from app.clearing import clear_table_tree
 
-        return clear_table_tree(cfg, hw, grasp_children(cfg, hw, env=env)[1:])
+        return clear_table_tree(cfg, hw, grasp_children(cfg, hw, env=env)[1:], perceive)
     return py_trees.composites.Sequence(f"Grasp ({cfg.name})", memory=True,
                                         children=grasp_children(cfg, hw, truth, env))
 

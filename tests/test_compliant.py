@@ -195,11 +195,13 @@ def test_fifty_grasps_without_instability(sim_session, unseen, name: str) -> Non
 
 
 def test_command_writes_urdfs_and_refuses_an_unwritable_folder(tmp_path: Path, capsys) -> None:
-    assert C.main(["--objects", "unseen", "--out", str(tmp_path / "u")]) == 0
+    from app.tools.compliant import main
+
+    assert main(["--objects", "unseen", "--out", str(tmp_path / "u")]) == 0
     assert sorted(p.name for p in (tmp_path / "u").glob("*.urdf")) == sorted(f"{n}.urdf" for n in COMPLIANT_SORTED)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert C.main(["--objects", "unseen", "--out", str(blocker / "sub")]) == 2
+    assert main(["--objects", "unseen", "--out", str(blocker / "sub")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: --out {blocker / 'sub'}: cannot write")
 
