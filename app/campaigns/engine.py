@@ -9,6 +9,7 @@ job function (trial, shared) -> results line, and hands both to :func:`execute`.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.campaigns.report import RESULTS, read_results
+from app.command import add_gap
 from app.errors import ConfigError, SimulationError
 from app.outputs import AppendFile, write_guard
 
@@ -176,3 +178,14 @@ def resume_state(out: Path, resume: bool, c: Campaign) -> set[tuple[str, str, in
 def split_names(value: str) -> list[str]:
     """The non-empty, stripped items of a comma-separated flag value."""
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def add_campaign_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags every campaign command shares after its own: ``--summarize-only``, ``--gap``,
+    ``--split``, and ``seen,unseen`` as the default object sets."""
+    p.add_argument("--summarize-only", action="store_true", help="rebuild the summary files from results.jsonl")
+    add_gap(p)
+    p.add_argument("--split", choices=SPLITS, default=None,
+                   help="seed stream: dev (tune on it) or test (report it); default: the legacy stream of "
+                        "the campaigns before the split existed")
+    p.set_defaults(objects="seen,unseen")

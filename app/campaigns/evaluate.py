@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from app.campaigns.engine import (
     RESUME_HINT,
     RUNS,
-    SPLITS,
     Campaign,
     ResultsWriter,
+    add_campaign_arguments,
     cached,
     execute,
     resume_state,
@@ -34,7 +34,7 @@ from app.campaigns.engine import (
     trial_seed,
 )
 from app.campaigns.report import RESULTS, summarize
-from app.command import add_gap, standalone_main, standalone_parser
+from app.command import standalone_main, standalone_parser
 from app.episode import run_sim_episode
 from app.errors import ConfigError
 from app.hardware_config import load_hardware
@@ -251,12 +251,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="campaign directory (results.jsonl, summary files, runs/)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: the number of cores)")
     p.add_argument("--resume", action="store_true", help="skip the trials already in OUT/results.jsonl")
-    p.add_argument("--summarize-only", action="store_true", help="rebuild the summary files from results.jsonl")
-    add_gap(p)
-    p.add_argument("--split", choices=SPLITS, default=None,
-                   help="seed stream: dev (tune on it) or test (report it); default: the legacy stream of "
-                        "the campaigns before the split existed")
-    p.set_defaults(objects="seen,unseen")
+    add_campaign_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:

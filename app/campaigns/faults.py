@@ -26,9 +26,9 @@ from app import CONFIG_DIR
 from app.campaigns.engine import (
     RESUME_HINT,
     RUNS,
-    SPLITS,
     Campaign,
     ResultsWriter,
+    add_campaign_arguments,
     cached,
     execute,
     resume_state,
@@ -37,7 +37,7 @@ from app.campaigns.engine import (
 )
 from app.campaigns.fault_report import BASELINE, summarize_faults
 from app.campaigns.report import RESULTS, read_results
-from app.command import add_gap, standalone_main, standalone_parser
+from app.command import standalone_main, standalone_parser
 from app.config import file_sha256
 from app.errors import CheckpointError, ConfigError, OutputWriteError
 from app.outputs import check_output_dir, hinted, owned, prepare_output_dir
@@ -293,11 +293,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tree", default="drl_gan_vs", help="tree name or YAML path")
     p.add_argument("--faults", default=None, help="fault file (default config/faults.yaml)")
     p.add_argument("--no-baseline", action="store_true", help="skip the fault-free trials ('none')")
-    p.add_argument("--summarize-only", action="store_true", help="rebuild the summary files from results.jsonl")
-    add_gap(p)
-    p.add_argument("--split", choices=SPLITS, default=None,
-                   help="seed stream: dev (tune on it) or test (report it); default: the legacy stream")
-    p.set_defaults(objects="seen,unseen")
+    add_campaign_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -306,9 +306,13 @@ def urdf_text(model: Model) -> str:
 
 
 def unit_sphere_obj(n_lat: int = 10, n_lon: int = 16) -> str:
-    """A unit sphere as a Wavefront OBJ, vertex for vertex the one the world draws rigid
-    ellipsoids with (:meth:`app.sim.pybullet_world.PyBulletWorld._unit_sphere_mesh`), so a
-    padded ellipsoid looks exactly like its rigid version."""
+    """A unit sphere as a Wavefront OBJ: the one mesh the world draws rigid ellipsoids with and
+    the compliant pads' cores use, so a padded ellipsoid looks exactly like its rigid version.
+
+    Args:
+        n_lat: Latitude bands (10: enough facets for a smooth silhouette at 128 px).
+        n_lon: Longitude segments.
+    """
     verts = [(0.0, 0.0, 1.0)]
     for i in range(1, n_lat):
         th = np.pi * i / n_lat

@@ -22,7 +22,7 @@ import numpy as np
 
 from app.errors import MotionError, SimulationError
 from app.robot.interfaces import Intrinsics
-from app.sim.compliant import MAX_LINK_SPEED, Springs, instability
+from app.sim.compliant import MAX_LINK_SPEED, Springs, instability, unit_sphere_obj
 from app.transforms import Pose
 
 
@@ -543,28 +543,7 @@ class PyBulletWorld:
     def _unit_sphere_mesh(self) -> str:
         path = Path(self._tmp.name) / "unit_sphere.obj"
         if not path.exists():
-            lines = []
-            n_lat, n_lon = 10, 16  # enough facets for a smooth silhouette at 128 px
-            verts = [(0.0, 0.0, 1.0)]
-            for i in range(1, n_lat):
-                th = np.pi * i / n_lat
-                for j in range(n_lon):
-                    ph = 2 * np.pi * j / n_lon
-                    verts.append((np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)))
-            verts.append((0.0, 0.0, -1.0))
-            lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in verts]
-            for j in range(n_lon):
-                lines.append(f"f 1 {2 + (j + 1) % n_lon} {2 + j}")
-            for i in range(n_lat - 2):
-                for j in range(n_lon):
-                    a, b = 2 + i * n_lon + j, 2 + i * n_lon + (j + 1) % n_lon
-                    lines.append(f"f {a} {b} {b + n_lon}")
-                    lines.append(f"f {a} {b + n_lon} {a + n_lon}")
-            last = len(verts)
-            base = 2 + (n_lat - 2) * n_lon
-            for j in range(n_lon):
-                lines.append(f"f {base + j} {base + (j + 1) % n_lon} {last}")
-            path.write_text("\n".join(lines) + "\n")
+            path.write_text(unit_sphere_obj())  # the same mesh the compliant pads' cores use
         return str(path)
 
     @property
