@@ -25,7 +25,7 @@ from app.robot.interfaces import Robot
 #: Blackboard keys logged when they change (images are recorded separately with --record).
 LOGGED_KEYS = ("pose_step", "action", "vs_mode", "vs_iterations", "vs_error", "vs_gain", "vs_twist", "vs_targets",
                "linear_converged", "vs_converged", "vs_fallbacks", "z_g", "mask_source", "regrasps",
-               "reacquisitions", "lost_since",
+               "reacquisitions", "lost_since", "static_blobs_found",
                "last_pick", "picks_done")  # the last two: clear_table picks (behaviours/clearing.py)
 STAGE_NAMES = {"Acquire Frame": "acquire", "Adapt To Sim": "adapt", "Segment Object": "segment",
                "Segment Raw Image": "segment", "Extract Features": "features"}
@@ -87,6 +87,7 @@ class EpisodeResult:
     mask_source: str = ""  # image the last VS mask came from: "adapted", "raw" (D_Y fallback), "" (no VS)
     regrasps: int = 0  # back-offs for another grasp attempt ("Re-grasp")
     reacquisitions: int = 0  # times a lost object was found again ("Reacquire Object")
+    static_blobs: int = 0  # blobs rejected as fixed in the image ("Blob Moves With Scene?")
     sim_time: float = 0.0
     wall_time: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -278,6 +279,7 @@ def run_episode(root: py_trees.behaviour.Behaviour, robot: Robot, models: Any, m
     result.mask_source = str(_bb_value("mask_source") or "")
     result.regrasps = int(_bb_value("regrasps") or 0)
     result.reacquisitions = int(_bb_value("reacquisitions") or 0)
+    result.static_blobs = int(_bb_value("static_blobs_found") or 0)
     result.sim_time = robot.clock.now() - t_sim0
     result.wall_time = time.perf_counter() - t_wall
     if log is not None:

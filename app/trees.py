@@ -181,7 +181,7 @@ def vs_subtree(cfg: TreeConfig, finger_depth: float, fingertips: np.ndarray) -> 
     # G_Y->X only where its output is read: not in `segmentation: raw` trees, not after the fallback.
     adapt_leaf = AdaptToSim(enabled=adapt and cfg.segmentation != "raw",
                             skip_after_fallback=cfg.segmentation == "adapted_or_raw")
-    find = find_object(params.features, cfg.segmentation, cfg.first_blob, cfg.depth_gate)
+    find = find_object(params.features, cfg.segmentation, cfg.first_blob, cfg.depth_gate, params.motion_check)
     if cfg.reacquire is not None:
         find = find_or_reacquire(find, cfg.reacquire)
     iteration = py_trees.composites.Sequence("VS Iteration", memory=False, children=[

@@ -38,6 +38,8 @@ KEYS = {
     "vs_converged": "full VS has converged",
     "vs_fallbacks": "number of border fallbacks from full to linear VS",
     "z_g": "object distance along the camera z (m), from depth",
+    "static_blobs": "{mask source: (H, W) uint8 mask} of blobs found fixed in the image (not objects)",
+    "static_blobs_found": "number of blobs rejected as fixed in the image",
 }
 
 

@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING
 import py_trees
 from py_trees.common import Status
 
+import cv2
+import numpy as np
+
 from app.controllers.features import FeatureParams, extract_features
+from app.controllers.motion_check import BlobMotionCheck, MotionCheckParams
 from app.errors import AppError
 from behaviours.base import Leaf
 
@@ -155,7 +159,8 @@ class ExtractFeatures(Leaf):
     """
 
     def __init__(self, params: FeatureParams, name: str = "Extract Features", first_blob: str = "largest") -> None:
-        super().__init__(name, reads=("mask", "model_frame", "features"), writes=("features",))
+        super().__init__(name, reads=("mask", "model_frame", "features", "static_blobs", "mask_source"),
+                         writes=("features",))
         self.params = params
         self.first_blob = first_blob  # rule for the first blob of a track (tree YAML ``first_blob``)
         self.latency_ms = 0.0
@@ -164,7 +169,9 @@ class ExtractFeatures(Leaf):
         """Track the blob from the previous features (if any)."""
         t0 = time.perf_counter()
         prev = self.read("features")
-        f = extract_features(self.bb.mask, self.bb.model_frame.intrinsics, self.params, prev, self.first_blob)
+        exclude = (self.read("static_blobs") or {}).get(self.read("mask_source"))
+        f = extract_features(self.bb.mask, self.bb.model_frame.intrinsics, self.params, prev, self.first_blob,
+                             exclude)
         self.latency_ms = (time.perf_counter() - t0) * 1000
         if not f.ok:
             return self.fail(f.reason)
@@ -175,6 +182,57 @@ class ExtractFeatures(Leaf):
         self.feedback_message = chose + (f"x_g {f.x_g:+.3f} y_g {f.y_g:+.3f} alpha "
                                  f"{'%+.1f deg' % (f.alpha * 57.2958) if f.use_alpha else 'ignored'}")
         return Status.SUCCESS
+
+
+class BlobMovesWithScene(Leaf):
+    """Condition "Blob Moves With Scene?": the tracked blob moves in the image as a point of the
+    scene would when the camera moves (:mod:`app.controllers.motion_check`).
+
+    SUCCESS until the camera has moved enough for a verdict, and whenever the blob followed.
+    FAILURE when it stayed put: the blob is recorded in ``static_blobs`` (per mask source), so
+    "Extract Features" ignores it from then on, and the track is dropped. In an
+    ``adapted_or_raw`` tree the failure sends the selector to D_Y on the raw image.
+
+    Args:
+        params: Thresholds of the check.
+        name: Node name.
+    """
+
+    _DILATE_PX = 5  # px, the rejected blob's mask grows by this to cover its flicker between frames
+
+    def __init__(self, params: MotionCheckParams, name: str = "Blob Moves With Scene?") -> None:
+        super().__init__(name, reads=("features", "z_g", "model_frame", "mask_source", "static_blobs",
+                                      "static_blobs_found"),
+                         writes=("features", "static_blobs", "static_blobs_found"))
+        self.check = BlobMotionCheck(params)
+
+    def update(self) -> Status:
+        """Update the sliding-window check with this tick's blob and camera pose."""
+        f, z = self.bb.features, self.read("z_g")
+        if f.association in ("largest", "nearest_centre"):  # the first frame of a track
+            self.check.reset()
+        if z is None:  # no depth yet: the first VS iteration reads it
+            self.feedback_message = "waiting for the object distance"
+            return Status.SUCCESS
+        v = self.check.update(self.robot.arm.camera_pose(), f.x_g, f.y_g, float(z), self.bb.model_frame.intrinsics.fx)
+        if not v.checked:
+            self.feedback_message = f"camera moved {v.predicted_px:.1f} px worth: no verdict yet"
+            return Status.SUCCESS
+        if v.follows:
+            self.feedback_message = f"followed {v.ratio:.0%} of a static point's {v.predicted_px:.0f} px shift"
+            return Status.SUCCESS
+        kernel = np.ones((2 * self._DILATE_PX + 1,) * 2, np.uint8)
+        grown = cv2.dilate(f.mask, kernel)
+        static = dict(self.read("static_blobs") or {})
+        source = self.read("mask_source") or ""
+        static[source] = grown if source not in static else np.maximum(static[source], grown)
+        self.bb.static_blobs = static
+        self.bb.static_blobs_found = self.read("static_blobs_found", 0) + 1
+        self.bb.features = None  # look afresh, without this blob
+        self.check.reset()
+        u, v_px = f.centroid_px
+        return self.fail(f"the blob at ({u:.0f}, {v_px:.0f}) px moved {v.ratio:.0%} of a static point's "
+                         f"{v.predicted_px:.0f} px shift: fixed in the image, not an object; ignored from now on")
 
 
 class ObjectNearBorder(Leaf):
@@ -209,7 +267,8 @@ SEGMENTATION_MODES = ("adapted", "raw", "adapted_or_raw")
 
 
 def find_object(params: FeatureParams, mode: str = "adapted", first_blob: str = "largest",
-                depth_gate: DepthGateParams | None = None) -> py_trees.behaviour.Behaviour:
+                depth_gate: DepthGateParams | None = None,
+                motion: MotionCheckParams | None = None) -> py_trees.behaviour.Behaviour:
     """Segment → extract features, in one of three ways (tree YAML key ``segmentation``).
 
     Args:
@@ -220,12 +279,14 @@ def find_object(params: FeatureParams, mode: str = "adapted", first_blob: str = 
         first_blob: Rule for the first blob of a track ("largest" or "nearest_centre").
         depth_gate: :class:`app.controllers.depth_gate.DepthGateParams`: a "Gate By Depth" leaf
             after each segmenter; None: no gate.
+        motion: A "Blob Moves With Scene?" check after each "Extract Features"; None: no check.
     """
     from behaviours.scene import GateByDepth
 
     def chain(segment: Leaf) -> list[Leaf]:
         gate = [GateByDepth(depth_gate)] if depth_gate is not None else []
-        return [segment, *gate, ExtractFeatures(params, first_blob=first_blob)]
+        check = [BlobMovesWithScene(motion)] if motion is not None else []
+        return [segment, *gate, ExtractFeatures(params, first_blob=first_blob), *check]
 
     if mode not in SEGMENTATION_MODES:
         raise ValueError(f"segmentation {mode!r} (expected one of {list(SEGMENTATION_MODES)})")

@@ -127,6 +127,7 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
                                   "sim_time", "wall_time", "safety_refusals", "safety_clamps", "table_strikes",
                                   "object_pushed_m", "self_collisions_or_limits", "audit", "gap_sample")},
             "regrasps": int(ep.get("regrasps") or 0), "reacquisitions": int(ep.get("reacquisitions") or 0),
+            "static_blobs": int(ep.get("static_blobs") or 0),
             "trial_wall_time": round(time.perf_counter() - t0, 3), "run_dir": os.path.relpath(ep["run_dir"], c.out),
             "object_index": t.object_index, "base_seed": c.base_seed, "domain": c.domain,
             "domain_sha256": c.domain_sha256, "hardware": c.hardware, "weights": c.weights if cfg.uses_models else None,

@@ -173,6 +173,7 @@ def _episode(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
                                   "safety_clamps", "table_strikes", "object_pushed_m", "self_collisions_or_limits",
                                   "audit", "gap_sample")},
             "regrasps": int(ep.get("regrasps") or 0), "reacquisitions": int(ep.get("reacquisitions") or 0),
+            "static_blobs": int(ep.get("static_blobs") or 0),
             "run_dir": os.path.relpath(ep["run_dir"], c.out)}
 
 

@@ -211,7 +211,8 @@ def _choose(labels: np.ndarray, stats: np.ndarray, centroids: np.ndarray, ids: l
 
 
 def extract_features(class_mask: Mask, intrinsics: Intrinsics, params: FeatureParams,
-                     previous: BlobFeatures | None = None, first: str = "largest") -> BlobFeatures:
+                     previous: BlobFeatures | None = None, first: str = "largest",
+                     exclude: Mask | None = None) -> BlobFeatures:
     """Clean the mask, choose (or track) the object blob and compute its features.
 
     Args:
@@ -224,6 +225,8 @@ def extract_features(class_mask: Mask, intrinsics: Intrinsics, params: FeaturePa
         first: Rule for the first blob of a track (no previous blob): "largest" (the most
             object pixels) or "nearest_centre" (centroid nearest the image centre; in a
             multi-object scene the object the pose steps brought under the camera).
+        exclude: (H, W) mask, non-zero where blobs were found fixed in the image (not objects,
+            :mod:`app.controllers.motion_check`); components overlapping it are ignored.
 
     Returns:
         The blob's features, or a failure (``ok`` False) with a reason: no object pixels, only
@@ -246,6 +249,14 @@ def extract_features(class_mask: Mask, intrinsics: Intrinsics, params: FeaturePa
             return BlobFeatures.failure(f"no object blob: largest component {largest} px < "
                                         f"{params.min_blob_area_px} px minimum")
         return BlobFeatures.failure("no object pixels in the mask")
+    if exclude is not None:
+        if exclude.shape != labels.shape:
+            raise InputError(f"exclusion mask {exclude.shape} does not match the class mask {labels.shape}")
+        kept = [i for i in ids if not np.any(exclude[labels == i])]
+        if not kept:
+            return BlobFeatures.failure(f"no object blob: the {len(ids)} component(s) overlap blobs found "
+                                        f"fixed in the image", n_components=len(ids))
+        ids = kept
     if first not in FIRST_BLOB_RULES:
         raise InputError(f"first blob rule {first!r} (expected one of {list(FIRST_BLOB_RULES)})")
     chosen, association, reason = _choose(labels, stats, centroids, ids, previous, params, first)

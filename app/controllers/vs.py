@@ -50,6 +50,7 @@ from app import CONFIG_DIR
 from app.config import Section, load_yaml
 from app.controllers.depth import DepthParams
 from app.controllers.features import BlobFeatures, FeatureParams
+from app.controllers.motion_check import MotionCheckParams
 from app.errors import InputError
 from app.transforms import Pose, wrap_half_pi
 
@@ -74,6 +75,7 @@ class VSParams:
         fixed_y_target: The paper's fixed y*_g (normalised image y), or None for the target
             computed from the mount and the object distance.
         features: Feature-extraction parameters.
+        motion_check: The check that the tracked blob moves with the scene, or None (off).
         depth: Depth read-out and descent parameters.
         source: The file the parameters came from ("" for defaults).
     """
@@ -88,6 +90,7 @@ class VSParams:
     max_angular_speed: float = float(np.radians(30.0))  # rad/s
     fixed_y_target: float | None = None  # None: y*_g from the geometry
     features: FeatureParams = field(default_factory=FeatureParams)
+    motion_check: MotionCheckParams | None = field(default_factory=MotionCheckParams)
     depth: DepthParams = field(default_factory=DepthParams)
     source: str = ""
 
@@ -293,13 +296,19 @@ def load_vs_params(path: str | Path | None = None) -> VSParams:
                       (lim, {"max_linear_speed", "max_angular_speed"}),
                       (tgt, {"y_target", "fixed_y_target"}),
                       (feat, {"open_kernel_px", "close_kernel_px", "min_blob_area_px",
-                              "axis_ratio_threshold", "border_margin_px", "tracking"}),
+                              "axis_ratio_threshold", "border_margin_px", "tracking", "motion_check"}),
                       (track, {"min_iou", "max_jump_px"}),
                       (dep, {"erode_px", "min_valid_fraction", "tip_clearance"})):
         sec.unknown_keys(keys)
     near, far = gain.number("near", lo=0.0, hi=10.0), gain.number("far", lo=0.0, hi=10.0)
     if near < far:
         raise gain.error("near", f"a number >= gain.far ({far})", near)
+    motion = None  # features.motion_check: null (or absent) turns the check off
+    if feat.has("motion_check") and feat.data.get("motion_check") is not None:
+        mc = feat.section("motion_check")
+        mc.unknown_keys({"min_predicted_shift_px", "min_follow_ratio"})
+        motion = MotionCheckParams(min_predicted_shift_px=mc.number("min_predicted_shift_px", lo=1.0, hi=1000.0),
+                                   min_follow_ratio=mc.number("min_follow_ratio", lo=0.0, hi=1.0))
     fixed = None  # y*_g from the geometry
     if tgt.string("y_target", choices=["geometry", "fixed"]) == "fixed":
         fixed = tgt.number("fixed_y_target", lo=-2.0, hi=2.0)  # normalised image y
@@ -320,6 +329,7 @@ def load_vs_params(path: str | Path | None = None) -> VSParams:
             axis_ratio_threshold=feat.number("axis_ratio_threshold", lo=0.0, hi=1.0),
             border_margin_px=feat.integer("border_margin_px", lo=0, hi=1000),
         ),
+        motion_check=motion,
         depth=DepthParams(
             erode_px=dep.integer("erode_px", lo=0, hi=63),
             min_valid_fraction=dep.number("min_valid_fraction", lo=0.0, hi=1.0),
