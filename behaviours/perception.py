@@ -9,11 +9,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-import py_trees
-from py_trees.common import Status
-
 import cv2
 import numpy as np
+import py_trees
+from py_trees.common import Status
 
 from app.controllers.features import FeatureParams, extract_features
 from app.controllers.motion_check import BlobMotionCheck, MotionCheckParams
