@@ -230,8 +230,9 @@ class BlobMovesWithScene(Leaf):
         self.bb.features = None  # look afresh, without this blob
         self.check.reset()
         u, v_px = f.centroid_px
-        return self.fail(f"the blob at ({u:.0f}, {v_px:.0f}) px moved {v.ratio:.0%} of a static point's "
-                         f"{v.predicted_px:.0f} px shift: fixed in the image, not an object; ignored from now on")
+        return self.fail(f"the blob at ({u:.0f}, {v_px:.0f}) px stayed put while the camera moved "
+                         f"({self.check.params.windows_to_reject} windows in a row; last: {v.ratio:.0%} of a static "
+                         f"point's {v.predicted_px:.0f} px shift): fixed in the image, not an object; ignored from now on")
 
 
 class ObjectNearBorder(Leaf):

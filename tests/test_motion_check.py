@@ -54,9 +54,23 @@ def test_a_point_of_the_scene_follows_at_ratio_one(yaw_step: float) -> None:
 def test_a_blob_fixed_in_the_image_is_caught_after_the_predicted_shift() -> None:
     cams = [_camera(0.002 * i, 0.0) for i in range(30)]
     verdicts = _run(BlobMotionCheck(MotionCheckParams()), cams, lambda cam: (-0.36, -0.47, 0.3))
-    first = next(i for i, v in enumerate(verdicts) if v.checked)
-    # 8 px at fx 110 px and 0.3 m is 2.2 cm of camera motion: the 12th step of 2 mm
-    assert first == 11 and not verdicts[first].follows and verdicts[first].ratio == pytest.approx(0.0)
+    checked = [i for i, v in enumerate(verdicts) if v.checked]
+    # 8 px at fx 110 px and 0.3 m is 2.2 cm of camera motion: the 12th step of 2 mm, then 11 more
+    assert checked[:2] == [11, 22] and all(verdicts[i].ratio == pytest.approx(0.0) for i in checked)
+    assert verdicts[11].follows and not verdicts[22].follows  # rejected after two windows in a row
+
+
+def test_one_jump_does_not_reject_a_point_of_the_scene() -> None:
+    """The object pushed once while the camera moves: one window reads low, the next follows."""
+    point = np.array([0.03, 0.0, 0.0])
+    cams = [_camera(0.002 * i, 0.0) for i in range(40)]
+    check = BlobMotionCheck(MotionCheckParams())
+    verdicts = []
+    for i, cam in enumerate(cams):
+        pushed = point + (np.array([0.022, 0.0, 0.0]) if i >= 11 else 0.0)  # moved with the camera once
+        verdicts.append(check.update(cam, *_seen(cam, pushed), FX))
+    checked = [v for v in verdicts if v.checked]
+    assert checked[0].ratio < 0.3 and all(v.follows for v in verdicts)
 
 
 def test_a_lagging_scene_point_still_follows() -> None:
@@ -99,7 +113,7 @@ def test_leaf_rejects_a_fixed_blob_and_extract_features_then_ignores_it() -> Non
     features = extract_features(mask, K, FeatureParams())
     assert features.association == "largest" and features.centroid_px[0] < 20
     statuses = []
-    for _ in range(30):
+    for _ in range(40):
         bb.features = features
         leaf.tick_once()
         statuses.append(leaf.status)
@@ -107,7 +121,7 @@ def test_leaf_rejects_a_fixed_blob_and_extract_features_then_ignores_it() -> Non
             break
         features = extract_features(mask, K, FeatureParams(), previous=features)  # the same place
         arm.x += 0.002
-    assert statuses == [Status.SUCCESS] * 11 + [Status.FAILURE]
+    assert statuses == [Status.SUCCESS] * 22 + [Status.FAILURE]
     assert "fixed in the image" in leaf.feedback_message
     assert bb.features is None and bb.static_blobs_found == 1
     exclude = bb.static_blobs["adapted"]
@@ -119,21 +133,21 @@ def test_leaf_rejects_a_fixed_blob_and_extract_features_then_ignores_it() -> Non
 
 
 def test_motion_check_keys_are_validated(tmp_path) -> None:
+    import yaml
+
     from app import CONFIG_DIR
     from app.controllers.vs import load_vs_params
     from app.errors import ConfigError
 
-    text = (CONFIG_DIR / "vs.yaml").read_text()
     assert load_vs_params().motion_check == MotionCheckParams()
-    off = tmp_path / "off.yaml"
-    off.write_text(text.replace("  motion_check:", "  motion_check: null\n  old_motion_check:").replace(
-        "    min_predicted_shift_px: 8.0", "#").replace("    min_follow_ratio: 0.3", "#").replace(
-        "  old_motion_check:", "#"))
-    assert load_vs_params(off).motion_check is None
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(text.replace("min_follow_ratio: 0.3", "min_follow_ratio: 3"))
+    data = yaml.safe_load((CONFIG_DIR / "vs.yaml").read_text())
+    data["features"]["motion_check"] = None
+    (tmp_path / "off.yaml").write_text(yaml.safe_dump(data))
+    assert load_vs_params(tmp_path / "off.yaml").motion_check is None
+    data["features"]["motion_check"] = {"min_predicted_shift_px": 8.0, "min_follow_ratio": 3, "windows_to_reject": 2}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="min_follow_ratio"):
-        load_vs_params(bad)
+        load_vs_params(tmp_path / "bad.yaml")
 
 
 # ------------------------------------------------------------------------------ in the simulator

@@ -306,9 +306,10 @@ def load_vs_params(path: str | Path | None = None) -> VSParams:
     motion = None  # features.motion_check: null (or absent) turns the check off
     if feat.has("motion_check") and feat.data.get("motion_check") is not None:
         mc = feat.section("motion_check")
-        mc.unknown_keys({"min_predicted_shift_px", "min_follow_ratio"})
+        mc.unknown_keys({"min_predicted_shift_px", "min_follow_ratio", "windows_to_reject"})
         motion = MotionCheckParams(min_predicted_shift_px=mc.number("min_predicted_shift_px", lo=1.0, hi=1000.0),
-                                   min_follow_ratio=mc.number("min_follow_ratio", lo=0.0, hi=1.0))
+                                   min_follow_ratio=mc.number("min_follow_ratio", lo=0.0, hi=1.0),
+                                   windows_to_reject=mc.integer("windows_to_reject", lo=1, hi=100))
     fixed = None  # y*_g from the geometry
     if tgt.string("y_target", choices=["geometry", "fixed"]) == "fixed":
         fixed = tgt.number("fixed_y_target", lo=-2.0, hi=2.0)  # normalised image y

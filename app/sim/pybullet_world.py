@@ -60,6 +60,14 @@ REST_POSE = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.785]
 HAND_FROM_GRIPPER = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
 # Links never drawn whose shadows are rendered with their coarse collision meshes (app/sim/speed.py).
 COARSE_SHADOW_LINKS = tuple(f"panda_link{i}" for i in range(6))
+# Rolling friction of a compliant object's links (PyBullet's rolling-resistance coefficient, m:
+# the resisting torque per newton of normal force). With the rigid objects' 0.0001 the
+# articulated banana and sausage rolled away on a flat table by themselves (banana: median 5 cm
+# in 5 s, 10 of 12 placements): the bent chain rocks on its springs and every rock rolls it on.
+# 0.001 and 0.01 only slowed it (sausage: up to 2 and 0.8 cm in 5 s), 10x or 30x the joint
+# damping did not stop it; 0.02 does (16 placements each: no link moves more than 1.2 mm,
+# tests/test_compliant.py). Soft food flattens where it touches the table and does not roll freely.
+COMPLIANT_ROLLING_FRICTION = 0.02
 IK_POS_TOL = 0.005  # m, an IK solution farther than this from the target is "unreachable"
 IK_ROT_TOL = np.radians(3.0)  # rad, same for orientation
 
@@ -421,7 +429,8 @@ class PyBulletWorld:
             raise
         self.object_links = [-1, *range(n)]
         for link in self.object_links:
-            p.changeDynamics(body, link, lateralFriction=friction, spinningFriction=0.001, rollingFriction=0.0001,
+            p.changeDynamics(body, link, lateralFriction=friction, spinningFriction=0.001,
+                             rollingFriction=COMPLIANT_ROLLING_FRICTION,
                              linearDamping=0.0, angularDamping=0.0, physicsClientId=c)
         # Free the joints of PyBullet's default velocity motors: the springs alone hold them.
         p.setJointMotorControlArray(body, list(range(n)), p.VELOCITY_CONTROL, forces=[0.0] * n, physicsClientId=c)
