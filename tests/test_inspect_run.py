@@ -303,6 +303,26 @@ def test_segmentation_fallback_is_reported(tmp_path: Path) -> None:
     assert "tick 9: VS mask from D_Y on the raw image (segmentation fallback)" in text
 
 
+def test_rejected_static_blob_is_reported(tmp_path: Path) -> None:
+    """A blob "Blob Moves With Scene?" rejected shows with its tick, before the mask fallback."""
+    reject = "the blob at (18, 4) px stayed put while the camera moved: fixed in the image"
+    ticks = [{"event": "tick", "tick": 4, "blackboard": {"mask_source": "adapted", "vs_iterations": 1},
+              "nodes": [{"node": "Blob Moves With Scene?", "status": "SUCCESS", "message": "no verdict yet"}]},
+             {"event": "tick", "tick": 30, "blackboard": {"mask_source": "raw", "static_blobs_found": 1},
+              "nodes": [{"node": "Blob Moves With Scene?", "status": "FAILURE", "message": reject},
+                        {"node": "Blob Moves With Scene?", "status": "SUCCESS", "message": "no verdict yet"}]}]
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "ticks.jsonl").write_text("".join(json.dumps({**t, "sim_time": t["tick"] / 30, "wall_time": 0.0,
+                                                       "root": "RUNNING"}) + "\n" for t in ticks))
+    r = inspect_run(d, plot=False)
+    assert r.static_blobs == [(30, reject)]
+    r.vs_iterations = 2
+    text = format_report(r)
+    assert f"tick 30: blob rejected by 'Blob Moves With Scene?': {reject}" in text
+    assert text.index("blob rejected") < text.index("tick 30: VS mask from D_Y")
+
+
 def test_inspect_lists_the_picks_of_a_clearing_run() -> None:
     """clear_table runs: every pick with its outcome, failing node, ticks and chosen blob."""
     from app.tools.inspect_run import picks_of

@@ -61,7 +61,8 @@ def _kind_summary(kind: str, rs: Sequence[dict[str, Any]]) -> dict[str, Any]:
          "outcomes": dict(Counter(r["outcome"] for r in rs)), "failures": dict(fails.most_common()),
          "reasons": [r for r, _ in reasons.most_common(3)], "target": None, "meets_target": None,
          "regrasps": sum(int(r.get("regrasps") or 0) for r in rs),
-         "reacquisitions": sum(int(r.get("reacquisitions") or 0) for r in rs)}
+         "reacquisitions": sum(int(r.get("reacquisitions") or 0) for r in rs),
+         "static_blobs": sum(int(r.get("static_blobs") or 0) for r in rs)}
     if kind in CHECKPOINT_KINDS:
         v["target"] = "every trial ends at start: exit code 2, one-line CheckpointError"
         v["meets_target"] = k == n

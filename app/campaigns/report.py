@@ -46,7 +46,8 @@ def build_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
                                     "paper_score_rate": kp / n, "paper_score_successes": kp,
                                     "paper_rate": PAPER_RATES.get(s, {}).get(tree),
                                     "regrasps": sum(int(r.get("regrasps") or 0) for r in rs),
-                                    "reacquisitions": sum(int(r.get("reacquisitions") or 0) for r in rs)}
+                                    "reacquisitions": sum(int(r.get("reacquisitions") or 0) for r in rs),
+                                    "static_blobs": sum(int(r.get("static_blobs") or 0) for r in rs)}
         objs = sorted({(r["object_set"], r["object_index"], r["object"]) for r in mine},
                       key=lambda o: (sets.index(o[0]), o[1]))
         per_object[tree] = {o: {"trials": sum(r["object"] == o for r in mine),
@@ -172,11 +173,12 @@ def summary_markdown(summary: dict[str, Any], figures: Sequence[str]) -> str:
         cells = [f"{v['successes']}/{v['trials']}" if (v := per.get(o)) else "–" for per in summary["per_object"].values()]
         lines.append(f"| {o} | {s} | " + " | ".join(cells) + " |")
     recoveries = [(tree, s, v) for tree, by_set in summary["trees"].items() for s, v in by_set.items()
-                  if v.get("regrasps") or v.get("reacquisitions")]
+                  if v.get("regrasps") or v.get("reacquisitions") or v.get("static_blobs")]
     if recoveries:
-        lines += ["", "Recoveries (tree nodes \"Re-grasp\" and \"Reacquire Object\"), summed over trials:", ""]
-        lines += [f"- {tree} / {s}: {v['regrasps']} re-grasps, {v['reacquisitions']} re-acquisitions"
-                  for tree, s, v in recoveries]
+        lines += ["", "Recoveries (tree nodes \"Re-grasp\" and \"Reacquire Object\") and blobs rejected as fixed in "
+                  "the image (\"Blob Moves With Scene?\"), summed over trials:", ""]
+        lines += [f"- {tree} / {s}: {v['regrasps']} re-grasps, {v['reacquisitions']} re-acquisitions, "
+                  f"{v.get('static_blobs', 0)} static blobs rejected" for tree, s, v in recoveries]
     audit = summary.get("physical_audit") or {}
     if any(v["audited_trials"] for v in audit.values()):
         lines += ["", "Physical audit (simulator contacts; app/sim/audit.py):", "",

@@ -26,7 +26,7 @@ FRAME_EVENTS = {"tick", "episode_start", "episode_end", "scored"}
 #: episode.json keys shown elsewhere in the report; any other key is printed as an extra.
 STANDARD_KEYS = {"tree", "object", "seed", "success", "tree_outcome", "outcome", "failed_node", "reason",
                  "ticks", "pose_steps", "vs_iterations", "vs_fallbacks", "vs_mode_switches", "sim_time",
-                 "regrasps", "reacquisitions",
+                 "regrasps", "reacquisitions", "static_blobs",
                  "wall_time", "extra", "run_dir", "domain_sha256", "physics_lifted"}
 M_TO_CM, RAD_TO_DEG = 100.0, float(np.degrees(1.0))
 
@@ -117,6 +117,7 @@ class InspectReport:
     vs_fallbacks: int = 0
     mask_sources: list[tuple[int, str]] = field(default_factory=list)  # (tick, "adapted"/"raw") at each change
     recoveries: list[tuple[int, str, str, str]] = field(default_factory=list)  # (tick, node, status, message)
+    static_blobs: list[tuple[int, str]] = field(default_factory=list)  # (tick, message) of rejected blobs
     regrasps: int = 0
     reacquisitions: int = 0
     final_vs_error: list[float] | None = None  # (t_x, t_y in m, theta in rad)
@@ -297,6 +298,13 @@ def recovery_events(ticks: list[dict[str, Any]]) -> list[tuple[int, str, str, st
     return out
 
 
+def static_blob_events(ticks: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """(tick, message) of each blob "Blob Moves With Scene?" rejected as fixed in the image."""
+    return [(int(rec.get("tick", 0)), str(n.get("message") or ""))
+            for rec in ticks for n in rec.get("nodes") or []
+            if n.get("node") == "Blob Moves With Scene?" and n.get("status") == "FAILURE"]
+
+
 def mode_switches(samples: list[VSSample]) -> list[ModeSwitch]:
     """Mode changes between consecutive VS iterations."""
     return [ModeSwitch(b.tick, b.iteration, a.mode, b.mode, b.fallbacks > a.fallbacks)
@@ -400,6 +408,7 @@ def inspect_run(run_dir: Path, plot: bool = True) -> InspectReport:
     report.mask_sources = mask_source_changes(ticks)
     report.picks = picks_of(ticks)
     report.recoveries = recovery_events(ticks)
+    report.static_blobs = static_blob_events(ticks)
     final_bb: dict[str, Any] = {}
     for rec in ticks:
         final_bb.update(rec.get("blackboard") or {})
@@ -539,6 +548,8 @@ def format_report(r: InspectReport) -> str:
         for sw in r.vs_switches:
             lines.append(f"  iteration {sw.iteration} (tick {sw.tick}): {sw.old} -> {sw.new}"
                          + (" (border fallback)" if sw.fallback else ""))
+        for tick, msg in r.static_blobs:
+            lines.append(f"  tick {tick}: blob rejected by 'Blob Moves With Scene?': {msg}")
         for tick, source in r.mask_sources:
             lines.append(f"  tick {tick}: VS mask from " + ("D_X on the adapted image" if source == "adapted"
                                                             else "D_Y on the raw image (segmentation fallback)"))
