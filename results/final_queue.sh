@@ -1,7 +1,7 @@
 #!/bin/sh
 # The test-seed campaigns of session 4, one after the other (2 cores: one heavy job at a time),
 # resumable: rerun the same line and --resume skips the trials already written.
-# Usage (from the repository root): sh results/final_queue.sh [grasps|faults|lab_gap|lab_gap_slow|ablation|all]
+# Usage (from the repository root): sh results/final_queue.sh [grasps|faults|lab_gap|lab_gap_slow|faults_all|ablation|all]
 set -u
 PY="${PYTHON:-python}"
 stage() {  # stage NAME COMMAND ARGS...: one campaign, logged to results/campaigns.log
@@ -28,6 +28,11 @@ fi
 if [ "$what" = lab_gap_slow ] || [ "$what" = all ]; then
   stage lab_gap_slow evaluate --trees drl_vs,vs_only --objects seen,unseen --trials 10 --domain real \
     --gap lab --split test --seed 0 --workers 2 --out results/lab_gap
+fi
+if [ "$what" = faults_all ] || [ "$what" = all ]; then  # every other fault kind, and the fault-free baseline
+  stage faults_other faults --tree drl_gan_vs \
+    --kinds frame_drop,frame_timeout,stale_frame,depth_nan,depth_zero,arm_reflex,latency_spike,checkpoint_missing,checkpoint_corrupt \
+    --trials 20 --split test --seed 0 --out results/faults_other --workers 2
 fi
 if [ "$what" = ablation ] || [ "$what" = all ]; then  # each lab component alone, on dev
   OUT=results/lab_gap/ablation_trees PYTHON="$PY" sh results/lab_gap/ablation_trees/run.sh
