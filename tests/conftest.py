@@ -7,6 +7,10 @@ import os
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Inductor compiles in this process, without a pool of compile workers: one full run on a loaded
+# machine aborted in the garbage collector (test_train_gan.py, after the compile tests) while two
+# thread-pool workers were alive; the rerun passed. Fewer threads, fewer such races.
+os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 
 @pytest.fixture(scope="module")
