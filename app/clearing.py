@@ -7,13 +7,15 @@ Built from the grasp tree's subtree factories (:func:`app.trees.grasp_children`)
     -^- Until Table Clear            repeat until no object is seen or max_picks attempts
         {-} Pick
             --> Open Gripper         (drops whatever a failed pick still holds, where it is)
-            --> Return To Start      rise to carry height, then to the start pose
+            {o} Return To Start      rise to carry height, then to the start pose (straight, or
+                                     when the wrist is wound too far: up, homing posture in
+                                     joint space, start pose)
             {-} Look For Objects     acquire → (flatten) → adapt → [D_X | D_Y] mask → gate → visible?
             --> Reset Pick
             ... the grasp subtrees: DRL Pose Steps, Visual Servoing, Close Gripper, Lift And Verify
             --> Carry To Bin         rise to carry height, over the bin, down to the drop height
             --> Release
-    --> Return To Start
+    {o} Return To Start
 ```
 
 Parameters: the tree YAML's ``clear`` section (:class:`ClearParams`); the bin is a pose in
@@ -31,7 +33,7 @@ import py_trees
 
 from app.config import Section
 from app.transforms import Pose
-from behaviours.clearing import MoveThrough, ResetPick, UntilTableClear
+from behaviours.clearing import MoveThrough, MoveToJoints, ResetPick, UntilTableClear
 from behaviours.motion import OpenGripper
 from behaviours.perception import AcquireFrame, AdaptToSim, ObjectVisible, SegmentObject
 
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from app.trees import TreeConfig
 
 LOOK_NODE = "Look For Objects"
+RETURN_NODE = "Return To Start"
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,26 @@ def _at(pose: Pose, z: float) -> Pose:
     return Pose(np.array([pose.position[0], pose.position[1], z]), pose.matrix)
 
 
+def return_to_start(p: ClearParams, hw: HardwareConfig) -> py_trees.behaviour.Behaviour:
+    """"Return To Start": straight back (rise to carry height, across, down: Cartesian legs);
+    when the wrist is wound too far for that (joint 7's limit on the way), rise, unwind to the
+    homing posture in joint space (``hw.home_joints``), then onto the start pose."""
+    start = hw.start_pose()
+
+    def rise(here: Pose) -> list[Pose]:
+        return [_at(here, max(p.carry_height, here.position[2]))]
+
+    def to_start(here: Pose) -> list[Pose]:
+        return [*rise(here), _at(start, max(p.carry_height, here.position[2])), start]
+
+    return py_trees.composites.Selector(RETURN_NODE, memory=True, children=[
+        MoveThrough("Straight To Start", to_start, p.max_leg),
+        py_trees.composites.Sequence("Unwind To Start", memory=True, children=[
+            MoveThrough("Rise To Carry Height", rise, p.max_leg),
+            MoveToJoints("Homing Posture", hw.home_joints),
+            MoveThrough("Onto Start Pose", lambda here: [start], p.max_leg)])])
+
+
 def look_for_objects(cfg: TreeConfig, perceive: Callable[[TreeConfig], list[py_trees.behaviour.Behaviour]]
                      ) -> py_trees.behaviour.Behaviour:
     """Acquire → (flatten) → adapt → "Any Object Seen": D_X's mask, else D_Y's, each through the
@@ -122,11 +145,6 @@ def clear_table_tree(cfg: TreeConfig, hw: HardwareConfig, grasp: list[py_trees.b
         perceive: The trees' frame-gathering leaves (:func:`app.trees.perceive`).
     """
     p: ClearParams = cfg.clear  # type: ignore[assignment]
-    start = hw.start_pose()
-
-    def to_start(here: Pose) -> list[Pose]:
-        return [_at(here, max(p.carry_height, here.position[2])), _at(start, max(p.carry_height, here.position[2])),
-                start]
 
     def to_bin(here: Pose) -> list[Pose]:
         above = Pose(np.array([p.bin_position[0], p.bin_position[1], p.carry_height]), here.matrix)
@@ -134,8 +152,7 @@ def clear_table_tree(cfg: TreeConfig, hw: HardwareConfig, grasp: list[py_trees.b
 
     look = look_for_objects(cfg, perceive)
     pick = py_trees.composites.Sequence("Pick", memory=True, children=[
-        OpenGripper(), MoveThrough("Return To Start", to_start, p.max_leg), look, ResetPick(), *grasp,
+        OpenGripper(), return_to_start(p, hw), look, ResetPick(), *grasp,
         MoveThrough("Carry To Bin", to_bin, p.max_leg), OpenGripper("Release")])
     return py_trees.composites.Sequence(f"Clear Table ({cfg.name})", memory=True, children=[
-        UntilTableClear(pick, look, p.max_picks),
-        MoveThrough("Return To Start", to_start, p.max_leg)])
+        UntilTableClear(pick, look, p.max_picks), return_to_start(p, hw)])

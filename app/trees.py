@@ -247,7 +247,7 @@ def load_depth_gate(root: Section) -> DepthGateParams | None:
         return None
     sec = root.section("depth_gate")
     sec.unknown_keys({"min_height", "inlier_tolerance", "iterations", "sample_points", "min_valid_fraction", "fill_px",
-                      "flatten", "flatten_color"})
+                      "flatten", "flatten_color", "split_touching", "max_split_erode_px", "min_core_px"})
     d = DepthGateParams()
     return DepthGateParams(
         min_height=sec.number("min_height", default=d.min_height, lo=0.0, hi=0.1),
@@ -257,7 +257,10 @@ def load_depth_gate(root: Section) -> DepthGateParams | None:
         min_valid_fraction=sec.number("min_valid_fraction", default=d.min_valid_fraction, lo=0.0, hi=1.0),
         fill_px=sec.integer("fill_px", default=d.fill_px, lo=0, hi=63),
         flatten=sec.boolean("flatten", default=d.flatten),
-        flatten_color=tuple(sec.vector("flatten_color", 3, default=list(d.flatten_color), lo=0.0, hi=255.0)))
+        flatten_color=tuple(sec.vector("flatten_color", 3, default=list(d.flatten_color), lo=0.0, hi=255.0)),
+        split_touching=sec.boolean("split_touching", default=d.split_touching),
+        max_split_erode_px=sec.integer("max_split_erode_px", default=d.max_split_erode_px, lo=1, hi=63),
+        min_core_px=sec.integer("min_core_px", default=d.min_core_px, lo=1, hi=100_000))
 
 
 def load_clear_params(root: Section) -> ClearParams:

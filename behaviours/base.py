@@ -18,7 +18,7 @@ import numpy as np
 import py_trees
 from py_trees.common import Access
 
-from app.robot.interfaces import Frame, Robot
+from app.robot.interfaces import Frame, MotionStatus, Robot
 
 #: Every blackboard key the leaves use, with what it holds.
 KEYS = {
@@ -90,6 +90,16 @@ class Leaf(py_trees.behaviour.Behaviour):
         """Set the feedback message and return FAILURE."""
         self.feedback_message = message
         return py_trees.common.Status.FAILURE
+
+    def motion_progress(self) -> py_trees.common.Status | None:
+        """The arm's last motion as a status: RUNNING while it moves, FAILURE (with the arm's
+        reason as the message) when it failed, None when it is done."""
+        st = self.robot.arm.motion_status()
+        if st == MotionStatus.MOVING:
+            return py_trees.common.Status.RUNNING
+        if st == MotionStatus.FAILED:
+            return self.fail(self.robot.arm.motion_error() or "motion failed")
+        return None
 
     def read(self, key: str, default: Any = None) -> Any:
         """A blackboard value, or ``default`` when unset."""

@@ -64,11 +64,9 @@ class MoveThrough(Leaf):
 
     def update(self) -> Status:
         """RUNNING while moving; SUCCESS after the last leg; FAILURE with the arm's reason."""
-        st = self.robot.arm.motion_status()
-        if st == MotionStatus.MOVING:
-            return Status.RUNNING
-        if st == MotionStatus.FAILED:
-            return self.fail(self.robot.arm.motion_error() or "motion failed")
+        progress = self.motion_progress()
+        if progress is not None:
+            return progress
         if self._legs:
             self._start_next()
             return Status.RUNNING
@@ -79,6 +77,44 @@ class MoveThrough(Leaf):
     def terminate(self, new_status: Status) -> None:
         """Stop the arm if pre-empted mid-motion."""
         if new_status == Status.INVALID and self.robot is not None and self._legs is not None:
+            if self.robot.arm.motion_status() == MotionStatus.MOVING:
+                self.robot.arm.stop()
+
+
+class MoveToJoints(Leaf):
+    """Move the arm to a joint posture (rad) in joint space, through the safety envelope (which
+    checks the path's gripper poses).
+
+    The way back that a straight Cartesian move cannot take: after the pose steps and VS have
+    turned the wrist near joint 7's limit, the start orientation is out of reach along any
+    straight path from there, while the homing posture unwinds it.
+
+    Args:
+        name: Node name.
+        joints: The posture (7 angles, rad), e.g. ``HardwareConfig.home_joints``.
+    """
+
+    def __init__(self, name: str, joints: tuple[float, ...]) -> None:
+        super().__init__(name)
+        self.joints = np.asarray(joints, dtype=float)
+        self._started = False
+
+    def initialise(self) -> None:
+        """Start the joint move."""
+        self.robot.arm.move_to_joints(self.joints)
+        self._started = True
+
+    def update(self) -> Status:
+        """RUNNING while moving; SUCCESS at the posture; FAILURE with the arm's reason."""
+        progress = self.motion_progress()
+        if progress is not None:
+            return progress
+        self.feedback_message = "at the joint posture " + ", ".join(f"{q:.2f}" for q in self.joints) + " rad"
+        return Status.SUCCESS
+
+    def terminate(self, new_status: Status) -> None:
+        """Stop the arm if pre-empted mid-motion."""
+        if new_status == Status.INVALID and self._started and self.robot is not None:
             if self.robot.arm.motion_status() == MotionStatus.MOVING:
                 self.robot.arm.stop()
 

@@ -114,11 +114,9 @@ class _Move(Leaf):
         """RUNNING while moving; SUCCESS when reached; FAILURE with the arm's reason."""
         if not self._started:
             return Status.FAILURE
-        st = self.robot.arm.motion_status()
-        if st == MotionStatus.MOVING:
-            return Status.RUNNING
-        if st == MotionStatus.FAILED:
-            return self.fail(self.robot.arm.motion_error() or "motion failed")
+        progress = self.motion_progress()
+        if progress is not None:
+            return progress
         if self.correct_settle:
             return self._correct()
         return Status.SUCCESS

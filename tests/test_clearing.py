@@ -144,3 +144,43 @@ def test_clearing_run_places_both_objects_in_the_bin(tmp_path, monkeypatch) -> N
     ticks = [json.loads(line) for line in open(f"{r['run_dir']}/ticks.jsonl")]
     picks = [t["blackboard"]["last_pick"] for t in ticks if "last_pick" in t.get("blackboard", {})]
     assert [p["pick"] for p in picks] == list(range(1, r["picks_attempted"] + 1))
+
+
+@pytest.mark.slow
+def test_return_to_start_unwinds_a_wound_wrist_in_joint_space() -> None:
+    """The failure of the clearing campaign ("Return To Start: unreachable target … 16 deg
+    away"): with joint 7 wound near its limit, no straight Cartesian path reaches the start
+    orientation; the straight leg fails and the joint-space unwind brings the gripper to the start
+    pose, every command through the safety envelope."""
+    from app.clearing import return_to_start
+    from app.hardware_config import load_hardware
+    from app.robot.interfaces import Robot
+    from app.robot.safety import SafeArm, load_safety
+    from app.sim.session import SimSession
+    from app.trees import load_tree_config
+
+    hw = load_hardware()
+    params = load_tree_config("clear_table").clear
+    with SimSession(hw, "sim", seed=0) as s:
+        wound = np.array(hw.home_joints)
+        wound[6] = s.world.upper[6] - 0.05  # joint 7 near its upper limit: the wrist turned ~-135 deg
+        wound[0] = 0.35  # over the table towards the bin
+        s.world.reset_arm(wound, finger_width=hw.max_width)
+        s.arm.teleport(s.arm.pose())
+        safe = SafeArm(s.arm, load_safety(hardware=hw), hw.period)
+        robot = Robot(s.camera, safe, s.gripper, s.clock, backend="sim")
+        root = return_to_start(params, hw)
+        for node in root.iterate():
+            node.setup(robot=robot)
+        failed = []
+        for _ in range(2000):
+            root.tick_once()
+            failed += [n.name for n in root.iterate() if n.status == Status.FAILURE]
+            if root.status != Status.RUNNING:
+                break
+            s.clock.advance()
+        assert root.status == Status.SUCCESS, [(n.name, n.feedback_message) for n in root.iterate()]
+        assert "Straight To Start" in failed  # the straight way was tried and is out of reach
+        d, r = s.arm.pose().distance(hw.start_pose())
+        assert d < 0.01 and np.degrees(r) < 2.0
+        assert not [e for e in safe.events if e.kind == "refused"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import py_trees
 from py_trees.common import Status
@@ -83,3 +84,49 @@ def test_gate_leaf_ticks_on_the_blackboard() -> None:
     assert (w.mask[10:30, 90:120] == 0).all()
     assert (w.frame.rgb[10:30, 90:120] == (10, 20, 30)).all() and w.frame.seq == 1
     assert "painted" in flat.feedback_message
+
+
+def _components(mask: np.ndarray) -> list[int]:
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return sorted((int(stats[c, cv2.CC_STAT_AREA]) for c in range(1, n)), reverse=True)
+
+
+def test_touching_objects_become_one_blob_each() -> None:
+    """The clearing campaign's VS livelock: a tomato can, a ball and a marker touching made one
+    blob (centroid between them, box at the border for ever). Split: three blobs, each nearly
+    whole; a single object (with holes from dark labels), a long thin one and a banana-like bend
+    stay one blob."""
+    from app.controllers.depth_gate import split_touching
+
+    p = DepthGateParams(split_touching=True)
+    m = np.zeros((128, 128), np.uint8)
+    cv2.circle(m, (40, 40), 22, 1, -1)  # big round object
+    cv2.circle(m, (70, 63), 17, 1, -1)  # a smaller one touching it (a wide neck)
+    cv2.line(m, (93, 62), (126, 48), 1, 10)  # a marker touching the small one
+    m[67:70, 66:69] = 0  # a hole (a dark label without depth)
+    assert len(_components(m > 0)) == 1
+    parts = _components(split_touching(m > 0, p))
+    assert len(parts) == 3
+    assert parts[0] > 0.9 * np.pi * 22 ** 2 and parts[1] > 0.8 * np.pi * 17 ** 2 and parts[2] > 150
+    assert int(split_touching(m > 0, p).sum()) > 0.93 * int(m.sum())  # only the seams are lost
+
+    single = np.zeros((128, 128), np.uint8)
+    cv2.ellipse(single, (64, 64), (40, 14), 30, 0, 360, 1, -1)  # a long object (spatula, sausage)
+    single[60:63, 60:66] = 0
+    assert _components(split_touching(single > 0, p)) == _components(single > 0)
+    bend = np.zeros((128, 128), np.uint8)
+    cv2.ellipse(bend, (64, 80), (40, 40), 0, 200, 340, 1, 12)  # a banana's arc
+    assert _components(split_touching(bend > 0, p)) == _components(bend > 0)
+
+
+def test_gate_splits_only_when_asked() -> None:
+
+
+    k = Intrinsics(120.0, 120.0, 63.5, 63.5, 128, 128)
+    depth = np.full((128, 128), 0.40, np.float32)  # a table 40 cm away, square to the camera
+    cls = np.zeros((128, 128), np.uint8)
+    cv2.circle(cls, (40, 40), 20, 1, -1)
+    cv2.circle(cls, (72, 62), 20, 1, -1)
+    depth[cls == 1] = 0.34  # both 6 cm tall
+    assert len(_components(gate_mask(cls, depth, k, DepthGateParams()).mask == 1)) == 1
+    assert len(_components(gate_mask(cls, depth, k, DepthGateParams(split_touching=True)).mask == 1)) == 2

@@ -191,3 +191,42 @@ def test_bad_safety_file(tmp_path) -> None:
 
 
 LIMITS_PATH = __import__("app").CONFIG_DIR / "safety.yaml"
+
+
+class JointArm(RecordingArm):
+    """A RecordingArm with joint-space moves; its forward kinematics is a stand-in: the gripper
+    sits at START lowered by ``q[0]`` metres (so a path's height is easy to script)."""
+
+    def __init__(self, pose: Pose, q: np.ndarray) -> None:
+        super().__init__(pose)
+        self.q = q
+
+    def joint_positions(self) -> np.ndarray:
+        return self.q
+
+    def forward_kinematics(self, q: np.ndarray) -> Pose:
+        return Pose(START.position - np.array([0.0, 0.0, q[0]]), START.matrix)
+
+    def move_to_joints(self, q: np.ndarray) -> None:
+        self.sent.append(("joints", np.asarray(q)))
+
+
+def test_joint_moves_pass_only_when_their_whole_path_stays_in_the_envelope() -> None:
+    q0 = np.zeros(7)
+    arm = JointArm(START, q0)
+    safe = SafeArm(arm, LIMITS, period=1 / 30)
+    safe.move_to_joints(np.full(7, 0.1))  # 10 cm down all the way: inside
+    assert arm.sent[-1][0] == "joints" and safe.motion_status() == MotionStatus.DONE
+    # the goal is fine (back to q0's height) but the path dips 0.7 m: refused, never sent
+    arm.forward_kinematics = lambda q: Pose(START.position - np.array([0, 0, 0.7 * np.sin(np.pi * q[1])]),  # type: ignore[method-assign]
+                                            START.matrix)
+    n = len(arm.sent)
+    safe.move_to_joints(np.array([0.0, 1.0, 0, 0, 0, 0, 0]))
+    assert len(arm.sent) == n and safe.motion_status() == MotionStatus.FAILED
+    assert "joint path" in safe.motion_error() and arm.stops >= 1
+    safe.move_to_joints(np.array([np.nan, 0, 0, 0, 0, 0, 0]))
+    assert "7 finite angles" in safe.motion_error()
+    # an arm without checked joint moves: refused with its name
+    plain = SafeArm(RecordingArm(START), LIMITS, period=1 / 30)
+    plain.move_to_joints(np.zeros(7))
+    assert plain.motion_status() == MotionStatus.FAILED and "RecordingArm offers no" in plain.motion_error()

@@ -20,6 +20,8 @@ from app.robot.interfaces import Intrinsics
 from app.types import Mask
 
 OBJECT_CLASS = 1  # "object" in the class mask (0 background, 1 object, 2 gripper)
+MAX_SPLIT_DEPTH = 4  # nested splits of one blob (up to 5 touching objects)
+NECK_MARGIN_PX = 1.5  # px: every part must be this much thicker (half-width) than the neck it is split at
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class DepthGateParams:
             reading takes.
         flatten: Whether frames are flattened (:func:`flatten_table`) before the models see them.
         flatten_color: The colour the table plane is painted with.
+        split_touching: Whether blobs joined by a neck are split (:func:`split_touching`).
+        max_split_erode_px: Largest erosion radius (px) :func:`split_touching` tries.
+        min_core_px: Smallest core (px) that counts as one object in :func:`split_touching`.
     """
 
     min_height: float = 0.008  # m: above the SR300's ~1-2 mm noise and a printed sheet, below a 1.5 cm flat object
@@ -47,6 +52,9 @@ class DepthGateParams:
     fill_px: int = 5  # px: reaches over the ~2 px of dropped readings at object edges
     flatten: bool = False  # also paint the table plane of every frame (FlattenTable) before adaptation
     flatten_color: tuple[float, float, float] = (227.0, 210.0, 163.0)  # RGB 0-255: median table pixel of `real` frames
+    split_touching: bool = False  # split object blobs joined by a neck (touching objects) into one blob each
+    max_split_erode_px: int = 8  # px: erosion radius searched for a neck (a 2 cm neck at 0.3 m is ~8 px wide)
+    min_core_px: int = 20  # px: a core that survives the erosion must be this large to count as an object
 
 
 @dataclass(frozen=True)
@@ -154,7 +162,100 @@ def gate_mask(class_mask: Mask, depth: np.ndarray, k: Intrinsics, params: DepthG
     low = obj & (height_map(depth, k, plane, params.fill_px) < params.min_height)
     out = class_mask.copy()
     out[low] = 0
+    if params.split_touching:
+        cut = (out == OBJECT_CLASS) & ~split_touching(out == OBJECT_CLASS, params)
+        out[cut] = 0
     return GateResult(out, int((obj & ~low).sum()), int(low.sum()), plane)
+
+
+def split_touching(obj: np.ndarray, params: DepthGateParams, _depth: int = 0) -> np.ndarray:
+    """Object pixels with a cut between objects that touch: each blob joined by a neck becomes
+    one blob per object.
+
+    Two objects that touch make one blob whose centroid lies between them (VS then converges on
+    nothing, or at the image border for ever). The blob is eroded with growing discs (radius 1 to
+    ``max_split_erode_px``) until it falls apart into two or more cores of at least
+    ``min_core_px`` pixels (the necks go first); its pixels are then given to the nearest core
+    along paths inside the blob and the pixels where two parts meet are cleared, so that the
+    blobs are apart (their outer outlines stay). A blob that shrinks to one core or none (one object,
+    or a thin one beside another) is left whole; each part of a split blob is split again (the
+    narrowest neck goes first, the next one at a larger radius).
+
+    Args:
+        obj: (H, W) bool object mask.
+        params: ``max_split_erode_px`` and ``min_core_px``.
+
+    Returns:
+        (H, W) bool mask, a subset of ``obj``.
+    """
+    out = obj.copy()
+    n, labels = cv2.connectedComponents(obj.astype(np.uint8), connectivity=8)
+    for comp in range(1, n):
+        blob = _fill_holes((labels == comp).astype(np.uint8))  # holes (dark labels, highlights) would erode from inside
+        if int(blob.sum()) < 2 * params.min_core_px:
+            continue
+        for r in range(1, params.max_split_erode_px + 1):
+            core = cv2.erode(blob, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+            m, core_lab, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
+            big = [c for c in range(1, m) if stats[c, cv2.CC_STAT_AREA] >= params.min_core_px]
+            if len(big) >= 2:
+                dist = cv2.distanceTransform(blob, cv2.DIST_L2, 5)
+                if min(float(dist[core_lab == c].max()) for c in big) < r + NECK_MARGIN_PX:
+                    continue  # a uniform strip (a banana's arc) breaking up under erosion: no neck
+
+                seeds = np.zeros(blob.shape, np.int32)
+                for i, c in enumerate(big, start=1):
+                    seeds[core_lab == c] = i
+                regions, lines = _grow_regions(seeds, blob > 0)
+                out[lines] = False
+                if _depth < MAX_SPLIT_DEPTH:  # a part may hold more touching objects (a wide neck)
+                    for i in range(1, len(big) + 1):
+                        part = obj & ~lines & (regions == i)
+                        out[part] = split_touching(part, params, _depth + 1)[part]
+                break
+            if not big:
+                break
+    return out
+
+
+def _grow_regions(seeds: np.ndarray, blob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pixel of ``blob`` given to the seed it is nearest to along paths inside the blob
+    (seeded region growing, one 3x3 ring a step), and the cut between the parts.
+
+    Args:
+        seeds: (H, W) int32 labels 1..K of the seeds, 0 elsewhere.
+        blob: (H, W) bool pixels to share out.
+
+    Returns:
+        (labels (H, W) int32, 0 outside the blob and on the cut; cut (H, W) bool: pixels reached
+        by two seeds at once and every pixel beside another part, so that the parts are apart
+        under 8-connectivity).
+    """
+    square = np.ones((3, 3), np.uint8)
+    none = np.float32(1e9)  # "no label" for the minimum filter
+    lab = np.where(blob, seeds, 0).astype(np.float32)
+    contested = np.zeros(blob.shape, bool)
+    while True:
+        hi = cv2.dilate(lab, square)
+        lo = cv2.erode(np.where(lab > 0, lab, none), square)
+        new = blob & (lab == 0) & ~contested & (hi > 0)
+        if not new.any():
+            break
+        lab[new & (hi == lo)] = hi[new & (hi == lo)]
+        contested |= new & (hi != lo)
+    hi = cv2.dilate(lab, square)
+    lo = cv2.erode(np.where(lab > 0, lab, none), square)
+    cut = blob & (contested | ((lab > 0) & ((hi != lab) | (lo != lab))))
+    labels = np.where(cut, 0, lab).astype(np.int32)
+    return labels, cut
+
+
+def _fill_holes(blob: np.ndarray) -> np.ndarray:
+    """``blob`` (uint8 0/1) with its holes (background not connected to the image's edge) filled."""
+    padded = np.pad(blob, 1)
+    outside = padded.copy()
+    cv2.floodFill(outside, None, (0, 0), 2)  # the background reachable from the edge
+    return (outside[1:-1, 1:-1] != 2).astype(np.uint8)
 
 
 def flatten_table(rgb: np.ndarray, depth: np.ndarray, k: Intrinsics, params: DepthGateParams,

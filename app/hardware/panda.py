@@ -323,6 +323,11 @@ class PandaArm:
         """Current camera optical frame in the base frame."""
         return self.pose() @ self._mount
 
+    def forward_kinematics(self, q: np.ndarray | tuple[float, ...]) -> Pose:
+        """Gripper pose (base frame) at joint angles ``q`` (rad): panda_py's ``fk`` (libfranka's
+        model of the arm with its end effector); the robot does not move."""
+        return hand_to_gripper(Pose.from_matrix(np.asarray(self._pp.fk(np.asarray(q, dtype=float)), dtype=float)))
+
     def joint_positions(self) -> np.ndarray:
         """Joint positions (rad), read from the robot (not while a move runs).
 

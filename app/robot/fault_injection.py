@@ -422,6 +422,11 @@ class FaultArm:
         if self._check():
             self.arm.move_to(target)
 
+    def move_to_joints(self, q: np.ndarray | tuple[float, ...]) -> None:
+        """Audit, then forward unless in reflex."""
+        if self._check():
+            self.arm.move_to_joints(q)  # type: ignore[attr-defined]
+
     def move_relative(self, delta: Pose, frame: FrameName = "gripper") -> None:
         """Resolve to an absolute target (as :class:`~app.robot.safety.SafeArm` does) and :meth:`move_to`."""
         current, m = self.arm.pose(), self.arm.camera_mount

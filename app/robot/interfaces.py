@@ -128,6 +128,10 @@ class Arm(Protocol):
     def move_relative(self, delta: Pose, frame: FrameName = "gripper") -> None:
         """Start a motion by ``delta`` expressed in ``frame`` (the current gripper/camera frame)."""
 
+    def move_to_joints(self, q: np.ndarray | tuple[float, ...]) -> None:
+        """Start a joint-space motion to the posture ``q`` (7 angles, rad): the gripper does not
+        move in a straight line (homing, unwinding the wrist). Returns at once."""
+
     def motion_status(self) -> MotionStatus:
         """Progress of the last motion command (polled; never blocks)."""
 

@@ -24,6 +24,8 @@ from app.hardware_config import HardwareConfig, load_hardware
 from app.robot.interfaces import Arm, FrameName, MotionStatus
 from app.transforms import Pose, twist_to_pose
 
+JOINT_PATH_SAMPLES = 21  # poses checked along a joint-space move (every 5 % of the path)
+
 
 @dataclass(frozen=True)
 class SafetyLimits:
@@ -174,6 +176,48 @@ class SafeArm:
             return
         self._refused = ""
         self.arm.move_to(target)
+
+    def move_to_joints(self, q: np.ndarray | tuple[float, ...]) -> None:
+        """Forward a joint-space move whose whole path stays in the envelope; refuse otherwise.
+
+        The wrapped arm must offer ``move_to_joints`` and ``forward_kinematics`` (the simulated
+        and the real arm do): the gripper pose is checked at :data:`JOINT_PATH_SAMPLES` points of
+        the straight joint-space path (workspace box and fingertip height) and at the goal (also
+        top-down), since a joint move does not keep the gripper on a straight line.
+        """
+        mover = getattr(self.arm, "move_to_joints", None)
+        fk = getattr(self.arm, "forward_kinematics", None)
+        if mover is None or fk is None:
+            self._refuse("move_to_joints", f"{type(self.arm).__name__} offers no checked joint-space moves")
+            return
+        goal = np.asarray(q, dtype=float).reshape(-1)
+        if goal.shape != (7,) or not np.all(np.isfinite(goal)):
+            self._refuse("move_to_joints", "joint target is not 7 finite angles")
+            return
+        why = self.joint_path_violation(fk, goal)
+        if why:
+            self._refuse("move_to_joints", why, np.round(goal, 3).tolist())
+            return
+        self._refused = ""
+        mover(goal)
+
+    def joint_path_violation(self, fk: Any, goal: np.ndarray) -> str:
+        """Why the straight joint-space path from the arm's joints to ``goal`` leaves the envelope
+        ("" if it does not); ``fk`` maps joint angles to the gripper pose."""
+        joints = getattr(self.arm, "joint_positions", None)
+        start = None if joints is None else np.asarray(joints(), dtype=float)
+        why = self.limits.pose_violation(fk(goal))
+        if why or start is None:
+            return why
+        for s in np.linspace(0.0, 1.0, JOINT_PATH_SAMPLES)[1:-1]:
+            pose = fk(start + (goal - start) * s)
+            p = pose.position
+            if np.any(p < self.limits.workspace_min) or np.any(p > self.limits.workspace_max):
+                return f"the joint path leaves the workspace box at ({p[0]:.3f}, {p[1]:.3f}, {p[2]:.3f}) m"
+            low = self.limits.lowest_point(pose)
+            if low < self.limits.min_gripper_height:
+                return f"the joint path takes the fingertips to {low:.3f} m, below {self.limits.min_gripper_height:.3f} m"
+        return ""
 
     def move_relative(self, delta: Pose, frame: FrameName = "gripper") -> None:
         """Resolve the relative move to an absolute target and filter it like :meth:`move_to`."""

@@ -23,6 +23,11 @@ from app.sim.pybullet_world import TIME_STEP, PyBulletWorld, RawRender
 from app.transforms import Pose, twist_to_pose
 
 MOVE_SLACK_S = 2.0  # s a pose move may take beyond its nominal duration before it fails
+# Joint-space moves as the real backend makes them (app/hardware/panda.py: panda_py's
+# move_to_joint_position at speed factor 0.1 of the Panda's joint velocity limits).
+PANDA_JOINT_SPEED_LIMITS = np.array([2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61])  # rad/s, Franka datasheet
+JOINT_SPEED_FACTOR = 0.1  # fraction of the limits (the real backend's homing speed)
+JOINT_TOLERANCE = 0.01  # rad, a joint move is done when every joint is this close (panda-py's default)
 
 
 def _interpolate(a: Pose, b: Pose, lin_step: float, ang_step: float) -> Pose:
@@ -188,6 +193,7 @@ class SimArm:
         self._deadline = 0.0
         self._twist: np.ndarray | None = None  # gripper-frame twist for the current period
         self._twist_until = 0.0
+        self._joint_move: tuple[np.ndarray, np.ndarray, float, float] | None = None  # (start, goal, t0, s)
         self.commands = 0  # number of motion commands accepted (for tests and logs)
         self._plan: list[np.ndarray] = []  # joint targets of the coming physics steps (ik_per_tick)
         self._q_target: np.ndarray | None = None  # last joint target this arm set (None: unknown)
@@ -230,13 +236,13 @@ class SimArm:
         q = self.world.solve_ik(target)
         self.world.reset_arm(q)
         self._forget_plan()
-        self._ref, self._goal, self._twist = target, None, None
+        self._ref, self._goal, self._twist, self._joint_move = target, None, None, None
         self._status = MotionStatus.IDLE
 
     def move_to(self, target: Pose) -> None:
         """Start a straight-line move of the gripper to ``target`` (base frame)."""
         self.commands += 1
-        self._twist = None
+        self._twist, self._joint_move = None, None
         self._plan = []
         self._pending.clear()
         self._velocity = np.zeros(6)
@@ -254,6 +260,61 @@ class SimArm:
         self._ref, self._goal = start, target
         self._deadline = self.world.sim_time + nominal + MOVE_SLACK_S
         self._status, self._error = MotionStatus.MOVING, ""
+
+    def move_to_joints(self, q: np.ndarray | tuple[float, ...]) -> None:
+        """Start a joint-space move to ``q`` (7,) rad, every joint interpolated linearly and
+        arriving together, the slowest at :data:`JOINT_SPEED_FACTOR` of its velocity limit (the
+        gripper does not move in a straight line: a way back that no Cartesian path within the
+        joint limits offers, e.g. unwinding the wrist)."""
+        goal = np.asarray(q, dtype=float).reshape(7)
+        self.commands += 1
+        self._twist, self._goal = None, None
+        self._pending.clear()
+        self._velocity = np.zeros(6)
+        self._forget_plan()
+        w = self.world
+        if not np.all(np.isfinite(goal)):
+            self._status, self._error, self._joint_move = MotionStatus.FAILED, "joint target is not finite", None
+            return
+        outside = np.flatnonzero((goal < w.lower) | (goal > w.upper))
+        if outside.size:
+            j = int(outside[0])
+            self.unreachable += 1
+            self._status, self._joint_move = MotionStatus.FAILED, None
+            self._error = (f"joint target outside the limits: joint {j + 1} at {goal[j]:.3f} rad, "
+                           f"limits [{w.lower[j]:.3f}, {w.upper[j]:.3f}]")
+            return
+        start = w.joint_positions()
+        duration = float(np.max(np.abs(goal - start) / (JOINT_SPEED_FACTOR * PANDA_JOINT_SPEED_LIMITS)))
+        self._joint_move = (start, goal, w.sim_time, duration)
+        self._ref = None  # the next Cartesian command starts from where the joints end
+        self._deadline = w.sim_time + duration + MOVE_SLACK_S
+        self._status, self._error = MotionStatus.MOVING, ""
+
+    def joint_positions(self) -> np.ndarray:
+        """Arm joint angles (7,), rad."""
+        return self.world.joint_positions()
+
+    def forward_kinematics(self, q: np.ndarray | tuple[float, ...]) -> Pose:
+        """Gripper pose (base frame) at joint angles ``q`` (rad); the arm does not move."""
+        return self.world.forward_kinematics(np.asarray(q, dtype=float).reshape(7))
+
+    def _step_joint_move(self) -> None:
+        """One physics step of a joint-space move."""
+        w = self.world
+        start, goal, t0, duration = self._joint_move  # type: ignore[misc]
+        s = 1.0 if duration <= 0 else min(1.0, (w.sim_time - t0) / duration)
+        w.set_joint_targets(start + (goal - start) * s)
+        if s < 1.0:
+            return
+        err = np.abs(w.joint_positions() - goal)
+        if float(np.max(err)) < JOINT_TOLERANCE:
+            self._joint_move, self._status = None, MotionStatus.DONE
+        elif w.sim_time > self._deadline:
+            j = int(np.argmax(err))
+            self.stop()
+            self._status = MotionStatus.FAILED
+            self._error = f"joint move timed out: joint {j + 1} {err[j]:.3f} rad short (blocked by contact?)"
 
     def move_relative(self, delta: Pose, frame: FrameName = "gripper") -> None:
         """Start a move by ``delta`` expressed in the current gripper, camera or base frame."""
@@ -284,6 +345,7 @@ class SimArm:
             self._status, self._error = MotionStatus.FAILED, "velocity command is not finite"
             return
         self.commands += 1
+        self._joint_move = None
         if frame == "camera":  # rotate the twist into the gripper frame (rigid mount)
             r, t = self._mount.matrix, self._mount.position
             w = r @ twist[3:]
@@ -308,7 +370,7 @@ class SimArm:
 
     def stop(self) -> None:
         """Hold the current pose."""
-        self._goal, self._twist = None, None
+        self._goal, self._twist, self._joint_move = None, None, None
         self._pending.clear()
         self._velocity = np.zeros(6)
         self._ref = self.pose()
@@ -347,6 +409,9 @@ class SimArm:
     def on_physics_step(self) -> None:
         """Advance the reference by one physics step and track it (called by the clock)."""
         w = self.world
+        if self._joint_move is not None:
+            self._step_joint_move()
+            return
         if self._lagged and self._goal is None and self._ref is not None and (self._pending or np.any(self._velocity)):
             twist = self._lagged_twist()
             if twist is None:

@@ -230,6 +230,18 @@ class PyBulletWorld:
         hand = self.link_pose(GRASP_LINK)
         return Pose(hand.position, hand.matrix @ HAND_FROM_GRIPPER)
 
+    def forward_kinematics(self, joints: np.ndarray) -> Pose:
+        """Gripper pose (base frame) at arm joint angles ``joints`` (7,) rad; the arm's state is
+        left as it was."""
+        c = self.client
+        states = p.getJointStates(self.robot_id, ARM_JOINTS, physicsClientId=c)
+        for j, a in zip(ARM_JOINTS, joints, strict=True):
+            p.resetJointState(self.robot_id, j, float(a), physicsClientId=c)
+        pose = self.gripper_pose()
+        for j, s in zip(ARM_JOINTS, states, strict=True):
+            p.resetJointState(self.robot_id, j, float(s[0]), targetVelocity=s[1], physicsClientId=c)
+        return pose
+
     def solve_ik(self, target: Pose) -> np.ndarray:
         """Joint angles (7,) that put the gripper frame at ``target``, within joint limits.
 

@@ -178,6 +178,11 @@ class FakePandaPy:
             Gripper=type("Gripper", (Gripper,), {"_fake": self}), GripperState=GripperState,
             RobotState=RobotState, has_realtime_kernel=self.has_realtime_kernel)
 
+    def fk(self, q: np.ndarray) -> np.ndarray:
+        """``panda_py.fk``: the EE pose (4, 4) at joint angles ``q`` (the options' ``fk``, else panda_py's)."""
+        self.record("fk", q)
+        return (self.options.fk or _panda_fk)(np.asarray(q, dtype=float))
+
     def realtime_priority_available(self) -> tuple[bool, str]:
         """Whether the process may raise the control thread to realtime priority, and why not."""
         return self.options.realtime
