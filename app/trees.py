@@ -93,7 +93,7 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
     root.unknown_keys({"name", "description", "builder", "adapt", "pose_steps", "last_step_z",
                        "visual_servoing", "vs", "lift_height", "hold_ticks", "max_ticks", "standoff",
                        "max_reflex_recoveries", "max_missed_frames", "segmentation", "first_blob",
-                       "depth_gate", "clear", "settle_correction", "regrasp", "reacquire"})
+                       "depth_gate", "clear", "settle_correction", "regrasp", "reacquire", "vs_border_patience"})
     builder = root.string("builder", choices=["grasp", "oracle", "clear_table"])
     vs_file = root.string("vs", default="vs.yaml")
     vs_path = Path(vs_file) if "/" in vs_file else CONFIG_DIR / vs_file
@@ -107,7 +107,7 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
         pose_steps=root.integer("pose_steps", lo=0, hi=10) if grasp else 0,
         last_step_z=root.string("last_step_z", choices=["agent", "zero"]) if grasp else "zero",
         visual_servoing=root.boolean("visual_servoing") if grasp else False,
-        vs=load_vs_params(vs_path),
+        vs=_with_border_patience(load_vs_params(vs_path), root),
         lift_height=root.number("lift_height", lo=0.0, hi=0.3),
         hold_ticks=root.integer("hold_ticks", lo=0, hi=10_000),
         max_ticks=root.integer("max_ticks", lo=1, hi=1_000_000),
@@ -237,6 +237,13 @@ def grasp_children(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = N
     else:
         children += approach + grasp
     return children
+
+
+def _with_border_patience(vs: VSParams, root: Section) -> VSParams:
+    """The VS parameters with the tree's ``vs_border_patience`` (ticks; absent: the VS file's)."""
+    if root.data.get("vs_border_patience") is None:
+        return vs
+    return replace(vs, border_patience=root.integer("vs_border_patience", lo=1, hi=100_000))
 
 
 def load_depth_gate(root: Section) -> DepthGateParams | None:

@@ -52,18 +52,21 @@ class _VSStep(Leaf):
         self.bb.vs_error = cmd.error.tolist()
         self.bb.vs_gain = cmd.gain
         self.bb.vs_twist = cmd.twist.tolist()
-        self.on_result(cmd.converged)
-        if cmd.converged and self.mode == "full":
+        done = self.on_result(cmd.converged)
+        if done:
             self.robot.arm.stop()
         else:
             self.robot.arm.command_velocity(cmd.twist, "camera")
         self.feedback_message = (f"{self.mode}: e ({cmd.error[0] * 100:+.1f} cm, {cmd.error[1] * 100:+.1f} cm, "
                                  f"{np.degrees(cmd.error[2]):+.1f} deg) gain {cmd.gain:.2f}"
-                                 + (" converged" if cmd.converged else ""))
+                                 + (" converged" if cmd.converged else "") + self.note)
         return Status.SUCCESS
 
-    def on_result(self, converged: bool) -> None:  # pragma: no cover - overridden
-        """Record convergence on the blackboard."""
+    note = ""  # appended to the feedback message
+
+    def on_result(self, converged: bool) -> bool:  # pragma: no cover - overridden
+        """Record convergence on the blackboard; True when VS is done (the arm stops)."""
+        return False
 
 
 class LinearVSStep(_VSStep):
@@ -73,11 +76,27 @@ class LinearVSStep(_VSStep):
 
     def __init__(self, params: VSParams, name: str = "Linear VS Step") -> None:
         super().__init__(params, name)
+        self._at_border = 0  # ticks in a row converged with the object at the border
 
-    def on_result(self, converged: bool) -> None:
-        """Latch linear convergence."""
+    def on_result(self, converged: bool) -> bool:
+        """Latch linear convergence; with ``border_patience``, count VS as converged in position
+        once it has stayed converged with the object at the image border that many ticks (an
+        object too large for full VS's view, e.g. a can at the top edge: else a livelock until
+        ``max_iterations``)."""
+        if self.read("vs_iterations", 0) <= 1:
+            self._at_border = 0
         self.bb.linear_converged = converged
         self.bb.vs_converged = False
+        self.note = ""
+        patience = self.params.border_patience
+        if patience is None:
+            return False
+        self._at_border = self._at_border + 1 if converged and self.bb.features.near_border else 0
+        if self._at_border >= patience:
+            self.bb.vs_converged = True
+            self.note = f"; at the image border for {self._at_border} ticks: converged in position only"
+            return True
+        return False
 
 
 class FullVSStep(_VSStep):
@@ -88,9 +107,10 @@ class FullVSStep(_VSStep):
     def __init__(self, params: VSParams, name: str = "Full VS Step") -> None:
         super().__init__(params, name)
 
-    def on_result(self, converged: bool) -> None:
+    def on_result(self, converged: bool) -> bool:
         """Record full convergence."""
         self.bb.vs_converged = converged
+        return converged
 
 
 class LinearConverged(Leaf):

@@ -221,3 +221,33 @@ def test_fixed_target_ablation_differs_from_vs_only_only_in_y_target() -> None:
     assert base.vs.fixed_y_target is None and fixed.vs.fixed_y_target == pytest.approx(-0.20)
     assert replace(fixed.vs, fixed_y_target=None, source=base.vs.source) == base.vs
     assert replace(fixed, name=base.name, path=base.path, description=base.description, vs=base.vs) == base
+
+
+def test_border_patience_ends_the_livelock_at_the_image_border(real_session, seen, tmp_path) -> None:
+    """An object that stays at the image border once centred (the clearing campaign's tomato can
+    at the top edge): with the paper's rule linear VS converges and full VS never starts, until
+    the iteration budget; with ``vs_border_patience`` the tree grasps after that many converged
+    ticks at the border."""
+    vs = tmp_path / "vs.yaml"  # a 60 px margin: every blob is "near the border" in a 128 px image
+    vs.write_text(open("config/vs.yaml").read().replace("border_margin_px: 4", "border_margin_px: 60")
+                  .replace("max_iterations: 900", "max_iterations: 300"))
+    base = open(load_tree_config("vs_only").path).read().replace("vs: vs.yaml", f"vs: {vs}")
+    outcomes = {}
+    for name, extra in (("paper", ""), ("patient", "\nvs_border_patience: 30\n")):
+        tree = tmp_path / f"{name}.yaml"
+        tree.write_text(base.replace("name: vs_only", f"name: {name}") + extra)
+        cfg = load_tree_config(str(tree))
+        s = real_session
+        s.reset(seen.get("sugar_box"), 14)
+        root = build_tree(cfg, load_hardware())
+        messages: list[str] = []
+        res = run_episode(root, s.robot, TruthModels(s), cfg.max_ticks, on_tick=lambda t: messages.extend(
+            n.feedback_message for n in root.iterate() if n.name == "Linear VS Step"))
+        outcomes[name] = (res, messages)
+    paper, _ = outcomes["paper"]
+    assert not paper.success and paper.failed_node == "Until VS Converged"
+    assert "not converged after 300 iterations" in paper.reason
+    patient, messages = outcomes["patient"]
+    assert patient.success, (patient.failed_node, patient.reason)
+    assert any("at the image border for 30 ticks: converged in position only" in m for m in messages)
+    assert patient.vs_iterations < 300

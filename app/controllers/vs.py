@@ -70,6 +70,9 @@ class VSParams:
         position_tolerance: Converged when |t_x| and |t_y| are below this (m).
         angle_tolerance: ... and, in full VS, |theta| below this (rad).
         max_iterations: Control ticks the whole VS may take before it fails.
+        border_patience: Ticks in a row that linear VS may stay converged with the object at
+            the image border before VS counts as converged in position alone (the orientation
+            as the pose steps left it); None: never (the paper: full VS must converge).
         max_linear_speed: Largest |(v_x, v_y)| commanded (m/s).
         max_angular_speed: Largest |omega_z| commanded (rad/s).
         fixed_y_target: The paper's fixed y*_g (normalised image y), or None for the target
@@ -86,6 +89,7 @@ class VSParams:
     position_tolerance: float = 0.003  # m, ~1.5 px at 0.25 m in a 128 px image
     angle_tolerance: float = float(np.radians(2.0))  # rad
     max_iterations: int = 900  # ticks, 30 s at 30 fps
+    border_patience: int | None = None  # ticks; None: the paper's rule (full VS only away from the border)
     max_linear_speed: float = 0.05  # m/s
     max_angular_speed: float = float(np.radians(30.0))  # rad/s
     fixed_y_target: float | None = None  # None: y*_g from the geometry
@@ -292,7 +296,7 @@ def load_vs_params(path: str | Path | None = None) -> VSParams:
     tgt, feat, dep = root.section("targets"), root.section("features"), root.section("depth")
     track = feat.section("tracking")
     for sec, keys in ((gain, {"near", "far", "slope"}),
-                      (conv, {"position_tolerance", "angle_tolerance", "max_iterations"}),
+                      (conv, {"position_tolerance", "angle_tolerance", "max_iterations", "border_patience"}),
                       (lim, {"max_linear_speed", "max_angular_speed"}),
                       (tgt, {"y_target", "fixed_y_target"}),
                       (feat, {"open_kernel_px", "close_kernel_px", "min_blob_area_px",
@@ -318,6 +322,8 @@ def load_vs_params(path: str | Path | None = None) -> VSParams:
         position_tolerance=conv.number("position_tolerance", lo=1e-5, hi=0.1),
         angle_tolerance=float(np.radians(conv.number("angle_tolerance", lo=0.01, hi=45.0))),
         max_iterations=conv.integer("max_iterations", lo=1, hi=100_000),
+        border_patience=(conv.integer("border_patience", lo=1, hi=100_000)
+                         if conv.data.get("border_patience") is not None else None),
         max_linear_speed=lim.number("max_linear_speed", lo=1e-4, hi=1.0),
         max_angular_speed=float(np.radians(lim.number("max_angular_speed", lo=0.1, hi=180.0))),
         fixed_y_target=fixed,
