@@ -13,7 +13,8 @@ Built from the grasp tree's subtree factories (:func:`app.trees.grasp_children`)
             {-} Look For Objects     acquire → (flatten) → adapt → [D_X | D_Y] mask → gate → visible?
             --> Reset Pick
             ... the grasp subtrees: DRL Pose Steps, Visual Servoing, Close Gripper, Lift And Verify
-            --> Carry To Bin         rise to carry height, over the bin, down to the drop height
+            {o} Carry To Bin         rise to carry height, over the bin, down to the drop height
+                                     (straight, or up, homing posture, then the same)
             --> Release
     {o} Return To Start
 ```
@@ -87,24 +88,51 @@ def _at(pose: Pose, z: float) -> Pose:
     return Pose(np.array([pose.position[0], pose.position[1], z]), pose.matrix)
 
 
-def return_to_start(p: ClearParams, hw: HardwareConfig) -> py_trees.behaviour.Behaviour:
-    """"Return To Start": straight back (rise to carry height, across, down: Cartesian legs);
-    when the wrist is wound too far for that (joint 7's limit on the way), rise, unwind to the
-    homing posture in joint space (``hw.home_joints``), then onto the start pose."""
-    start = hw.start_pose()
+def move_or_unwind(name: str, target: str, plan: Callable[[Pose], list[Pose]], p: ClearParams,
+                   hw: HardwareConfig) -> py_trees.behaviour.Behaviour:
+    """A move through ``plan``'s waypoints, straight (Cartesian legs) where it can; when the wrist
+    is wound too far for that (joint 7's limit on the way: the pose steps and VS turn it), rise to
+    carry height, unwind to the homing posture in joint space (``hw.home_joints``) and follow the
+    plan from there.
 
+    Args:
+        name: The node's name (a Selector: the straight move, else the unwinding sequence).
+        target: What the move reaches, for the children's names ("Start", "Bin").
+        plan: The waypoints from the current pose (called when the move starts).
+        p: Carry height and leg length.
+        hw: The homing posture.
+    """
     def rise(here: Pose) -> list[Pose]:
         return [_at(here, max(p.carry_height, here.position[2]))]
 
-    def to_start(here: Pose) -> list[Pose]:
-        return [*rise(here), _at(start, max(p.carry_height, here.position[2])), start]
-
-    return py_trees.composites.Selector(RETURN_NODE, memory=True, children=[
-        MoveThrough("Straight To Start", to_start, p.max_leg),
-        py_trees.composites.Sequence("Unwind To Start", memory=True, children=[
+    return py_trees.composites.Selector(name, memory=True, children=[
+        MoveThrough(f"Straight To {target}", plan, p.max_leg),
+        py_trees.composites.Sequence(f"Unwind To {target}", memory=True, children=[
             MoveThrough("Rise To Carry Height", rise, p.max_leg),
             MoveToJoints("Homing Posture", hw.home_joints),
-            MoveThrough("Onto Start Pose", lambda here: [start], p.max_leg)])])
+            MoveThrough(f"From Homing To {target}", plan, p.max_leg)])])
+
+
+def return_to_start(p: ClearParams, hw: HardwareConfig) -> py_trees.behaviour.Behaviour:
+    """"Return To Start": rise to carry height, across, down onto the start pose
+    (:func:`move_or_unwind`)."""
+    start = hw.start_pose()
+
+    def to_start(here: Pose) -> list[Pose]:
+        z = max(p.carry_height, here.position[2])
+        return [_at(here, z), _at(start, z), start]
+
+    return move_or_unwind(RETURN_NODE, "Start", to_start, p, hw)
+
+
+def carry_to_bin(p: ClearParams, hw: HardwareConfig) -> py_trees.behaviour.Behaviour:
+    """"Carry To Bin": rise to carry height, over the bin, down to the drop height, the
+    orientation kept (:func:`move_or_unwind`: from the homing posture when the wrist is wound)."""
+    def to_bin(here: Pose) -> list[Pose]:
+        above = Pose(np.array([p.bin_position[0], p.bin_position[1], p.carry_height]), here.matrix)
+        return [_at(here, p.carry_height), above, _at(above, p.drop_height)]
+
+    return move_or_unwind("Carry To Bin", "Bin", to_bin, p, hw)
 
 
 def look_for_objects(cfg: TreeConfig, perceive: Callable[[TreeConfig], list[py_trees.behaviour.Behaviour]]
@@ -145,14 +173,9 @@ def clear_table_tree(cfg: TreeConfig, hw: HardwareConfig, grasp: list[py_trees.b
         perceive: The trees' frame-gathering leaves (:func:`app.trees.perceive`).
     """
     p: ClearParams = cfg.clear  # type: ignore[assignment]
-
-    def to_bin(here: Pose) -> list[Pose]:
-        above = Pose(np.array([p.bin_position[0], p.bin_position[1], p.carry_height]), here.matrix)
-        return [_at(here, p.carry_height), above, _at(above, p.drop_height)]
-
     look = look_for_objects(cfg, perceive)
     pick = py_trees.composites.Sequence("Pick", memory=True, children=[
         OpenGripper(), return_to_start(p, hw), look, ResetPick(), *grasp,
-        MoveThrough("Carry To Bin", to_bin, p.max_leg), OpenGripper("Release")])
+        carry_to_bin(p, hw), OpenGripper("Release")])
     return py_trees.composites.Sequence(f"Clear Table ({cfg.name})", memory=True, children=[
         UntilTableClear(pick, look, p.max_picks), return_to_start(p, hw)])

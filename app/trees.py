@@ -254,7 +254,8 @@ def load_depth_gate(root: Section) -> DepthGateParams | None:
         return None
     sec = root.section("depth_gate")
     sec.unknown_keys({"min_height", "inlier_tolerance", "iterations", "sample_points", "min_valid_fraction", "fill_px",
-                      "flatten", "flatten_color", "split_touching", "max_split_erode_px", "min_core_px"})
+                      "flatten", "flatten_color", "split_touching", "max_split_erode_px", "min_core_px",
+                      "split_gap_px"})
     d = DepthGateParams()
     return DepthGateParams(
         min_height=sec.number("min_height", default=d.min_height, lo=0.0, hi=0.1),
@@ -267,7 +268,8 @@ def load_depth_gate(root: Section) -> DepthGateParams | None:
         flatten_color=tuple(sec.vector("flatten_color", 3, default=list(d.flatten_color), lo=0.0, hi=255.0)),
         split_touching=sec.boolean("split_touching", default=d.split_touching),
         max_split_erode_px=sec.integer("max_split_erode_px", default=d.max_split_erode_px, lo=1, hi=63),
-        min_core_px=sec.integer("min_core_px", default=d.min_core_px, lo=1, hi=100_000))
+        min_core_px=sec.integer("min_core_px", default=d.min_core_px, lo=1, hi=100_000),
+        split_gap_px=sec.integer("split_gap_px", default=d.split_gap_px, lo=1, hi=63))
 
 
 def load_clear_params(root: Section) -> ClearParams:

@@ -51,6 +51,7 @@ class MoveThrough(Leaf):
 
     def initialise(self) -> None:
         """Plan the legs from the current pose and start the first."""
+        self.feedback_message = ""
         here = self.robot.arm.pose()
         legs: list[Pose] = []
         for wp in self.plan(here):

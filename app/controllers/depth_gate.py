@@ -21,6 +21,7 @@ from app.types import Mask
 
 OBJECT_CLASS = 1  # "object" in the class mask (0 background, 1 object, 2 gripper)
 MAX_SPLIT_DEPTH = 4  # nested splits of one blob (up to 5 touching objects)
+GROWN_RATIO = 1.4  # a tracked blob this much larger than in the previous frame has joined a neighbour
 NECK_MARGIN_PX = 1.5  # px: every part must be this much thicker (half-width) than the neck it is split at
 
 
@@ -42,6 +43,8 @@ class DepthGateParams:
         split_touching: Whether blobs joined by a neck are split (:func:`split_touching`).
         max_split_erode_px: Largest erosion radius (px) :func:`split_touching` tries.
         min_core_px: Smallest core (px) that counts as one object in :func:`split_touching`.
+        split_gap_px: Width (px) of the cut between split blobs; wider than the closing of
+            feature extraction (``vs.yaml`` ``features.close_kernel_px``), which would join them.
     """
 
     min_height: float = 0.008  # m: above the SR300's ~1-2 mm noise and a printed sheet, below a 1.5 cm flat object
@@ -55,6 +58,7 @@ class DepthGateParams:
     split_touching: bool = False  # split object blobs joined by a neck (touching objects) into one blob each
     max_split_erode_px: int = 8  # px: erosion radius searched for a neck (a 2 cm neck at 0.3 m is ~8 px wide)
     min_core_px: int = 20  # px: a core that survives the erosion must be this large to count as an object
+    split_gap_px: int = 7  # px: width of the cut between split blobs, wider than the features' 5-px closing
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,8 @@ class GateResult:
     plane: Plane | None
 
 
-def gate_mask(class_mask: Mask, depth: np.ndarray, k: Intrinsics, params: DepthGateParams) -> GateResult:
+def gate_mask(class_mask: Mask, depth: np.ndarray, k: Intrinsics, params: DepthGateParams,
+              tracked: np.ndarray | None = None) -> GateResult:
     """Object pixels lower than ``min_height`` above the table plane become background.
 
     Args:
@@ -149,6 +154,9 @@ def gate_mask(class_mask: Mask, depth: np.ndarray, k: Intrinsics, params: DepthG
         depth: (H, W) depth (m) of the same view (resized to the mask when it differs).
         k: Intrinsics of the mask's image.
         params: Gate parameters.
+        tracked: The blob tracked in the previous frame ((H, W), non-zero on it), or None; with
+            ``split_touching``, a blob that has grown into a neighbour is cut back to it
+            (:func:`keep_apart`).
 
     Returns:
         The gated mask (a copy; unchanged when no plane could be fitted) and counts.
@@ -163,8 +171,11 @@ def gate_mask(class_mask: Mask, depth: np.ndarray, k: Intrinsics, params: DepthG
     out = class_mask.copy()
     out[low] = 0
     if params.split_touching:
-        cut = (out == OBJECT_CLASS) & ~split_touching(out == OBJECT_CLASS, params)
-        out[cut] = 0
+        kept = split_touching(out == OBJECT_CLASS, params)
+        if tracked is not None and tracked.shape == kept.shape:
+            kept = keep_apart(kept, tracked > 0, params)
+        kept = separate(kept, params)
+        out[(out == OBJECT_CLASS) & ~kept] = 0
     return GateResult(out, int((obj & ~low).sum()), int(low.sum()), plane)
 
 
@@ -176,8 +187,9 @@ def split_touching(obj: np.ndarray, params: DepthGateParams, _depth: int = 0) ->
     nothing, or at the image border for ever). The blob is eroded with growing discs (radius 1 to
     ``max_split_erode_px``) until it falls apart into two or more cores of at least
     ``min_core_px`` pixels (the necks go first); its pixels are then given to the nearest core
-    along paths inside the blob and the pixels where two parts meet are cleared, so that the
-    blobs are apart (their outer outlines stay). A blob that shrinks to one core or none (one object,
+    along paths inside the blob and a ``split_gap_px`` wide seam where two parts meet is
+    cleared, so that the blobs stay apart after feature extraction's closing (their outer
+    outlines stay). A blob that shrinks to one core or none (one object,
     or a thin one beside another) is left whole; each part of a split blob is split again (the
     narrowest neck goes first, the next one at a larger radius).
 
@@ -207,6 +219,8 @@ def split_touching(obj: np.ndarray, params: DepthGateParams, _depth: int = 0) ->
                 for i, c in enumerate(big, start=1):
                     seeds[core_lab == c] = i
                 regions, lines = _grow_regions(seeds, blob > 0)
+                gap = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (params.split_gap_px, params.split_gap_px))
+                lines = (cv2.dilate(lines.astype(np.uint8), gap) > 0) & (blob > 0)
                 out[lines] = False
                 if _depth < MAX_SPLIT_DEPTH:  # a part may hold more touching objects (a wide neck)
                     for i in range(1, len(big) + 1):
@@ -215,6 +229,66 @@ def split_touching(obj: np.ndarray, params: DepthGateParams, _depth: int = 0) ->
                 break
             if not big:
                 break
+    return out
+
+
+def separate(obj: np.ndarray, params: DepthGateParams) -> np.ndarray:
+    """Blobs at least ``split_gap_px`` apart: the pixels of a blob closer than that to another
+    blob (of at least ``min_core_px``) are cleared, so that feature extraction's closing does not
+    join two objects that nearly touch (a can beside a box's corner)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(obj.astype(np.uint8), connectivity=8)
+    big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= params.min_core_px]
+    if len(big) < 2:
+        return obj
+    gap = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * params.split_gap_px - 1, 2 * params.split_gap_px - 1))
+    out = obj.copy()
+    for i in big:
+        others = np.isin(labels, [j for j in big if j != i]).astype(np.uint8)
+        out[(labels == i) & (cv2.dilate(others, gap) > 0)] = False
+    return out
+
+
+def keep_apart(obj: np.ndarray, tracked: np.ndarray, params: DepthGateParams) -> np.ndarray:
+    """Keep a tracked object apart from a neighbour it touches, frame after frame.
+
+    :func:`split_touching` decides each frame afresh: at a neck near its threshold it splits in
+    one frame and not in the next, and tracking (which follows the largest overlap) would take
+    the joined blob, then the part, then the joined blob again: VS never settles. Here the blob
+    that holds most of the previous frame's tracked blob but is much larger than it
+    (:data:`GROWN_RATIO`) is shared out again between the tracked blob and the rest, seeded by
+    the tracked blob's core and by what lies beyond it (:func:`_grow_regions`).
+
+    Args:
+        obj: (H, W) bool object mask (already split).
+        tracked: (H, W) bool previous frame's tracked blob.
+        params: ``split_gap_px`` and ``min_core_px``.
+
+    Returns:
+        (H, W) bool mask, a subset of ``obj``.
+    """
+    n_prev = int(tracked.sum())
+    if n_prev == 0:
+        return obj
+    n, labels = cv2.connectedComponents(obj.astype(np.uint8), connectivity=8)
+    if n < 2:
+        return obj
+    counts = np.bincount(labels[tracked], minlength=n)
+    counts[0] = 0
+    comp = labels == int(np.argmax(counts))
+    if int(comp.sum()) < GROWN_RATIO * n_prev:
+        return obj
+    square = np.ones((3, 3), np.uint8)
+    near = cv2.dilate(tracked.astype(np.uint8), square, iterations=2) > 0
+    own = comp & (cv2.erode(tracked.astype(np.uint8), square, iterations=2) > 0)
+    other = comp & ~near
+    if int(own.sum()) < params.min_core_px or int(other.sum()) < params.min_core_px:
+        return obj
+    seeds = np.zeros(obj.shape, np.int32)
+    seeds[own], seeds[other] = 1, 2
+    _, lines = _grow_regions(seeds, comp)
+    gap = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (params.split_gap_px, params.split_gap_px))
+    out = obj.copy()
+    out[(cv2.dilate(lines.astype(np.uint8), gap) > 0) & comp] = False
     return out
 
 
