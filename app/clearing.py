@@ -114,13 +114,12 @@ def move_or_unwind(name: str, target: str, plan: Callable[[Pose], list[Pose]], p
 
 
 def return_to_start(p: ClearParams, hw: HardwareConfig) -> py_trees.behaviour.Behaviour:
-    """"Return To Start": rise to carry height, across, down onto the start pose
-    (:func:`move_or_unwind`)."""
+    """"Return To Start": rise to carry height, then straight to the start pose, which is higher:
+    the path rises all the way and passes over every object (:func:`move_or_unwind`)."""
     start = hw.start_pose()
 
-    def to_start(here: Pose) -> list[Pose]:
-        z = max(p.carry_height, here.position[2])
-        return [_at(here, z), _at(start, z), start]
+    def to_start(here: Pose) -> list[Pose]:  # up, then one rising diagonal (the start is above carry height)
+        return [_at(here, max(p.carry_height, here.position[2])), start]
 
     return move_or_unwind(RETURN_NODE, "Start", to_start, p, hw)
 

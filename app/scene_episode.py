@@ -81,20 +81,38 @@ class SceneCloseProbe:
 
 
 class StrikeProbe:
-    """``on_tick`` hook: counts table strikes (the hand or a finger newly touching the table)."""
+    """``on_tick`` hook: counts table strikes (the hand or a finger newly touching the table) and
+    joint-limit hits (a joint newly within :data:`app.sim.audit.LIMIT_MARGIN_RAD` of a limit);
+    with the targets IK could not reach, the latter make ``self_collisions_or_limits`` as in
+    single-object episodes (:class:`app.sim.audit.PhysicalAudit`)."""
 
     def __init__(self, session: Any) -> None:
         self.session, self.strikes, self._touching = session, 0, False
+        self.limit_hits, self._at_limit = 0, False
+        self._unreachable0 = session.arm.unreachable
 
     def __call__(self, tick: int) -> None:
+        from app.sim.audit import LIMIT_MARGIN_RAD
+
         truth = self.session.truth
         was, truth.locked = truth.locked, False
         try:
-            touching = truth.world().gripper_touches_table()
+            w = truth.world()
+            touching = w.gripper_touches_table()
+            q = w.joint_positions()
+            at_limit = bool(np.any(q <= w.lower + LIMIT_MARGIN_RAD) or np.any(q >= w.upper - LIMIT_MARGIN_RAD))
         finally:
             truth.locked = was
         self.strikes += touching and not self._touching
         self._touching = touching
+        self.limit_hits += at_limit and not self._at_limit
+        self._at_limit = at_limit
+
+    def audit(self) -> dict[str, Any]:
+        """The audit keys of a results line."""
+        unreachable = self.session.arm.unreachable - self._unreachable0
+        return {"table_strikes": self.strikes, "self_collisions_or_limits": int(self.limit_hits + unreachable),
+                "audit": {"joint_limit_hits": int(self.limit_hits), "unreachable_targets": int(unreachable)}}
 
 
 def _chain(*hooks: Any) -> Any:
@@ -143,7 +161,7 @@ def _run(cfg: TreeConfig, pool: list[ObjectSpec], n: int, seed: int, domain: Any
             log.log.error("simulation_error", reason=res.reason)
             finish_run_dir(run_dir, rec)
             return rec
-        rec = {**base, "tree_outcome": res.outcome, **asdict(res), "table_strikes": strikes.strikes,
+        rec = {**base, "tree_outcome": res.outcome, **asdict(res), **strikes.audit(),
                "safety_refusals": sum(e.kind == "refused" for e in robot.arm.events),
                "safety_clamps": sum(e.kind == "clamped" for e in robot.arm.events),
                **score_fn(s, root, res, objects, score, close, cfg)}

@@ -20,8 +20,8 @@ class GateByDepth(Leaf):
 
     Reads the raw camera frame's depth (the sensor's, not the adapted one) and the mask; writes
     the gated mask. With too little valid depth to fit a plane the mask passes unchanged (said so
-    in the tick log). With ``split_touching`` it also splits touching objects, and keeps the
-    previous frame's tracked blob (``features``) apart from a neighbour it has grown into.
+    in the tick log). With ``split_touching`` it also splits touching objects and keeps every
+    blob apart from the others (``split_gap_px``).
 
     Args:
         params: Gate parameters (tree YAML ``depth_gate``).
@@ -29,7 +29,7 @@ class GateByDepth(Leaf):
     """
 
     def __init__(self, params: DepthGateParams, name: str = "Gate By Depth") -> None:
-        super().__init__(name, reads=("mask", "frame", "features"), writes=("mask",))
+        super().__init__(name, reads=("mask", "frame"), writes=("mask",))
         self.params = params
         self.latency_ms = 0.0
 
@@ -37,9 +37,7 @@ class GateByDepth(Leaf):
         """Gate the blackboard mask (never fails: an empty mask fails later, in Extract Features)."""
         t0 = time.perf_counter()
         frame = self.bb.frame
-        previous = self.read("features")
-        tracked = previous.mask if previous is not None and getattr(previous, "ok", False) else None
-        res = gate_mask(self.bb.mask, frame.depth, frame.intrinsics, self.params, tracked)
+        res = gate_mask(self.bb.mask, frame.depth, frame.intrinsics, self.params)
         self.bb.mask = res.mask
         self.latency_ms = (time.perf_counter() - t0) * 1000
         if res.plane is None:

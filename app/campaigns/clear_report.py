@@ -20,9 +20,20 @@ from app.campaigns.stats import wilson_interval
 DEX_NET_PICKS_PER_HOUR = 300  # Dex-Net 4.0's figure on a real robot (issue 13's target)
 
 
+def _errored(r: dict[str, Any]) -> dict[str, Any]:
+    """A clearing run the simulator stopped (a compliant object's instability): every object
+    counts as left on the table, the reason as the end."""
+    n = len(r["scene_objects"])
+    return {**r, "objects": n, "n_cleared": 0, "n_placed": 0, "picks_attempted": 0, "picks_placed": 0,
+            "pick_failures": {r.get("failed_node") or "(simulation)": 1}, "off_table": [],
+            "sim_time": float(r.get("sim_time") or 0.0), "picks_per_hour": 0.0,
+            "end": f"stopped: {r.get('reason', '')}", "success": False}
+
+
 def build_clearing(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The clearing summary of the clear_table records among ``records`` (pure)."""
-    mine = [r for r in records if "picks_attempted" in r]
+    mine = [r if "picks_attempted" in r else _errored(r) for r in records
+            if "picks_attempted" in r or (r.get("scene_objects") and "error" in (r.get("outcome"), r.get("tree_outcome")))]
     trees: dict[str, Any] = {}
     for tree in dict.fromkeys(r["tree"] for r in mine):
         rs = sorted((r for r in mine if r["tree"] == tree), key=lambda r: r["trial"])

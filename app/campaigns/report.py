@@ -86,8 +86,8 @@ def physical_audit(records: Sequence[dict[str, Any]], trees: Sequence[str]) -> d
     """
     out: dict[str, dict[str, Any]] = {}
     for tree in trees:
-        rs = [r for r in records if r["tree"] == tree and "table_strikes" in r]
-        pushed = [float(r["object_pushed_m"]) for r in rs]
+        rs = [r for r in records if r["tree"] == tree and "table_strikes" in r and "self_collisions_or_limits" in r]
+        pushed = [float(r["object_pushed_m"]) for r in rs if r.get("object_pushed_m") is not None]  # not in clearing runs
         out[tree] = {"audited_trials": len(rs),
                      "table_strikes": sum(int(r["table_strikes"]) for r in rs),
                      "trials_with_table_strikes": sum(int(r["table_strikes"]) > 0 for r in rs),

@@ -21,7 +21,6 @@ from app.types import Mask
 
 OBJECT_CLASS = 1  # "object" in the class mask (0 background, 1 object, 2 gripper)
 MAX_SPLIT_DEPTH = 4  # nested splits of one blob (up to 5 touching objects)
-GROWN_RATIO = 1.4  # a tracked blob this much larger than in the previous frame has joined a neighbour
 NECK_MARGIN_PX = 1.5  # px: every part must be this much thicker (half-width) than the neck it is split at
 
 
@@ -145,8 +144,7 @@ class GateResult:
     plane: Plane | None
 
 
-def gate_mask(class_mask: Mask, depth: np.ndarray, k: Intrinsics, params: DepthGateParams,
-              tracked: np.ndarray | None = None) -> GateResult:
+def gate_mask(class_mask: Mask, depth: np.ndarray, k: Intrinsics, params: DepthGateParams) -> GateResult:
     """Object pixels lower than ``min_height`` above the table plane become background.
 
     Args:
@@ -154,9 +152,6 @@ def gate_mask(class_mask: Mask, depth: np.ndarray, k: Intrinsics, params: DepthG
         depth: (H, W) depth (m) of the same view (resized to the mask when it differs).
         k: Intrinsics of the mask's image.
         params: Gate parameters.
-        tracked: The blob tracked in the previous frame ((H, W), non-zero on it), or None; with
-            ``split_touching``, a blob that has grown into a neighbour is cut back to it
-            (:func:`keep_apart`).
 
     Returns:
         The gated mask (a copy; unchanged when no plane could be fitted) and counts.
@@ -171,10 +166,7 @@ def gate_mask(class_mask: Mask, depth: np.ndarray, k: Intrinsics, params: DepthG
     out = class_mask.copy()
     out[low] = 0
     if params.split_touching:
-        kept = split_touching(out == OBJECT_CLASS, params)
-        if tracked is not None and tracked.shape == kept.shape:
-            kept = keep_apart(kept, tracked > 0, params)
-        kept = separate(kept, params)
+        kept = separate(split_touching(out == OBJECT_CLASS, params), params)
         out[(out == OBJECT_CLASS) & ~kept] = 0
     return GateResult(out, int((obj & ~low).sum()), int(low.sum()), plane)
 
@@ -245,50 +237,6 @@ def separate(obj: np.ndarray, params: DepthGateParams) -> np.ndarray:
     for i in big:
         others = np.isin(labels, [j for j in big if j != i]).astype(np.uint8)
         out[(labels == i) & (cv2.dilate(others, gap) > 0)] = False
-    return out
-
-
-def keep_apart(obj: np.ndarray, tracked: np.ndarray, params: DepthGateParams) -> np.ndarray:
-    """Keep a tracked object apart from a neighbour it touches, frame after frame.
-
-    :func:`split_touching` decides each frame afresh: at a neck near its threshold it splits in
-    one frame and not in the next, and tracking (which follows the largest overlap) would take
-    the joined blob, then the part, then the joined blob again: VS never settles. Here the blob
-    that holds most of the previous frame's tracked blob but is much larger than it
-    (:data:`GROWN_RATIO`) is shared out again between the tracked blob and the rest, seeded by
-    the tracked blob's core and by what lies beyond it (:func:`_grow_regions`).
-
-    Args:
-        obj: (H, W) bool object mask (already split).
-        tracked: (H, W) bool previous frame's tracked blob.
-        params: ``split_gap_px`` and ``min_core_px``.
-
-    Returns:
-        (H, W) bool mask, a subset of ``obj``.
-    """
-    n_prev = int(tracked.sum())
-    if n_prev == 0:
-        return obj
-    n, labels = cv2.connectedComponents(obj.astype(np.uint8), connectivity=8)
-    if n < 2:
-        return obj
-    counts = np.bincount(labels[tracked], minlength=n)
-    counts[0] = 0
-    comp = labels == int(np.argmax(counts))
-    if int(comp.sum()) < GROWN_RATIO * n_prev:
-        return obj
-    square = np.ones((3, 3), np.uint8)
-    near = cv2.dilate(tracked.astype(np.uint8), square, iterations=2) > 0
-    own = comp & (cv2.erode(tracked.astype(np.uint8), square, iterations=2) > 0)
-    other = comp & ~near
-    if int(own.sum()) < params.min_core_px or int(other.sum()) < params.min_core_px:
-        return obj
-    seeds = np.zeros(obj.shape, np.int32)
-    seeds[own], seeds[other] = 1, 2
-    _, lines = _grow_regions(seeds, comp)
-    gap = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (params.split_gap_px, params.split_gap_px))
-    out = obj.copy()
-    out[(cv2.dilate(lines.astype(np.uint8), gap) > 0) & comp] = False
     return out
 
 
