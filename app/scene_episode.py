@@ -224,9 +224,10 @@ def _score_clear(s: Any, root: Any, res: EpisodeResult, objects: list[SceneObjec
     loop = next(n for n in root.iterate() if type(n).__name__ == "UntilTableClear")
     picks = list(loop.picks)
     world = s.truth.world()
-    placed, cleared = [], []
+    placed, cleared, final = [], [], {}
     for o in objects:
         pos = world.body_pose(o.body).position
+        final[o.spec.name] = [round(float(c), 3) for c in pos]
         in_bin = (abs(pos[0] - p.bin_position[0]) <= p.bin_inner / 2 and abs(pos[1] - p.bin_position[1]) <= p.bin_inner / 2
                   and pos[2] > score.cfg.off_table_z)
         placed += [o.spec.name] if in_bin else []
@@ -237,7 +238,7 @@ def _score_clear(s: Any, root: Any, res: EpisodeResult, objects: list[SceneObjec
     return {"objects": len(objects), "placed": placed, "cleared": cleared, "off_table": off,
             "n_placed": len(placed), "n_cleared": len(cleared), "picks_attempted": len(picks),
             "picks_placed": sum(pk["outcome"] == "placed" for pk in picks), "picks": picks,
-            "pick_failures": dict(failures), "end": loop.feedback_message,
+            "pick_failures": dict(failures), "end": loop.feedback_message, "final_positions": final,
             "picks_per_hour": round(len(placed) / hours, 1) if hours > 0 else 0.0,
             "success": bool(len(cleared) == len(objects) and not off), "paper_success": False,
             "pose_error": {"at": "none"}, "physics_lifted": False}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import py_trees
@@ -93,7 +93,7 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
     root.unknown_keys({"name", "description", "builder", "adapt", "pose_steps", "last_step_z",
                        "visual_servoing", "vs", "lift_height", "hold_ticks", "max_ticks", "standoff",
                        "max_reflex_recoveries", "max_missed_frames", "segmentation", "first_blob",
-                       "depth_gate", "clear", "settle_correction", "regrasp", "reacquire", "vs_border_patience"})
+                       "depth_gate", "clear", "settle_correction", "regrasp", "reacquire", "vs_overrides"})
     builder = root.string("builder", choices=["grasp", "oracle", "clear_table"])
     vs_file = root.string("vs", default="vs.yaml")
     vs_path = Path(vs_file) if "/" in vs_file else CONFIG_DIR / vs_file
@@ -107,7 +107,7 @@ def load_tree_config(name_or_path: str) -> TreeConfig:
         pose_steps=root.integer("pose_steps", lo=0, hi=10) if grasp else 0,
         last_step_z=root.string("last_step_z", choices=["agent", "zero"]) if grasp else "zero",
         visual_servoing=root.boolean("visual_servoing") if grasp else False,
-        vs=_with_border_patience(load_vs_params(vs_path), root),
+        vs=load_vs_params(vs_path, _vs_overrides(root), str(path)),
         lift_height=root.number("lift_height", lo=0.0, hi=0.3),
         hold_ticks=root.integer("hold_ticks", lo=0, hi=10_000),
         max_ticks=root.integer("max_ticks", lo=1, hi=1_000_000),
@@ -239,11 +239,14 @@ def grasp_children(cfg: TreeConfig, hw: HardwareConfig, truth: object | None = N
     return children
 
 
-def _with_border_patience(vs: VSParams, root: Section) -> VSParams:
-    """The VS parameters with the tree's ``vs_border_patience`` (ticks; absent: the VS file's)."""
-    if root.data.get("vs_border_patience") is None:
-        return vs
-    return replace(vs, border_patience=root.integer("vs_border_patience", lo=1, hi=100_000))
+def _vs_overrides(root: Section) -> dict[str, Any] | None:
+    """The tree's ``vs_overrides``: sections of the VS file whose keys this tree sets otherwise."""
+    value = root.data.get("vs_overrides")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise root.error("vs_overrides", "a mapping of vs.yaml sections, e.g. {gain: {near: 1.4}}", value)
+    return value
 
 
 def load_depth_gate(root: Section) -> DepthGateParams | None:

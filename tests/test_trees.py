@@ -226,14 +226,14 @@ def test_fixed_target_ablation_differs_from_vs_only_only_in_y_target() -> None:
 def test_border_patience_ends_the_livelock_at_the_image_border(real_session, seen, tmp_path) -> None:
     """An object that stays at the image border once centred (the clearing campaign's tomato can
     at the top edge): with the paper's rule linear VS converges and full VS never starts, until
-    the iteration budget; with ``vs_border_patience`` the tree grasps after that many converged
+    the iteration budget; with ``vs_overrides: {convergence: {border_patience: 30}}`` the tree grasps after that many converged
     ticks at the border."""
     vs = tmp_path / "vs.yaml"  # a 60 px margin: every blob is "near the border" in a 128 px image
     vs.write_text(open("config/vs.yaml").read().replace("border_margin_px: 4", "border_margin_px: 60")
                   .replace("max_iterations: 900", "max_iterations: 300"))
     base = open(load_tree_config("vs_only").path).read().replace("vs: vs.yaml", f"vs: {vs}")
     outcomes = {}
-    for name, extra in (("paper", ""), ("patient", "\nvs_border_patience: 30\n")):
+    for name, extra in (("paper", ""), ("patient", "\nvs_overrides:\n  convergence:\n    border_patience: 30\n")):
         tree = tmp_path / f"{name}.yaml"
         tree.write_text(base.replace("name: vs_only", f"name: {name}") + extra)
         cfg = load_tree_config(str(tree))

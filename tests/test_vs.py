@@ -355,3 +355,20 @@ def test_fixed_y_target_option(tmp_path: Path) -> None:
 def test_config_errors_name_the_key(tmp_path: Path, old: str, new: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_vs_params(_write(tmp_path, old, new))
+
+
+def test_tree_overrides_of_the_vs_file_are_validated_like_it(tmp_path) -> None:
+    import pytest
+
+    from app.controllers.vs import load_vs_params
+    from app.errors import ConfigError
+
+    p = load_vs_params(None, {"gain": {"near": 1.4}, "convergence": {"border_patience": 30}}, "tree.yaml")
+    assert p.gain_near == 1.4 and p.gain_far == 0.3 and p.border_patience == 30
+    assert load_vs_params().border_patience is None and load_vs_params().gain_near == 0.7
+    with pytest.raises(ConfigError, match=r"tree.yaml vs_overrides: unknown key 'gain.nearr'"):
+        load_vs_params(None, {"gain": {"nearr": 1.4}}, "tree.yaml")
+    with pytest.raises(ConfigError, match=r"tree.yaml: vs_overrides.gian: expected a section"):
+        load_vs_params(None, {"gian": {"near": 1.4}}, "tree.yaml")
+    with pytest.raises(ConfigError, match=r"gain.near"):
+        load_vs_params(None, {"gain": {"near": 0.1}}, "tree.yaml")  # below gain.far

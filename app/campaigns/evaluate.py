@@ -159,7 +159,8 @@ def _run_scene_job(t: Trial, c: Campaign, cfg: TreeConfig) -> dict[str, Any]:
     keep = ("scene_objects", "pose_steps", "vs_iterations", "vs_fallbacks", "vs_mode_switches", "mask_source", "ticks",
             "sim_time", "wall_time", "safety_refusals", "safety_clamps", "table_strikes", "lifted", "off_table",
             "grasped_object", "objects", "placed", "cleared", "n_placed", "n_cleared", "picks_attempted",
-            "picks_placed", "picks", "pick_failures", "picks_per_hour", "end")
+            "picks_placed", "picks", "pick_failures", "picks_per_hour", "end", "self_collisions_or_limits", "audit",
+            "final_positions")
     return {"tree": t.tree, "object": t.object, "object_set": t.object_set, "trial": t.trial, "seed": t.seed,
             "scene": t.scene, "success": ep["success"], "paper_success": ep["paper_success"],
             "outcome": ep["tree_outcome"], "failed_node": ep["failed_node"], "reason": ep["reason"],

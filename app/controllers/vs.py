@@ -40,9 +40,11 @@ norm of the error (t_x, t_y in metres, theta in radians: 1 cm counts like 0.01 r
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -51,7 +53,7 @@ from app.config import Section, load_yaml
 from app.controllers.depth import DepthParams
 from app.controllers.features import BlobFeatures, FeatureParams
 from app.controllers.motion_check import MotionCheckParams
-from app.errors import InputError
+from app.errors import ConfigError, InputError
 from app.transforms import Pose, wrap_half_pi
 
 VSMode = Literal["linear", "full"]  # linear: x, y only (omega_z = 0); full: x, y and alpha
@@ -283,14 +285,31 @@ def vs_step(features: BlobFeatures, targets: VSTargets, z_g: float, mode: VSMode
 _TOP_KEYS = {"gain", "convergence", "limits", "targets", "features", "depth"}
 
 
-def load_vs_params(path: str | Path | None = None) -> VSParams:
+def load_vs_params(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+                   overrides_source: str = "") -> VSParams:
     """Load and validate ``config/vs.yaml`` (or ``path``).
+
+    Args:
+        path: The VS file (default ``config/vs.yaml``).
+        overrides: Sections whose keys replace the file's (a tree's ``vs_overrides``), e.g.
+            ``{"gain": {"near": 1.4}}``; validated as the file's own.
+        overrides_source: Where the overrides come from (named in error messages).
 
     Raises:
         ConfigError: One line naming the file and the key that is missing or wrong.
     """
     path = Path(path) if path else CONFIG_DIR / "vs.yaml"
-    root = Section(load_yaml(path), path)
+    data = load_yaml(path)
+    source: str | Path = path
+    if overrides:
+        data = copy.deepcopy(data)
+        for name, section in overrides.items():
+            if not isinstance(section, Mapping) or not isinstance(data.get(name), Mapping):
+                raise ConfigError(f"{overrides_source or path}: vs_overrides.{name}: expected a section of {path.name} "
+                                  f"({', '.join(k for k, v in data.items() if isinstance(v, Mapping))}), got {section!r}")
+            data[name] = {**data[name], **section}
+        source = f"{path} with {overrides_source} vs_overrides" if overrides_source else path
+    root = Section(data, source)
     root.unknown_keys(_TOP_KEYS)
     gain, conv, lim = root.section("gain"), root.section("convergence"), root.section("limits")
     tgt, feat, dep = root.section("targets"), root.section("features"), root.section("depth")
