@@ -12,6 +12,7 @@ Built from the grasp tree's subtree factories (:func:`app.trees.grasp_children`)
                                      joint space, start pose)
             {-} Look For Objects     acquire → (flatten) → adapt → [D_X | D_Y] mask → gate → visible?
             --> Reset Pick
+            --> Centre Over Object   the gripper over the look's blob nearest the centre (one move)
             ... the grasp subtrees: DRL Pose Steps, Visual Servoing, Close Gripper, Lift And Verify
             {o} Carry To Bin         rise to carry height, over the bin, down to the drop height
                                      (straight, or up, homing posture, then the same)
@@ -34,7 +35,7 @@ import py_trees
 
 from app.config import Section
 from app.transforms import Pose
-from behaviours.clearing import MoveThrough, MoveToJoints, ResetPick, UntilTableClear
+from behaviours.clearing import CentreOverObject, MoveThrough, MoveToJoints, ResetPick, UntilTableClear
 from behaviours.motion import OpenGripper
 from behaviours.perception import AcquireFrame, AdaptToSim, ObjectVisible, SegmentObject
 
@@ -174,7 +175,8 @@ def clear_table_tree(cfg: TreeConfig, hw: HardwareConfig, grasp: list[py_trees.b
     p: ClearParams = cfg.clear  # type: ignore[assignment]
     look = look_for_objects(cfg, perceive)
     pick = py_trees.composites.Sequence("Pick", memory=True, children=[
-        OpenGripper(), return_to_start(p, hw), look, ResetPick(), *grasp,
+        OpenGripper(), return_to_start(p, hw), look, ResetPick(),
+        CentreOverObject(cfg.vs.features, cfg.vs.depth, cfg.first_blob), *grasp,
         carry_to_bin(p, hw), OpenGripper("Release")])
     return py_trees.composites.Sequence(f"Clear Table ({cfg.name})", memory=True, children=[
         UntilTableClear(pick, look, p.max_picks), return_to_start(p, hw)])

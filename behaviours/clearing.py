@@ -120,6 +120,67 @@ class MoveToJoints(Leaf):
                 self.robot.arm.stop()
 
 
+class CentreOverObject(Leaf):
+    """Move the gripper, at its height and orientation, over the object blob nearest the image
+    centre: the pose agent was trained with the object under (or near) the start pose, and an
+    object left at the edge of the view once the middle of the table is cleared is out of its
+    reach (its steps move the camera down and lose it).
+
+    Reads the look's mask and frame (camera and depth only): the blob (``first`` rule), the
+    median depth over it, its centroid back-projected to the base frame; one pose move.
+
+    Args:
+        features: Mask clean-up and blob rules (``vs.yaml`` ``features``).
+        depth: Depth read-out (``vs.yaml`` ``depth``).
+        first: The chosen-object rule (the tree's ``first_blob``).
+        name: Node name.
+    """
+
+    def __init__(self, features: Any, depth: Any, first: str, name: str = "Centre Over Object") -> None:
+        super().__init__(name, reads=("mask", "frame"))
+        self.features, self.depth, self.first = features, depth, first
+        self._why = ""
+
+    def initialise(self) -> None:
+        """Find the blob and start the move (or keep why not)."""
+        from app.controllers.depth import object_distance_or_surround
+        from app.controllers.features import extract_features
+
+        self._why = ""
+        frame = self.bb.frame
+        f = extract_features(self.bb.mask, frame.intrinsics, self.features, first=self.first)
+        if not f.ok:
+            self._why = f"no object blob to centre on: {f.reason}"
+            return
+        est = object_distance_or_surround(frame.depth, f.mask, self.depth)
+        if est.z is None:
+            self._why = f"no depth over the blob: {est.reason}"
+            return
+        k = frame.intrinsics
+        u, v = f.centroid_px
+        point = np.array([(u - k.cx) / k.fx * est.z, (v - k.cy) / k.fy * est.z, est.z])  # camera frame, m
+        target = self.robot.arm.camera_pose().matrix @ point + self.robot.arm.camera_pose().position
+        here = self.robot.arm.pose()
+        self._shift = float(np.linalg.norm(target[:2] - here.position[:2]))
+        self.robot.arm.move_to(Pose(np.array([target[0], target[1], here.position[2]]), here.matrix))
+
+    def update(self) -> Status:
+        """RUNNING while moving; SUCCESS over the object; FAILURE without a blob or with the arm's reason."""
+        if self._why:
+            return self.fail(self._why)
+        progress = self.motion_progress()
+        if progress is not None:
+            return progress
+        self.feedback_message = f"moved {self._shift * 100:.1f} cm to be over the blob"
+        return Status.SUCCESS
+
+    def terminate(self, new_status: Status) -> None:
+        """Stop the arm if pre-empted mid-motion."""
+        if new_status == Status.INVALID and self.robot is not None and not self._why:
+            if self.robot.arm.motion_status() == MotionStatus.MOVING:
+                self.robot.arm.stop()
+
+
 class ResetPick(Leaf):
     """Start a pick afresh: no tracked blob, D_X first again, pose steps from 0."""
 

@@ -94,7 +94,8 @@ def test_clear_table_tree_structure_and_config_errors(tmp_path) -> None:
         return [n.name] + [m for c in n.children for m in pre(c)]
 
     names = pre(build_tree(cfg, load_hardware()))
-    order = ["Until Table Clear", "Pick", "Return To Start", "Look For Objects", "Reset Pick", "Move By Policy 1",
+    order = ["Until Table Clear", "Pick", "Return To Start", "Look For Objects", "Reset Pick", "Centre Over Object",
+             "Move By Policy 1",
              "Visual Servoing", "Close Gripper", "Lift And Verify", "Carry To Bin", "Release"]
     assert [n for n in names if n in order][:len(order)] == order
     assert "Gate By Depth" in names and "Flatten Table" in names

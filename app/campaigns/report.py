@@ -186,9 +186,10 @@ def summary_markdown(summary: dict[str, Any], figures: Sequence[str]) -> str:
                   "before closing, median / max | Pushed > 1 cm |", "|---|---:|---:|---:|---:|---|---:|"]
         for tree, v in audit.items():
             if v["audited_trials"]:
+                pushed = ("-" if v["object_pushed_m_median"] is None else  # scene runs: no single object
+                          f"{1000 * v['object_pushed_m_median']:.1f} / {1000 * v['object_pushed_m_max']:.1f} mm")
                 lines.append(f"| {tree} | {v['audited_trials']} | {v['table_strikes']} | "
-                             f"{v['trials_with_table_strikes']} | {v['self_collisions_or_limits']} | "
-                             f"{1000 * v['object_pushed_m_median']:.1f} / {1000 * v['object_pushed_m_max']:.1f} mm | "
+                             f"{v['trials_with_table_strikes']} | {v['self_collisions_or_limits']} | {pushed} | "
                              f"{v['trials_object_pushed_over_1cm']} |")
     lines += ["", "Failures by failing node:", ""]
     for tree, counts in summary["failures"].items():
