@@ -190,3 +190,64 @@ def test_moves_unwind_a_wound_wrist_in_joint_space(target: str) -> None:
             drop = np.array([*params.bin_position, params.drop_height])
             assert np.linalg.norm(s.arm.pose().position - drop) < 0.01
         assert not [e for e in safe.events if e.kind == "refused"]
+
+
+def test_centre_over_object_moves_the_gripper_over_the_blob_nearest_the_centre() -> None:
+    """A dev scene's lemon sat at the edge of the start view: the pose agent's steps took the
+    camera down and lost it, five picks in a row. The gripper is first moved, at its height and
+    orientation, over the blob nearest the image centre, its point from the camera and depth."""
+    from types import SimpleNamespace
+
+    import cv2
+    from py_trees.common import Access
+
+    from app.controllers.depth import DepthParams
+    from app.controllers.features import FeatureParams
+    from app.robot.interfaces import Frame, Intrinsics, MotionStatus
+    from behaviours.clearing import CentreOverObject
+
+    k = Intrinsics(120.0, 120.0, 63.5, 63.5, 128, 128)
+    mount = Pose(np.array([0.0, 0.055, -0.10]), np.eye(3))
+    start = Pose.top_down(np.array([0.5, 0.0, 0.5]), 0.0)
+
+    class Arm:
+        def __init__(self) -> None:
+            self.goals: list[Pose] = []
+
+        def pose(self) -> Pose:
+            return start
+
+        def camera_pose(self) -> Pose:
+            return start @ mount
+
+        def move_to(self, target: Pose) -> None:
+            self.goals.append(target)
+
+        def motion_status(self) -> MotionStatus:
+            return MotionStatus.DONE
+
+    mask = np.zeros((128, 128), np.uint8)
+    cv2.circle(mask, (108, 30), 6, 1, -1)  # the lemon, near the corner
+    cv2.circle(mask, (20, 110), 9, 1, -1)  # an object farther from the centre
+    depth = np.full((128, 128), 0.60, np.float32)
+    depth[mask == 1] = 0.55
+    py_trees.blackboard.Blackboard.clear()
+    arm = Arm()
+    leaf = CentreOverObject(FeatureParams(), DepthParams(), "nearest_centre")
+    leaf.setup(robot=SimpleNamespace(arm=arm))
+    bb = py_trees.blackboard.Client(name="test")
+    for key in ("mask", "frame"):
+        bb.register_key(key, access=Access.WRITE)
+    bb.mask = mask
+    bb.frame = Frame(np.zeros((128, 128, 3), np.uint8), depth, k, 0.0, 1)
+    assert leaf.tick_once() is None and leaf.status == Status.SUCCESS, leaf.feedback_message
+    (goal,) = arm.goals
+    u, v = 108, 30  # the blob's centroid; its point at 0.55 m in the camera frame, then in the base frame
+    point = (start @ mount).matrix @ np.array([(u - 63.5) / 120 * 0.55, (v - 63.5) / 120 * 0.55, 0.55]) \
+        + (start @ mount).position
+    assert np.allclose(goal.position[:2], point[:2], atol=0.004) and goal.position[2] == start.position[2]
+    assert np.allclose(goal.matrix, start.matrix)
+    assert "moved" in leaf.feedback_message
+    bb.mask = np.zeros((128, 128), np.uint8)
+    leaf.tick_once()
+    assert leaf.status == Status.FAILURE and "no object blob to centre on" in leaf.feedback_message
