@@ -93,8 +93,8 @@ def move_or_unwind(name: str, target: str, plan: Callable[[Pose], list[Pose]], p
                    hw: HardwareConfig) -> py_trees.behaviour.Behaviour:
     """A move through ``plan``'s waypoints, straight (Cartesian legs) where it can; when the wrist
     is wound too far for that (joint 7's limit on the way: the pose steps and VS turn it), rise to
-    carry height, unwind to the homing posture in joint space (``hw.home_joints``) and follow the
-    plan from there.
+    carry height (where that is reachable), unwind to the homing posture in joint space
+    (``hw.home_joints``) and follow the plan from there.
 
     Args:
         name: The node's name (a Selector: the straight move, else the unwinding sequence).
@@ -109,7 +109,10 @@ def move_or_unwind(name: str, target: str, plan: Callable[[Pose], list[Pose]], p
     return py_trees.composites.Selector(name, memory=True, children=[
         MoveThrough(f"Straight To {target}", plan, p.max_leg),
         py_trees.composites.Sequence(f"Unwind To {target}", memory=True, children=[
-            MoveThrough("Rise To Carry Height", rise, p.max_leg),
+            # wound against joint 7's limit even the vertical rise can be out of reach: then the
+            # joint-space move starts from here (the envelope checks its path's fingertip height)
+            py_trees.decorators.FailureIsSuccess("Rise If Reachable",
+                                                 MoveThrough("Rise To Carry Height", rise, p.max_leg)),
             MoveToJoints("Homing Posture", hw.home_joints),
             MoveThrough(f"From Homing To {target}", plan, p.max_leg)])])
 
