@@ -35,7 +35,13 @@ import py_trees
 
 from app.config import Section
 from app.transforms import Pose
-from behaviours.clearing import CentreOverObject, MoveThrough, MoveToJoints, ResetPick, UntilTableClear
+from behaviours.clearing import (
+    CentreOverObject,
+    MoveThrough,
+    MoveToJoints,
+    ResetPick,
+    UntilTableClear,
+)
 from behaviours.motion import OpenGripper
 from behaviours.perception import AcquireFrame, AdaptToSim, ObjectVisible, SegmentObject
 

@@ -101,6 +101,15 @@ class Leaf(py_trees.behaviour.Behaviour):
             return self.fail(self.robot.arm.motion_error() or "motion failed")
         return None
 
+    def stop_own_motion(self, new_status: py_trees.common.Status) -> None:
+        """From ``terminate()``: stop the arm when this leaf is pre-empted while its own motion
+        runs. A leaf that already finished must not: a Selector with memory invalidates its
+        finished (failed) children on later ticks, and stopping then would cut short the motion
+        a sibling has started since (the clearing tree's joint-space unwind was stopped so)."""
+        if (new_status == py_trees.common.Status.INVALID and self.status == py_trees.common.Status.RUNNING
+                and self.robot is not None and self.robot.arm.motion_status() == MotionStatus.MOVING):
+            self.robot.arm.stop()
+
     def read(self, key: str, default: Any = None) -> Any:
         """A blackboard value, or ``default`` when unset."""
         return self.bb.get(key) if self.bb.exists(key) else default

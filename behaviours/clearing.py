@@ -16,7 +16,6 @@ import numpy as np
 import py_trees
 from py_trees.common import Access, Status
 
-from app.robot.interfaces import MotionStatus
 from app.transforms import Pose
 from behaviours.base import Leaf
 
@@ -77,9 +76,7 @@ class MoveThrough(Leaf):
 
     def terminate(self, new_status: Status) -> None:
         """Stop the arm if pre-empted mid-motion."""
-        if new_status == Status.INVALID and self.robot is not None and self._legs is not None:
-            if self.robot.arm.motion_status() == MotionStatus.MOVING:
-                self.robot.arm.stop()
+        self.stop_own_motion(new_status)
 
 
 class MoveToJoints(Leaf):
@@ -115,9 +112,7 @@ class MoveToJoints(Leaf):
 
     def terminate(self, new_status: Status) -> None:
         """Stop the arm if pre-empted mid-motion."""
-        if new_status == Status.INVALID and self._started and self.robot is not None:
-            if self.robot.arm.motion_status() == MotionStatus.MOVING:
-                self.robot.arm.stop()
+        self.stop_own_motion(new_status)
 
 
 class CentreOverObject(Leaf):
@@ -176,9 +171,7 @@ class CentreOverObject(Leaf):
 
     def terminate(self, new_status: Status) -> None:
         """Stop the arm if pre-empted mid-motion."""
-        if new_status == Status.INVALID and self.robot is not None and not self._why:
-            if self.robot.arm.motion_status() == MotionStatus.MOVING:
-                self.robot.arm.stop()
+        self.stop_own_motion(new_status)
 
 
 class ResetPick(Leaf):

@@ -144,9 +144,7 @@ class _Move(Leaf):
 
     def terminate(self, new_status: Status) -> None:
         """Stop the arm if pre-empted mid-motion."""
-        if new_status == Status.INVALID and getattr(self, "_started", False) and self.robot is not None:
-            if self.robot.arm.motion_status() == MotionStatus.MOVING:
-                self.robot.arm.stop()
+        self.stop_own_motion(new_status)
 
 
 class OpenGripper(Leaf):

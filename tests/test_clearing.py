@@ -174,15 +174,19 @@ def test_moves_unwind_a_wound_wrist_in_joint_space(target: str) -> None:
         root = (return_to_start if target == "Start" else carry_to_bin)(params, hw)
         for node in root.iterate():
             node.setup(robot=robot)
-        failed = []
+        failed, homed_at = [], []
+        homing = next(n for n in root.iterate() if n.name == "Homing Posture")
         for _ in range(2000):
             root.tick_once()
             failed += [n.name for n in root.iterate() if n.status == Status.FAILURE]
+            if homing.status == Status.SUCCESS and not homed_at:  # really there: a memory Selector once
+                homed_at.append(s.world.joint_positions())       # stopped the joint move a tick in
             if root.status != Status.RUNNING:
                 break
             s.clock.advance()
         assert root.status == Status.SUCCESS, [(n.name, n.feedback_message) for n in root.iterate()]
         assert f"Straight To {target}" in failed  # the straight way was tried and is out of reach
+        assert homed_at and np.max(np.abs(homed_at[0] - np.array(hw.home_joints))) < 0.02
         if target == "Start":
             d, r = s.arm.pose().distance(hw.start_pose())
             assert d < 0.01 and np.degrees(r) < 2.0
@@ -251,3 +255,58 @@ def test_centre_over_object_moves_the_gripper_over_the_blob_nearest_the_centre()
     bb.mask = np.zeros((128, 128), np.uint8)
     leaf.tick_once()
     assert leaf.status == Status.FAILURE and "no object blob to centre on" in leaf.feedback_message
+
+
+def test_a_finished_move_does_not_stop_the_next_one_when_its_selector_clears_it() -> None:
+    """py_trees' Selector with memory invalidates its finished children on the next tick; the
+    failed straight move then stopped the joint-space unwind its sibling had just started (a test
+    campaign's scene: "Homing Posture" succeeded a tick in, the arm still wound)."""
+    from types import SimpleNamespace
+
+    from app.robot.interfaces import MotionStatus
+    from behaviours.clearing import MoveThrough, MoveToJoints
+
+    class Arm:
+        def __init__(self) -> None:
+            self.status, self.stops, self.ticks_left = MotionStatus.IDLE, 0, 0
+
+        def pose(self) -> Pose:
+            return Pose.top_down(np.array([0.5, 0.2, 0.2]), 0.0)
+
+        def move_to(self, target: Pose) -> None:
+            self.status = MotionStatus.FAILED  # unreachable: refused at once
+
+        def move_to_joints(self, q: np.ndarray) -> None:
+            self.status, self.ticks_left = MotionStatus.MOVING, 5
+
+        def motion_status(self) -> MotionStatus:
+            return self.status
+
+        def motion_error(self) -> str:
+            return "unreachable target" if self.status == MotionStatus.FAILED else ""
+
+        def stop(self) -> None:
+            self.stops += 1
+            if self.status == MotionStatus.MOVING:
+                self.status = MotionStatus.DONE
+
+        def advance(self) -> None:
+            if self.status == MotionStatus.MOVING:
+                self.ticks_left -= 1
+                if self.ticks_left == 0:
+                    self.status = MotionStatus.DONE
+
+    arm = Arm()
+    home = MoveToJoints("Homing Posture", (0.0,) * 7)
+    root = py_trees.composites.Selector("Return To Start", memory=True, children=[
+        MoveThrough("Straight To Start", lambda here: [here], 0.25), home])
+    for n in root.iterate():
+        n.setup(robot=SimpleNamespace(arm=arm))
+    ticks = 0
+    while ticks < 20:
+        root.tick_once()
+        ticks += 1
+        if root.status != Status.RUNNING:
+            break
+        arm.advance()
+    assert root.status == Status.SUCCESS and arm.stops == 0 and ticks == 6  # the whole 5-tick joint move

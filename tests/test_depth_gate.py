@@ -109,7 +109,10 @@ def test_touching_objects_become_one_blob_each() -> None:
     assert len(parts) == 3
     assert parts[0] > 0.9 * np.pi * 22 ** 2 and parts[1] > 0.8 * np.pi * 17 ** 2 and parts[2] > 150
     assert int(split_touching(m > 0, p).sum()) > 0.85 * int(m.sum())  # only the seams are lost
-    from app.controllers.features import FeatureParams, clean_mask  # VS's clean-up must not join them again
+    from app.controllers.features import (  # VS's clean-up must not join them again
+        FeatureParams,
+        clean_mask,
+    )
 
     cleaned = _components(clean_mask(split_touching(m > 0, p).astype(np.uint8), FeatureParams()) > 0)
     assert len([a for a in cleaned if a >= FeatureParams().min_blob_area_px]) == 3

@@ -241,8 +241,10 @@ def test_border_patience_ends_the_livelock_at_the_image_border(real_session, see
         s.reset(seen.get("sugar_box"), 14)
         root = build_tree(cfg, load_hardware())
         messages: list[str] = []
-        res = run_episode(root, s.robot, TruthModels(s), cfg.max_ticks, on_tick=lambda t: messages.extend(
-            n.feedback_message for n in root.iterate() if n.name == "Linear VS Step"))
+        def note(tick: int, root: py_trees.behaviour.Behaviour = root, messages: list[str] = messages) -> None:
+            messages.extend(n.feedback_message for n in root.iterate() if n.name == "Linear VS Step")
+
+        res = run_episode(root, s.robot, TruthModels(s), cfg.max_ticks, on_tick=note)
         outcomes[name] = (res, messages)
     paper, _ = outcomes["paper"]
     assert not paper.success and paper.failed_node == "Until VS Converged"
