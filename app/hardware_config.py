@@ -21,6 +21,9 @@ from app.errors import ConfigError
 from app.robot.interfaces import Intrinsics
 from app.transforms import Pose, rot_x, rot_y, rot_z
 
+# Joint-space moves (``Arm.move_to_joints``), the same on the robot and in the simulator.
+JOINT_SPEED_FACTOR = 0.1  # fraction of the Panda's joint velocity limits (panda_py's speed_factor; ~0.2 rad/s)
+JOINT_TOLERANCE = 0.01  # rad, a joint move is done within this of its goal (panda-py's default)
 
 @dataclass(frozen=True)
 class HardwareConfig:

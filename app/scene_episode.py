@@ -92,15 +92,14 @@ class StrikeProbe:
         self._unreachable0 = session.arm.unreachable
 
     def __call__(self, tick: int) -> None:
-        from app.sim.audit import LIMIT_MARGIN_RAD
+        from app.sim.audit import at_joint_limit
 
         truth = self.session.truth
         was, truth.locked = truth.locked, False
         try:
             w = truth.world()
             touching = w.gripper_touches_table()
-            q = w.joint_positions()
-            at_limit = bool(np.any(q <= w.lower + LIMIT_MARGIN_RAD) or np.any(q >= w.upper - LIMIT_MARGIN_RAD))
+            at_limit = at_joint_limit(w)
         finally:
             truth.locked = was
         self.strikes += touching and not self._touching

@@ -154,7 +154,8 @@ class CentreOverObject(Leaf):
         k = frame.intrinsics
         u, v = f.centroid_px
         point = np.array([(u - k.cx) / k.fx * est.z, (v - k.cy) / k.fy * est.z, est.z])  # camera frame, m
-        target = self.robot.arm.camera_pose().matrix @ point + self.robot.arm.camera_pose().position
+        camera = self.robot.arm.camera_pose()
+        target = camera.matrix @ point + camera.position
         here = self.robot.arm.pose()
         self._shift = float(np.linalg.norm(target[:2] - here.position[:2]))
         self.robot.arm.move_to(Pose(np.array([target[0], target[1], here.position[2]]), here.matrix))

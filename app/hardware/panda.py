@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import HardwareError, HardwareUnavailable, InputError
-from app.hardware_config import HardwareConfig
+from app.hardware_config import JOINT_SPEED_FACTOR, JOINT_TOLERANCE, HardwareConfig
 from app.robot.interfaces import FrameName, HandSample, MotionStatus
 from app.transforms import Pose, rot_z, twist_to_pose
 
@@ -47,8 +47,6 @@ HAND_FROM_GRIPPER = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]
 # gripper within the envelope's speeds (:func:`envelope_speed_factor`).
 PANDA_LINEAR_LIMIT = 1.7  # m/s per axis at speed_factor 1
 PANDA_ANGULAR_LIMIT = 2.5  # rad/s at speed_factor 1
-JOINT_SPEED_FACTOR = 0.1  # fraction of the joint velocity limits for homing moves (~0.2 rad/s)
-JOINT_TOLERANCE = 0.01  # rad, a joint move is done within this of its goal (panda-py's default)
 STOP_JOIN_S = 2.0  # s to wait for an interrupted move or grasp to return
 STOP_RETRY_S = 0.01  # s between repeated stop requests to a move that has not returned
 STILL_DQ = 0.01  # rad/s: every joint slower than this = at rest, safe to end a controller

@@ -25,6 +25,13 @@ STRIKE_FORCE_N = 1.0  # N: a contact pressing harder than this is a strike, not 
 LIMIT_MARGIN_RAD = 0.01  # rad (~0.6 deg): a joint this close to its limit is at the limit
 
 
+def at_joint_limit(world: Any) -> bool:
+    """Whether an arm joint of ``world`` (a :class:`~app.sim.pybullet_world.PyBulletWorld`) is
+    within :data:`LIMIT_MARGIN_RAD` of one of its limits."""
+    q = world.joint_positions()
+    return bool(np.any(q <= world.lower + LIMIT_MARGIN_RAD) or np.any(q >= world.upper - LIMIT_MARGIN_RAD))
+
+
 class PhysicalAudit:
     """Counts table strikes, limit/self-collision events and the object's push in one episode.
 
@@ -59,8 +66,7 @@ class PhysicalAudit:
         striking = force > STRIKE_FORCE_N
         self.table_strikes += striking and not self._striking
         self._striking = striking
-        q = w.joint_positions()
-        at_limit = bool(np.any(q <= w.lower + LIMIT_MARGIN_RAD) or np.any(q >= w.upper - LIMIT_MARGIN_RAD))
+        at_limit = at_joint_limit(w)
         self.limit_hits += at_limit and not self._at_limit
         self._at_limit = at_limit
 

@@ -16,18 +16,16 @@ from collections.abc import Callable
 import numpy as np
 
 from app.errors import MotionError
-from app.hardware_config import HardwareConfig
+from app.hardware_config import JOINT_SPEED_FACTOR, JOINT_TOLERANCE, HardwareConfig
 from app.robot.interfaces import Frame, FrameName, HandSample, Intrinsics, MotionStatus
 from app.sim.domain import Domain
 from app.sim.pybullet_world import TIME_STEP, PyBulletWorld, RawRender
 from app.transforms import Pose, twist_to_pose
 
 MOVE_SLACK_S = 2.0  # s a pose move may take beyond its nominal duration before it fails
-# Joint-space moves as the real backend makes them (app/hardware/panda.py: panda_py's
-# move_to_joint_position at speed factor 0.1 of the Panda's joint velocity limits).
+# Joint-space moves as the real backend makes them (panda_py's move_to_joint_position at
+# app.hardware_config.JOINT_SPEED_FACTOR of the Panda's joint velocity limits).
 PANDA_JOINT_SPEED_LIMITS = np.array([2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61])  # rad/s, Franka datasheet
-JOINT_SPEED_FACTOR = 0.1  # fraction of the limits (the real backend's homing speed)
-JOINT_TOLERANCE = 0.01  # rad, a joint move is done when every joint is this close (panda-py's default)
 
 
 def _interpolate(a: Pose, b: Pose, lin_step: float, ang_step: float) -> Pose:
