@@ -2,10 +2,14 @@
 # The results of record (issue 16): every campaign once more with the final code, on `test` seeds,
 # in the `real` domain with the default physical gap (`lab`) and the shipped weights. One heavy job
 # at a time (2 cores), resumable: rerun the same line and --resume skips the trials already written.
-# Usage (from the repository root): sh results/record_queue.sh [powered_fast|clutter|models|bench|paper|powered_slow|all]
+# Usage (from the repository root):
+#   sh results/record_queue.sh [powered|clutter|models|bench|paper|adapted|all]
+# A trial's seed depends on (split, --seed, object, trial index) only, not on the tree or the number
+# of trials, so the paper's protocol (3 trials per object) is the first 3 trials of every tree of
+# the powered run (same seeds, same code), plus `vs_only_fixed_y`, which only that table has.
 set -u
 PY="${PYTHON:-python}"
-COMMON="--domain real --gap lab --split test --workers 2"
+COMMON="--domain real --gap lab --split test --seed 0 --workers 2"
 stage() {  # stage NAME ARGS...: one command of `python -m app`, logged to results/campaigns.log
   name="$1"; shift
   echo "$(date -u +%FT%TZ) start $name: python -m app $*" >> results/campaigns.log
@@ -13,9 +17,9 @@ stage() {  # stage NAME ARGS...: one command of `python -m app`, logged to resul
   echo "$(date -u +%FT%TZ) end $name rc=$?" >> results/campaigns.log
 }
 what="${1:-all}"
-if [ "$what" = powered_fast ] || [ "$what" = all ]; then  # the powered run: the method, its ceiling, its DRL-only baseline
-  for t in drl_gan_vs:20 oracle:10 drl_gan:20 drl_gan_vs_adapted:10; do
-    stage "powered ${t%:*}" evaluate --trees "${t%:*}" --objects seen,unseen --trials "${t#*:}" --seed 0 $COMMON \
+if [ "$what" = powered ] || [ "$what" = all ]; then  # the fast trees first, the slow baselines last
+  for t in drl_gan_vs:20 oracle:10 drl_gan:20 drl_vs:20 vs_only:20; do
+    stage "powered ${t%:*}" evaluate --trees "${t%:*}" --objects seen,unseen --trials "${t#*:}" $COMMON \
       --out results/powered --resume
   done
 fi
@@ -33,13 +37,16 @@ if [ "$what" = bench ] || [ "$what" = all ]; then  # speed: ratios within one ru
   "$PY" -m app bench campaign --compare --seed 1 --out results/bench_campaign.json
   echo "$(date -u +%FT%TZ) end bench rc=$?" >> results/campaigns.log
 fi
-if [ "$what" = paper ] || [ "$what" = all ]; then  # the paper's protocol: 3 trials per object per tree (seed 1: other draws than the powered run)
+if [ "$what" = paper ] || [ "$what" = all ]; then  # 3 trials per object per tree: the powered run's first 3, then vs_only_fixed_y
+  mkdir -p results/paper_protocol
+  if [ ! -s results/paper_protocol/results.jsonl ]; then
+    "$PY" -c "import json,sys; [sys.stdout.write(l) for l in open('results/powered/results.jsonl') if json.loads(l)['trial'] < 3]" \
+      > results/paper_protocol/results.jsonl
+  fi
   stage paper_protocol evaluate --trees drl_gan_vs,drl_gan,vs_only,vs_only_fixed_y,drl_vs,oracle --objects seen,unseen \
-    --trials 3 --seed 1 $COMMON --out results/paper_protocol --resume
+    --trials 3 $COMMON --out results/paper_protocol --resume
 fi
-if [ "$what" = powered_slow ] || [ "$what" = all ]; then  # the two slow baselines (VS from 0.6 m; the method without the GAN)
-  for t in drl_vs:20 vs_only:20; do
-    stage "powered ${t%:*}" evaluate --trees "${t%:*}" --objects seen,unseen --trials "${t#*:}" --seed 0 $COMMON \
-      --out results/powered --resume
-  done
+if [ "$what" = adapted ] || [ "$what" = all ]; then  # issue 11 §3: the paper's segmentation path, no D_Y fallback
+  stage "powered drl_gan_vs_adapted" evaluate --trees drl_gan_vs_adapted --objects seen,unseen --trials 10 $COMMON \
+    --out results/paper_path --resume
 fi

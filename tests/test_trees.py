@@ -223,6 +223,17 @@ def test_fixed_target_ablation_differs_from_vs_only_only_in_y_target() -> None:
     assert replace(fixed, name=base.name, path=base.path, description=base.description, vs=base.vs) == base
 
 
+def test_paper_path_tree_differs_from_the_method_only_in_segmentation() -> None:
+    """``drl_gan_vs_adapted`` measures the paper's path (D_X on the adapted image, no D_Y fallback):
+    any other difference from ``drl_gan_vs`` would make the comparison unfair."""
+    from dataclasses import replace
+
+    base, paper = load_tree_config("drl_gan_vs"), load_tree_config("drl_gan_vs_adapted")
+    assert base.segmentation == "adapted_or_raw" and paper.segmentation == "adapted"
+    assert replace(paper, name=base.name, path=base.path, description=base.description,
+                   segmentation=base.segmentation, vs=replace(paper.vs, source=base.vs.source)) == base
+
+
 def test_border_patience_ends_the_livelock_at_the_image_border(real_session, seen, tmp_path) -> None:
     """An object that stays at the image border once centred (the clearing campaign's tomato can
     at the top edge): with the paper's rule linear VS converges and full VS never starts, until
