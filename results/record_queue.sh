@@ -3,7 +3,7 @@
 # in the `real` domain with the default physical gap (`lab`) and the shipped weights. One heavy job
 # at a time (2 cores), resumable: rerun the same line and --resume skips the trials already written.
 # Usage (from the repository root):
-#   sh results/record_queue.sh [powered|clutter|models|bench|paper|adapted|all]
+#   sh results/record_queue.sh [powered|clutter|models|bench|paper|adapted|faults|all]
 # A trial's seed depends on (split, --seed, object, trial index) only, not on the tree or the number
 # of trials, so the paper's protocol (3 trials per object) is the first 3 trials of every tree of
 # the powered run (same seeds, same code), plus `vs_only_fixed_y`, which only that table has.
@@ -49,4 +49,7 @@ fi
 if [ "$what" = adapted ] || [ "$what" = all ]; then  # issue 11 §3: the paper's segmentation path, no D_Y fallback
   stage "powered drl_gan_vs_adapted" evaluate --trees drl_gan_vs_adapted --objects seen,unseen --trials 10 $COMMON \
     --out results/paper_path --resume
+fi
+if [ "$what" = faults ] || [ "$what" = all ]; then  # every fault kind of config/faults.yaml and the fault-free baseline
+  stage faults faults --tree drl_gan_vs --trials 20 $COMMON --out results/faults --resume
 fi

@@ -1,0 +1,73 @@
+"""The README's results rows, printed from a campaign's ``summary.json`` and ``results.jsonl``.
+
+Usage (from the repository root): ``python results/record_tables.py results/powered [results/paper_path ...]``
+
+One markdown row per tree: grasped / trials per set with Wilson's 95 % interval, the difference
+to ``oracle`` (Newcombe's 95 % interval, when the campaign has the oracle), table strikes, joint
+limits or unreachable targets, the failing nodes counted, the mean simulated seconds per trial
+and the paper's real-robot rate. Several folders print one table (their trees in order).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _pct(x: float) -> str:
+    """A rate (0–1) as whole percent."""
+    return f"{100 * x:.0f}"
+
+
+def _cell(s: dict[str, Any]) -> str:
+    """``k/n = r % (lo–hi)`` for one tree and set."""
+    lo, hi = s["ci95"]
+    return f"{s['successes']}/{s['trials']} = {_pct(s['rate'])} % ({_pct(lo)}–{_pct(hi)})"
+
+
+def _diff(d: dict[str, Any] | None) -> str:
+    """A difference to the oracle in points, with its interval."""
+    if not d:
+        return "–"
+    lo, hi = d["ci95"]
+    return f"{100 * d['difference']:+.1f} ({100 * lo:+.1f} to {100 * hi:+.1f})"
+
+
+def rows(folder: Path) -> list[str]:
+    """The table rows of one campaign folder."""
+    summary = json.loads((folder / "summary.json").read_text())
+    records = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines() if line.strip()]
+    out = []
+    for tree, sets in summary["trees"].items():
+        sim = [r["sim_time"] for r in records if r["tree"] == tree and r.get("sim_time") is not None]
+        audit = summary.get("physical_audit", {}).get(tree, {})
+        fails = summary.get("failures", {}).get(tree, {})
+        vs = summary.get("vs_oracle", {}).get(tree, {})
+        paper = [sets[s].get("paper_rate") for s in ("seen", "unseen") if s in sets]
+        out.append("| " + " | ".join([
+            f"`{tree}`",
+            _cell(sets["seen"]) if "seen" in sets else "–",
+            _cell(sets["unseen"]) if "unseen" in sets else "–",
+            f"{_diff(vs.get('seen'))} / {_diff(vs.get('unseen'))}" if vs else "–",
+            str(audit.get("table_strikes", "–")),
+            str(audit.get("self_collisions_or_limits", "–")),
+            ", ".join(f"{k} {v}" for k, v in fails.items()) or "–",
+            f"{sum(sim) / len(sim):.1f}" if sim else "–",
+            " / ".join("–" if p is None else f"{_pct(p)} %" for p in paper),
+        ]) + " |")
+    return out
+
+
+def main(folders: list[str]) -> None:
+    """Print one table for the given campaign folders."""
+    print("| tree | seen (95 % CI) | unseen, compliant (95 % CI) | vs `oracle`, points (Newcombe 95 %) seen / unseen "
+          "| table strikes | limits / unreachable | failures by node | simulated s / trial | paper, real robot |")
+    print("|---|---|---|---|---:|---:|---|---:|---|")
+    for f in folders:
+        for row in rows(Path(f)):
+            print(row)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
