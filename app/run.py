@@ -71,7 +71,7 @@ def run_episodes(args: argparse.Namespace) -> int:
     scene = parse_scene(getattr(args, "scene", "single"))
     objects = pick_objects(args)
     if scene.multi or cfg.clear is not None:
-        return _run_scenes(args, cfg, scene.n, [o for _, o in objects], models)
+        return _run_scenes(args, cfg, scene.n, [o for _, o in objects], models, gap)
     failures = 0
     for ep in range(args.episodes):
         set_name, spec = objects[ep % len(objects)]
@@ -83,15 +83,16 @@ def run_episodes(args: argparse.Namespace) -> int:
     return 0 if failures == 0 else 1
 
 
-def _run_scenes(args: argparse.Namespace, cfg: TreeConfig, n: int, pool: list[Any], models: Any) -> int:
-    """Episodes on multi-object scenes (``--scene multi:N``), or clear_table runs (``n`` objects)."""
+def _run_scenes(args: argparse.Namespace, cfg: TreeConfig, n: int, pool: list[Any], models: Any, gap: Any) -> int:
+    """Episodes on multi-object scenes (``--scene multi:N``), or clear_table runs (``n`` objects), in
+    the physical gap ``gap`` (a :class:`~app.sim.gap.GapConfig`)."""
     from app.scene_episode import run_clear_episode, run_scene_episode
 
     run = run_clear_episode if cfg.clear is not None else run_scene_episode
     failures = 0
     for ep in range(args.episodes):
         r = run(cfg, pool, n, args.seed + ep, args.domain, models, args.log_dir, hardware=args.config,
-                record=args.record, trial=ep)
+                record=args.record, trial=ep, gap=gap)
         failures += not r["success"]
         head = "CLEARED" if cfg.clear is not None and r["success"] else "GRASPED" if r["success"] else "FAILED"
         why = "" if r["success"] or not r.get("failed_node") else f" at '{r['failed_node']}': {r['reason']}"

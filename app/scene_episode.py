@@ -123,30 +123,38 @@ def _chain(*hooks: Any) -> Any:
 
 def _run(cfg: TreeConfig, pool: list[ObjectSpec], n: int, seed: int, domain: Any, models: Any,
          log_dir: str | Path, hardware: HardwareConfig | str | None, trial: int, record: bool,
-         score_fn: Any) -> dict[str, Any]:
+         score_fn: Any, gap: Any = None) -> dict[str, Any]:
     """Shared set-up of both episode kinds; ``score_fn(session, root, result, objects, score,
-    close_probe, cfg)`` returns the scored part of the record."""
+    close_probe, cfg)`` returns the scored part of the record. The physical gap is drawn from
+    ``seed`` as for one object (:func:`app.episode.run_sim_episode`): camera, arm, table, objects."""
+    from app.sim.gap import GapConfig, draw_gap, load_gap
     from app.sim.session import SimSession
     from app.trees import build_tree
 
     hw = hardware if isinstance(hardware, HardwareConfig) else load_hardware(hardware)
+    gap_cfg = gap if isinstance(gap, GapConfig) else load_gap(gap or "none")
+    sample = draw_gap(gap_cfg, seed)
     specs = scene_objects(pool, n, seed)
     s = SimSession(hw, domain=domain, seed=seed)
+    s.set_gap(sample)
     run_dir = make_run_dir(log_dir, cfg.name, f"multi{n}", seed, trial)
     log = RunLog(run_dir / "ticks.jsonl")
     base = {"tree": cfg.name, "object": f"multi:{n}", "scene_objects": [o.name for o in specs], "seed": seed,
-            "run_dir": str(run_dir), "domain_sha256": s.domain.sha256}
+            "run_dir": str(run_dir), "domain_sha256": s.domain.sha256, "gap": gap_cfg.name,
+            "gap_sha256": gap_cfg.sha256, "gap_sample": sample.record()}
     try:
         if cfg.clear is not None:
+            s.world.set_table_height(sample.table_dz)  # the bin stands on the table as the gap puts it
             s.world.add_bin(cfg.clear.bin_position, cfg.clear.bin_inner, cfg.clear.bin_wall_height)
         try:
             objects = build_scene(s, specs, seed)
             log.log.info("episode_start", tree=cfg.name, scene=f"multi:{n}", objects=[o.name for o in specs],
-                         seed=seed, trial=trial, domain=s.domain.name, domain_sha256=s.domain.sha256, backend="sim")
+                         seed=seed, trial=trial, domain=s.domain.name, domain_sha256=s.domain.sha256,
+                         gap=gap_cfg.name, gap_sha256=gap_cfg.sha256, backend="sim")
             root = build_tree(cfg, hw)
             score = SceneScore(s, objects)
             close, strikes = SceneCloseProbe(root, s, score), StrikeProbe(s)
-            robot = safe_robot(s.robot, log)
+            robot = safe_robot(s.robot, log, hw)
             s.truth.locked = True
             try:
                 res = run_episode(root, robot, models, cfg.max_ticks, log,
@@ -195,15 +203,16 @@ def _score_grasp(s: Any, root: Any, res: EpisodeResult, objects: list[SceneObjec
 
 def run_scene_episode(cfg: TreeConfig, pool: list[ObjectSpec], n: int, seed: int, domain: Any, models: Any,
                       log_dir: str | Path, *, hardware: HardwareConfig | str | None = None, trial: int = 0,
-                      record: bool = False) -> dict[str, Any]:
-    """One grasp episode of ``cfg`` on a scene of ``n`` objects from ``pool`` (placement from ``seed``).
+                      record: bool = False, gap: Any = None) -> dict[str, Any]:
+    """One grasp episode of ``cfg`` on a scene of ``n`` objects from ``pool`` (placement and physical
+    gap from ``seed``; ``gap``: a :class:`~app.sim.gap.GapConfig`, a name or path, None for ``none``).
 
     Returns:
         The record: the runner's keys plus ``success`` (one object lifted and held, none off the
         table), ``grasped_object``, ``lifted``, ``off_table``, ``pose_error`` (against the object
         nearest the gripper at Close Gripper: ``target``), ``paper_success``, ``table_strikes``.
     """
-    return _run(cfg, pool, n, seed, domain, models, log_dir, hardware, trial, record, _score_grasp)
+    return _run(cfg, pool, n, seed, domain, models, log_dir, hardware, trial, record, _score_grasp, gap)
 
 
 def _in_start_view(s: Any, position: np.ndarray) -> bool:
@@ -245,8 +254,9 @@ def _score_clear(s: Any, root: Any, res: EpisodeResult, objects: list[SceneObjec
 
 def run_clear_episode(cfg: TreeConfig, pool: list[ObjectSpec], n: int, seed: int, domain: Any, models: Any,
                       log_dir: str | Path, *, hardware: HardwareConfig | str | None = None, trial: int = 0,
-                      record: bool = False) -> dict[str, Any]:
-    """One clear_table run on a scene of ``n`` objects (a bin beside the table).
+                      record: bool = False, gap: Any = None) -> dict[str, Any]:
+    """One clear_table run on a scene of ``n`` objects (a bin beside the table), in the physical gap
+    ``gap`` drawn from ``seed`` (a :class:`~app.sim.gap.GapConfig`, a name or path, None for ``none``).
 
     Returns:
         The record: the runner's keys plus ``placed`` / ``cleared`` (names of objects in the bin /
@@ -257,7 +267,7 @@ def run_clear_episode(cfg: TreeConfig, pool: list[ObjectSpec], n: int, seed: int
     """
     if cfg.clear is None:
         raise ValueError(f"{cfg.name}: not a clear_table tree")
-    return _run(cfg, pool, n, seed, domain, models, log_dir, hardware, trial, record, _score_clear)
+    return _run(cfg, pool, n, seed, domain, models, log_dir, hardware, trial, record, _score_clear, gap)
 
 
 

@@ -402,8 +402,11 @@ def test_multi_scene_plan_and_clearing_summary(tmp_path, monkeypatch) -> None:
 
     calls = []
 
+    gaps = []
+
     def fake_clear(cfg, pool, n, seed, *a, **k):
         calls.append((cfg.name, n, len(pool), seed))
+        gaps.append(k.get("gap"))
         k_placed = 3 if seed % 2 else 4
         return {"success": k_placed == 4, "paper_success": False, "tree_outcome": "success", "failed_node": "",
                 "reason": "", "pose_error": {"at": "none"}, "run_dir": str(tmp_path / "runs" / "x"), "objects": 4,
@@ -420,6 +423,8 @@ def test_multi_scene_plan_and_clearing_summary(tmp_path, monkeypatch) -> None:
         w.append(ev._run_job(t, c))
     w.close()
     assert [(n, k, pool) for n, k, pool, _ in calls] == [("clear_table", 4, 16)] * 3
+    assert [g.name for g in gaps] == [c.gap] * 3  # scene episodes draw the campaign's physical gap
+    assert all(r["gap"] == c.gap and r["gap_sha256"] == c.gap_sha256 for r in read_results(tmp_path / "results.jsonl")[0])
     s = clear_report.summarize_clearing(tmp_path)
     v = s["trees"]["clear_table"]
     placed = sum(3 if t.seed % 2 else 4 for t in plan if t.tree == "clear_table")

@@ -74,6 +74,30 @@ def test_build_scene_places_objects_apart_some_touching(real_session, seen) -> N
     assert len(s.world.object_ids) == 1
 
 
+def test_build_scene_builds_objects_and_table_as_the_gap_draws_them(real_session, seen) -> None:
+    """Scene episodes draw the physical gap like single-object ones: the table at its drawn height,
+    every object (not only the first) at its drawn size, resting on that table."""
+    from app.sim.gap import NONE_SAMPLE, GapSample
+
+    s = real_session
+    specs = [seen.get("sugar_box"), seen.get("pudding_box")]
+    sample = GapSample(size_scale=1.2, table_dz=0.01)  # exaggerated: 20 % larger, table 1 cm up
+    s.set_gap(sample)
+    try:
+        objs = build_scene(s, specs, 2)
+        assert s.world.table_z == pytest.approx(0.01)
+        for o, spec in zip(objs, specs, strict=True):
+            built = sample.scale_object(spec)
+            lo, hi = s.world.body_aabb(o.body)
+            height = hi[2] - lo[2]
+            assert lo[2] == pytest.approx(0.01, abs=0.003), spec.name  # resting on the raised table
+            assert height == pytest.approx(2 * built.rest_height, abs=0.004), spec.name  # built 20 % larger
+            assert height > 2 * spec.rest_height * 1.1, spec.name
+    finally:
+        s.set_gap(NONE_SAMPLE)
+        s.reset(seen.get("lemon"), 0)
+
+
 def test_scene_score_names_lifted_and_off_table(real_session, seen) -> None:
     from app.transforms import Pose
 

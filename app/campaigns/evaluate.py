@@ -139,6 +139,7 @@ def _run_scene_job(t: Trial, c: Campaign, cfg: TreeConfig) -> dict[str, Any]:
     from app.perception import load_perception
     from app.scene_episode import run_clear_episode, run_scene_episode
     from app.sim.domain import load_domain
+    from app.sim.gap import load_gap
     from app.sim.objects import load_object_set
     from app.sim.scene import parse_scene
 
@@ -153,21 +154,24 @@ def _run_scene_job(t: Trial, c: Campaign, cfg: TreeConfig) -> dict[str, Any]:
               if cfg.uses_models else None)
     domain = cached(("domain", c.domain), lambda: load_domain(c.domain))
     hw = cached(("hardware", str(c.hardware)), lambda: load_hardware(c.hardware))
+    gap = cached(("gap", c.gap), lambda: load_gap(c.gap))
     run = run_clear_episode if cfg.clear is not None else run_scene_episode
     t0 = time.perf_counter()
-    ep = run(cfg, pool, n, t.seed, domain, models, Path(c.out) / RUNS, hardware=hw, trial=t.trial, record=c.record)
+    ep = run(cfg, pool, n, t.seed, domain, models, Path(c.out) / RUNS, hardware=hw, trial=t.trial, record=c.record,
+             gap=gap)
     keep = ("scene_objects", "pose_steps", "vs_iterations", "vs_fallbacks", "vs_mode_switches", "mask_source", "ticks",
             "sim_time", "wall_time", "safety_refusals", "safety_clamps", "table_strikes", "lifted", "off_table",
             "grasped_object", "objects", "placed", "cleared", "n_placed", "n_cleared", "picks_attempted",
             "picks_placed", "picks", "pick_failures", "picks_per_hour", "end", "self_collisions_or_limits", "audit",
-            "final_positions")
+            "final_positions", "gap_sample")
     return {"tree": t.tree, "object": t.object, "object_set": t.object_set, "trial": t.trial, "seed": t.seed,
             "scene": t.scene, "success": ep["success"], "paper_success": ep["paper_success"],
             "outcome": ep["tree_outcome"], "failed_node": ep["failed_node"], "reason": ep["reason"],
             "pose_error": ep["pose_error"], **{k: ep[k] for k in keep if k in ep},
             "trial_wall_time": round(time.perf_counter() - t0, 3), "run_dir": os.path.relpath(ep["run_dir"], c.out),
             "object_index": t.object_index, "base_seed": c.base_seed, "domain": c.domain,
-            "domain_sha256": c.domain_sha256, "hardware": c.hardware}
+            "domain_sha256": c.domain_sha256, "hardware": c.hardware, "gap": c.gap, "gap_sha256": c.gap_sha256,
+            "split": c.split}
 
 
 # ------------------------------------------------------------------------------ the command

@@ -596,7 +596,8 @@ class PyBulletWorld:
     def add_bin(self, centre: tuple[float, float], inner: float, wall_height: float,
                 wall_thickness: float = 0.01) -> None:
         """Four static walls on the table around a square of side ``inner`` (m) at ``centre``
-        (x, y in the base frame): the clearing bin. Walls are table-coloured and not objects."""
+        (x, y in the base frame), standing on the table where it is now (``set_table_height`` first):
+        the clearing bin. Walls are table-coloured and not objects."""
         c = self.client
         half, t = inner / 2 + wall_thickness / 2, wall_thickness / 2
         for dx, dy, hx, hy in ((half, 0, t, half + t), (-half, 0, t, half + t),
@@ -604,7 +605,7 @@ class PyBulletWorld:
             col = p.createCollisionShape(p.GEOM_BOX, halfExtents=[hx, hy, wall_height / 2], physicsClientId=c)
             vis = p.createVisualShape(p.GEOM_BOX, halfExtents=[hx, hy, wall_height / 2],
                                       rgbaColor=[0.45, 0.45, 0.5, 1.0], physicsClientId=c)
-            self.fixtures.append(p.createMultiBody(0, col, vis, [centre[0] + dx, centre[1] + dy, wall_height / 2],
+            self.fixtures.append(p.createMultiBody(0, col, vis, [centre[0] + dx, centre[1] + dy, self.table_z + wall_height / 2],
                                                    physicsClientId=c))
 
     def object_pose(self) -> Pose:

@@ -188,7 +188,8 @@ def _slide_into_contact(session: SimSession, body: int, others: list[int], gap: 
 
 def build_scene(session: SimSession, specs: list[ObjectSpec], seed: int,
                 cfg: SceneConfig | None = None) -> list[SceneObject]:
-    """Reset the session and put ``specs`` on the table (placement from ``seed`` only).
+    """Reset the session and put ``specs`` on the table (placement from ``seed`` only), built as
+    the session's physical gap draws them (mass, friction, size, table height; ``none``: as designed).
 
     The first object goes through :meth:`SimSession.reset` (so the arm is at the start pose, the
     gripper open); the others are added beside it; some are slid into contact; then physics
@@ -199,11 +200,14 @@ def build_scene(session: SimSession, specs: list[ObjectSpec], seed: int,
     """
     cfg = cfg or load_scene_config()
     rng = np.random.default_rng(seed)
-    poses = sample_layout(specs, np.asarray(session.hw.start_position[:2], float), cfg, rng)
-    session.reset(specs[0], poses[0], settle=False)
+    built = [session.gap.scale_object(spec) for spec in specs]  # the objects as built (the episode's physical gap)
+    poses = sample_layout(built, np.asarray(session.hw.start_position[:2], float), cfg, rng)
+    up = np.array([0.0, 0.0, session.gap.table_dz])  # the layout rests on z = 0; the gap may move the table
+    poses = [Pose(pose.position + up, pose.matrix) for pose in poses]
+    session.reset(specs[0], poses[0], settle=False)  # reset builds the first object as drawn itself
     w = session.world
     bodies = [w.object_id]
-    for spec, pose in zip(specs[1:], poses[1:], strict=True):
+    for spec, pose in zip(built[1:], poses[1:], strict=True):
         body = w.spawn_rigid(spec.shape, list(spec.size), spec.mass, spec.friction,
                              session.domain.object_rgba(spec.color), pose,
                              mesh_path=spec.asset_path if spec.shape == "mesh" else None,
