@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "dataset":
             sp.add_argument("--out", required=True, help="dataset directory (validation set in OUT/val)")
             sp.add_argument("--n", type=int, default=655, help="images per domain (the paper: 655)")
+            from app.tools.real_dataset import add_collection_arguments
+
+            add_collection_arguments(sp)
         if name == "train":
             sp.add_argument("what", choices=["gan", "ppo"], help="which model")
             sp.add_argument("--recipe", default=None, help="recipe YAML (default config/models/cyclegan.yaml or ppo.yaml)")

@@ -62,8 +62,9 @@ def test_lab_end_to_end_survives_a_kill(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_lab_on_the_robot_collects_trains_and_leaves_evaluation_to_the_robot(tmp_path: Path) -> None:
-    """``--backend real`` with the panda_py fake and a stub camera: homed collection, sim half
-    rendered, training, weights that record the robot lab; no simulated stages."""
+    """``--backend real`` with the panda_py fake and a stub camera: homed collection (placements of
+    ``--prompt-every`` images, unattended), sim half rendered, training, weights that record the
+    robot lab; no simulated stages."""
     from app.cli import build_parser
     from app.hardware_config import load_hardware
     from models.dataset import read_index
@@ -71,15 +72,17 @@ def test_lab_on_the_robot_collects_trains_and_leaves_evaluation_to_the_robot(tmp
 
     out = tmp_path / "lab"
     args = build_parser().parse_args(["lab", "--backend", "real", "--out", str(out), "--n", "3", "--epochs", "1",
-                                      "--recipe", "tests/data/cyclegan_tiny.yaml"])
+                                      "--recipe", "tests/data/cyclegan_tiny.yaml", "--prompt-every", "2", "--no-prompt"])
     fake = _fake()
     assert lab.run_lab(args, connect=_connect(load_hardware(), fake)) == 0
     idx = read_index(out / "data")
     assert (len(idx["domains"]["sim"]), len(idx["domains"]["real"])) == (3, 3)
+    assert [s["placement"] for s in idx["domains"]["real"]] == [0, 0, 1]  # --prompt-every 2 reached the collection
     assert fake.calls_to("Panda.move_to_pose")  # the lab images came from the (fake) arm
     assert sorted(p.stem for p in (out / "stages").glob("*.done")) == ["dataset", "train", "weights"]
     rec = yaml.safe_load((out / "weights" / "training_domain.yaml").read_text())
     assert rec["name"] == "robot" and len(rec["sha256"]) == 64
     summary = (out / "summary.md").read_text()
     assert summary.startswith("# Lab on the robot") and "--backend real --weights" in summary
+    assert "--backend real --prompt-every 2 --no-prompt`" in summary  # the command that reproduces it
     assert not (out / "eval_models").exists() and not (out / "after").exists()

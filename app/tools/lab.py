@@ -16,9 +16,11 @@ images with the robot instead), the command runs these stages in ``OUT``:
    each) of the source weights in the lab (skipped with ``--no-before``);
 6. ``after``    — ``OUT/after``: the same evaluation with the lab's own weights.
 
-With ``--backend real`` the lab's images come from the robot (:func:`app.tools.dataset_builder.
-build_real_dataset`: homed, scripted poses around the start pose, every move through the safety
-envelope; the sim images are rendered as in the simulator), the weights record the robot lab
+With ``--backend real`` the lab's images come from the robot (:mod:`app.tools.real_dataset`:
+homed, the object found from depth in the start view, scripted poses around it, every move
+through the safety envelope, and every ``--prompt-every`` images the arm homed and the person
+asked to move or swap the object, ``--no-prompt`` for unattended runs; the sim images are
+rendered as in the simulator), the weights record the robot lab
 (name ``robot``, the SHA-256 of the collected index), and the stages that need paired sim
 renders or simulated trials (``eval_models``, ``before``, ``after``) are left to the robot
 (``python -m app --tree drl_gan_vs --backend real --weights OUT/weights``).
@@ -72,10 +74,12 @@ ROBOT_DOMAIN = "robot"  # the training-domain name of weights trained on images 
 
 def _stage_dataset(a: argparse.Namespace, out: Path, connect: Callable[[], Robot] | None = None) -> None:
     """``OUT/data``: sim images with masks and the lab's images (simulator or robot); resumable."""
-    from app.tools.dataset_builder import build_robot_dataset, run_dataset
+    from app.tools.dataset_builder import run_dataset
+    from app.tools.real_dataset import build_robot_dataset
 
     ns = argparse.Namespace(out=str(out / "data"), n=a.n, seed=a.seed, objects="seen", domain=a.domain or "real",
-                            backend=a.backend, config=a.config, robot_host=a.robot_host)
+                            backend=a.backend, config=a.config, robot_host=a.robot_host,
+                            prompt_every=a.prompt_every, no_prompt=a.no_prompt)
     if a.backend == "real":
         build_robot_dataset(ns, connect)
     else:
@@ -211,15 +215,19 @@ def write_summary(a: argparse.Namespace, out: Path, seconds: dict[str, float]) -
 
 def command_line(a: argparse.Namespace) -> str:
     """The command that reproduces this lab (flags at their defaults left out)."""
+    from app.tools.real_dataset import DEFAULT_PROMPT_EVERY
+
     cmd = "python -m app lab" + (f" --domain {a.domain}" if a.domain else "") + f" --out {a.out} --n {a.n} --seed {a.seed}"
-    for flag, value, default in (("--epochs", a.epochs, None), ("--recipe", a.recipe, "cyclegan"),
-                                 ("--trials", a.trials, DEFAULT_TRIALS), ("--weights", a.weights, None),
-                                 ("--eval-episodes", a.eval_episodes, DEFAULT_EVAL_EPISODES),
-                                 ("--eval-images", a.eval_images, DEFAULT_EVAL_IMAGES),
-                                 ("--backend", a.backend, "sim")):
+    flags: list[tuple[str, Any, Any]] = [
+        ("--epochs", a.epochs, None), ("--recipe", a.recipe, "cyclegan"), ("--trials", a.trials, DEFAULT_TRIALS),
+        ("--weights", a.weights, None), ("--eval-episodes", a.eval_episodes, DEFAULT_EVAL_EPISODES),
+        ("--eval-images", a.eval_images, DEFAULT_EVAL_IMAGES), ("--backend", a.backend, "sim")]
+    if a.backend == "real":  # the robot's collection
+        flags.append(("--prompt-every", a.prompt_every, DEFAULT_PROMPT_EVERY))
+    for flag, value, default in flags:
         if value != default:
             cmd += f" {flag} {value}"
-    return cmd + (" --no-before" if a.no_before else "")
+    return cmd + (" --no-before" if a.no_before else "") + (" --no-prompt" if a.backend == "real" and a.no_prompt else "")
 
 
 def run_lab(a: argparse.Namespace, connect: Callable[[], Robot] | None = None) -> int:
@@ -238,6 +246,8 @@ def run_lab(a: argparse.Namespace, connect: Callable[[], Robot] | None = None) -
     out = check_output_dir(a.out, "--out")  # before any work: one line and exit 2
     if a.n < 1 or a.trials < 1 or (a.epochs is not None and a.epochs < 1):
         raise ConfigError(f"lab: expected --n, --trials and --epochs >= 1, found {a.n}, {a.trials}, {a.epochs}")
+    if a.backend == "real" and a.prompt_every < 1:
+        raise ConfigError(f"lab: --prompt-every: expected >= 1, found {a.prompt_every}")
     if a.backend != "real":
         load_domain(a.domain)  # a bad domain file: one line now, not after the dataset
     from models.cyclegan import load_gan_config
@@ -286,4 +296,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-images", type=int, default=DEFAULT_EVAL_IMAGES, help="eval-models views per set")
     p.add_argument("--latency-frames", type=int, default=50, help="eval-models frames timed per thread count")
     p.add_argument("--no-before", action="store_true", help="skip the evaluation of the source weights in the lab")
+    from app.tools.real_dataset import add_collection_arguments
+
+    add_collection_arguments(p)  # --prompt-every, --no-prompt (the robot's collection)
     p.set_defaults(domain=None)
