@@ -3,7 +3,7 @@
 # in the `real` domain with the default physical gap (`lab`) and the shipped weights. One heavy job
 # at a time (2 cores), resumable: rerun the same line and --resume skips the trials already written.
 # Usage (from the repository root):
-#   sh results/record_queue.sh [powered|clutter|models|bench|paper|adapted|faults|all]
+#   sh results/record_queue.sh [powered|clutter|models|bench|paper|scenes|faults|adapted|all]
 # A trial's seed depends on (split, --seed, object, trial index) only, not on the tree or the number
 # of trials, so the paper's protocol (3 trials per object) is the first 3 trials of every tree of
 # the powered run (same seeds, same code), plus `vs_only_fixed_y`, which only that table has.
@@ -18,7 +18,7 @@ stage() {  # stage NAME ARGS...: one command of `python -m app`, logged to resul
 }
 what="${1:-all}"
 if [ "$what" = powered ] || [ "$what" = all ]; then  # the fast trees first, the slow baselines last
-  for t in drl_gan_vs:20 oracle:10 drl_gan:20 drl_vs:20 vs_only:20; do
+  for t in drl_gan_vs:20 oracle:10 drl_gan:20 drl_vs:10 vs_only:20; do  # drl_vs: 10, the CPU's limit this session
     stage "powered ${t%:*}" evaluate --trees "${t%:*}" --objects seen,unseen --trials "${t#*:}" $COMMON \
       --out results/powered --resume
   done
@@ -46,10 +46,16 @@ if [ "$what" = paper ] || [ "$what" = all ]; then  # 3 trials per object per tre
   stage paper_protocol evaluate --trees drl_gan_vs,drl_gan,vs_only,vs_only_fixed_y,drl_vs,oracle --objects seen,unseen \
     --trials 3 $COMMON --out results/paper_protocol --resume
 fi
-if [ "$what" = adapted ] || [ "$what" = all ]; then  # issue 11 §3: the paper's segmentation path, no D_Y fallback
-  stage "powered drl_gan_vs_adapted" evaluate --trees drl_gan_vs_adapted --objects seen,unseen --trials 10 $COMMON \
-    --out results/paper_path --resume
+if [ "$what" = scenes ] || [ "$what" = all ]; then  # several objects and clearing, with the physical gap (since 0beb9c7)
+  stage clearing evaluate --trees clear_table --scene multi:4 --objects seen,unseen --trials 20 $COMMON \
+    --out results/clearing --resume
+  stage multi evaluate --trees drl_gan_vs_gated,drl_gan_vs --scene multi:3 --objects seen,unseen --trials 10 $COMMON \
+    --out results/multi --resume
 fi
 if [ "$what" = faults ] || [ "$what" = all ]; then  # every fault kind of config/faults.yaml and the fault-free baseline
   stage faults faults --tree drl_gan_vs --trials 20 $COMMON --out results/faults --resume
+fi
+if [ "$what" = adapted ] || [ "$what" = all ]; then  # issue 11 §3: the paper's segmentation path, no D_Y fallback
+  stage "powered drl_gan_vs_adapted" evaluate --trees drl_gan_vs_adapted --objects seen,unseen --trials 10 $COMMON \
+    --out results/paper_path --resume
 fi
