@@ -72,7 +72,8 @@ class TreeConfig:
     standoff: float
     max_reflex_recoveries: int = 1
     max_missed_frames: int = 15  # ticks a missed (dropped, stale, timed-out) frame may be held
-    segmentation: str = "adapted"  # VS mask: "adapted" (D_X, the paper), "raw" (D_Y), "adapted_or_raw"
+    segmentation: str = "adapted"  # VS mask: "adapted" (D_X, the paper), "raw" (D_Y), "adapted_or_raw",
+    #                                "adapted_or_raw_or_depth" (behaviours.perception.find_object)
     first_blob: str = "largest"  # which blob a VS track starts on: "largest" or "nearest_centre"
     depth_gate: DepthGateParams | None = None  # object pixels must stand above the table plane
     clear: ClearParams | None = None  # the ``clear`` section of a clear_table tree (app/clearing.py)
@@ -180,7 +181,7 @@ def vs_subtree(cfg: TreeConfig, finger_depth: float, fingertips: np.ndarray) -> 
     choose = py_trees.composites.Selector("Choose VS Mode", memory=False, children=[full, LinearVSStep(params)])
     # G_Y->X only where its output is read: not in `segmentation: raw` trees, not after the fallback.
     adapt_leaf = AdaptToSim(enabled=adapt and cfg.segmentation != "raw",
-                            skip_after_fallback=cfg.segmentation == "adapted_or_raw")
+                            skip_after_fallback=cfg.segmentation in ("adapted_or_raw", "adapted_or_raw_or_depth"))
     find = find_object(params.features, cfg.segmentation, cfg.first_blob, cfg.depth_gate, params.motion_check)
     if cfg.reacquire is not None:
         find = find_or_reacquire(find, cfg.reacquire)

@@ -21,6 +21,10 @@ from behaviours.base import Leaf
 
 if TYPE_CHECKING:
     from app.controllers.depth_gate import DepthGateParams
+    from app.controllers.locate import LocateParams
+
+MASK_SOURCES = ("adapted", "raw", "depth")  # where a VS mask comes from, in fallback order
+FALLBACK_SOURCES = MASK_SOURCES[1:]  # a mask from these means D_X's was given up (sticky)
 
 
 class AcquireFrame(Leaf):
@@ -75,7 +79,8 @@ class AdaptToSim(Leaf):
     Args:
         enabled: False passes the raw frame through (the ``drl_vs`` ablation, ``segmentation:
             raw`` VS trees).
-        skip_after_fallback: Pass the raw frame through once ``mask_source`` is "raw".
+        skip_after_fallback: Pass the raw frame through once ``mask_source`` is "raw" or "depth"
+            (a fallback: nothing reads the adapted image any more).
     """
 
     def __init__(self, name: str = "Adapt To Sim", enabled: bool = True, skip_after_fallback: bool = False) -> None:
@@ -88,42 +93,57 @@ class AdaptToSim(Leaf):
         """Run the generator on the blackboard frame (or pass it through, see the class)."""
         frame = self.bb.frame
         t0 = time.perf_counter()
-        fallen_back = self.skip_after_fallback and self.read("mask_source") == "raw"
+        fallen_back = self.skip_after_fallback and self.read("mask_source") in FALLBACK_SOURCES
         run = self.enabled and not fallen_back
         self.bb.model_frame = self.models.adapt(frame) if run else frame
         self.latency_ms = (time.perf_counter() - t0) * 1000
-        self.feedback_message = ("adapted" if run else "skipped: masks come from the raw image" if fallen_back
+        self.feedback_message = ("adapted" if run else f"skipped: masks come from the {self.read('mask_source')} image"
+                                 if fallen_back
                                  else "raw (no adaptation)")
         return Status.SUCCESS
 
 
 class SegmentObject(Leaf):
     """Segment the object: D_X on the model frame (the paper's run-time path: the adapted image),
-    or D_Y on the raw camera frame.
+    D_Y on the raw camera frame, or the depth image alone (pixels standing above the fitted table
+    plane, :func:`app.controllers.locate.above_table`: an object in the table's colour).
 
     When the mask's source changes within an episode (a fallback), the tracked blob is dropped:
     blobs of two segmenters are not comparable, so the next features start from the largest blob.
 
     Args:
-        source: "adapted" (D_X on ``model_frame``) or "raw" (D_Y on the raw ``frame``).
+        source: "adapted" (D_X on ``model_frame``), "raw" (D_Y on the raw ``frame``) or "depth"
+            (the raw ``frame``'s depth, no model).
         name: Node name.
     """
 
     def __init__(self, name: str = "Segment Object", source: str = "adapted") -> None:
-        if source not in ("adapted", "raw"):
-            raise ValueError(f"{name}: source {source!r} (expected 'adapted' or 'raw')")
+        if source not in MASK_SOURCES:
+            raise ValueError(f"{name}: source {source!r} (expected one of {list(MASK_SOURCES)})")
         super().__init__(name, reads=("model_frame", "frame", "mask_source"),
                          writes=("mask", "mask_source", "features"))
         self.source = source
         self.latency_ms = 0.0
+        self._locate: LocateParams | None = None
+
+    def _depth_mask(self) -> np.ndarray:
+        """Object pixels of the raw frame's depth (all 0 when no table plane can be fitted)."""
+        from app.controllers.locate import LocateParams, above_table
+
+        self._locate = self._locate or LocateParams()
+        frame = self.bb.frame
+        mask, why = above_table(np.asarray(frame.depth, dtype=np.float32), frame.intrinsics, self._locate)
+        return mask if mask is not None else np.zeros(np.shape(frame.depth), np.uint8)
 
     def update(self) -> Status:
         """Write the class mask and which image it came from."""
         t0 = time.perf_counter()
         if self.source == "adapted":
             mask = self.models.segment(self.bb.model_frame)
-        else:
+        elif self.source == "raw":
             mask = self.models.segment_raw(self.bb.frame)
+        else:
+            mask = self._depth_mask()
         previous = self.read("mask_source")
         if previous is not None and previous != self.source:
             self.bb.features = None  # re-acquire the blob in the new mask
@@ -135,9 +155,10 @@ class SegmentObject(Leaf):
 
 
 class AdaptedMaskInUse(Leaf):
-    """Condition "Adapted Mask In Use?": the episode has not fallen back to D_Y on the raw image.
+    """Condition "Adapted Mask In Use?": the episode has not fallen back from D_X on the adapted
+    image (to D_Y on the raw image, or to the depth image).
 
-    The fallback is sticky: once the raw image's mask has been used, the tree keeps it for the
+    The fallback is sticky: once a later source's mask has been used, the tree keeps it for the
     rest of the episode, so the tracked blob does not jump between two segmenters' masks.
     """
 
@@ -145,10 +166,25 @@ class AdaptedMaskInUse(Leaf):
         super().__init__(name, reads=("mask_source",))
 
     def update(self) -> Status:
-        """SUCCESS until a raw-image mask has been used."""
-        raw = self.read("mask_source") == "raw"
-        self.feedback_message = "fallen back to D_Y on the raw image" if raw else "D_X on the adapted image"
-        return Status.FAILURE if raw else Status.SUCCESS
+        """SUCCESS until a raw-image or depth mask has been used."""
+        source = self.read("mask_source")
+        fallen = source in FALLBACK_SOURCES
+        self.feedback_message = f"fallen back to the {source} mask" if fallen else "D_X on the adapted image"
+        return Status.FAILURE if fallen else Status.SUCCESS
+
+
+class DepthMaskNotInUse(Leaf):
+    """Condition "Depth Mask Not In Use?": the episode has not fallen back to the depth mask
+    (sticky as :class:`AdaptedMaskInUse`: once used, D_Y is not asked again)."""
+
+    def __init__(self, name: str = "Depth Mask Not In Use?") -> None:
+        super().__init__(name, reads=("mask_source",))
+
+    def update(self) -> Status:
+        """SUCCESS until a depth mask has been used."""
+        depth = self.read("mask_source") == "depth"
+        self.feedback_message = "fallen back to the depth mask" if depth else "segmenters still in use"
+        return Status.FAILURE if depth else Status.SUCCESS
 
 
 class ExtractFeatures(Leaf):
@@ -263,7 +299,7 @@ class ObjectVisible(Leaf):
         return Status.SUCCESS if n >= self.params.min_blob_area_px else Status.FAILURE
 
 
-SEGMENTATION_MODES = ("adapted", "raw", "adapted_or_raw")
+SEGMENTATION_MODES = ("adapted", "raw", "adapted_or_raw", "adapted_or_raw_or_depth")
 
 
 def find_object(params: FeatureParams, mode: str = "adapted", first_blob: str = "largest",
@@ -275,7 +311,10 @@ def find_object(params: FeatureParams, mode: str = "adapted", first_blob: str = 
         params: Mask clean-up and blob tracking parameters.
         mode: "adapted": D_X on the model frame (the paper); "raw": D_Y on the raw frame;
             "adapted_or_raw": D_X, and when its mask holds no trackable blob, D_Y on the raw
-            frame for the rest of the episode (a selector: the fallback shows in the tick log).
+            frame for the rest of the episode (a selector: the fallback shows in the tick log);
+            "adapted_or_raw_or_depth": as "adapted_or_raw", and when D_Y's mask holds no trackable
+            blob either, the pixels standing above the table plane in depth (no model: an object
+            in the table's colour), for the rest of the episode.
         first_blob: Rule for the first blob of a track ("largest" or "nearest_centre").
         depth_gate: :class:`app.controllers.depth_gate.DepthGateParams`: a "Gate By Depth" leaf
             after each segmenter; None: no gate.
@@ -290,10 +329,16 @@ def find_object(params: FeatureParams, mode: str = "adapted", first_blob: str = 
 
     if mode not in SEGMENTATION_MODES:
         raise ValueError(f"segmentation {mode!r} (expected one of {list(SEGMENTATION_MODES)})")
-    if mode != "adapted_or_raw":
+    if mode not in ("adapted_or_raw", "adapted_or_raw_or_depth"):
         return py_trees.composites.Sequence("Find Object", memory=False, children=chain(SegmentObject(source=mode)))
     adapted = py_trees.composites.Sequence("In Adapted Image", memory=False, children=[
         AdaptedMaskInUse(), *chain(SegmentObject(source="adapted"))])
-    raw = py_trees.composites.Sequence("In Raw Image", memory=False, children=chain(
-        SegmentObject("Segment Raw Image", source="raw")))
-    return py_trees.composites.Selector("Find Object", memory=False, children=[adapted, raw])
+    if mode == "adapted_or_raw":
+        raw = py_trees.composites.Sequence("In Raw Image", memory=False, children=chain(
+            SegmentObject("Segment Raw Image", source="raw")))
+        return py_trees.composites.Selector("Find Object", memory=False, children=[adapted, raw])
+    raw = py_trees.composites.Sequence("In Raw Image", memory=False, children=[
+        DepthMaskNotInUse(), *chain(SegmentObject("Segment Raw Image", source="raw"))])
+    depth = py_trees.composites.Sequence("In Depth", memory=False, children=chain(
+        SegmentObject("Segment By Depth", source="depth")))
+    return py_trees.composites.Selector("Find Object", memory=False, children=[adapted, raw, depth])

@@ -203,6 +203,43 @@ def test_adapted_mask_falls_back_to_raw_and_stays(real_session, seen, tmp_path) 
     assert s.truth.object_lifted(rest.position[2], 0.09)
 
 
+class _BlindModels(_BlindAdaptedModels):
+    """Neither discriminator sees the object (an object in the table's colour)."""
+
+    def segment_raw(self, frame):
+        self.calls["raw"] = self.calls.get("raw", 0) + 1
+        return np.zeros(np.shape(frame.depth), np.uint8)
+
+
+def test_depth_mask_is_the_last_fallback_and_stays(real_session, seen, tmp_path) -> None:
+    """D_X and D_Y both find nothing: ``adapted_or_raw_or_depth`` segments by depth (pixels
+    standing above the fitted table plane, no model, no ground truth), keeps that source for the
+    rest of the episode without asking either model again, and grasps."""
+    s = real_session
+    rest = s.reset(seen.get("sugar_box"), 14)
+    cfg = load_tree_config(_variant(tmp_path, "vs_only", "adapted_or_raw_or_depth"))
+    root = build_tree(cfg, load_hardware())
+    names = _names(root)
+    assert names.index("Depth Mask Not In Use?") < names.index("Segment Raw Image") < names.index("Segment By Depth")
+    keys = ("Segment Object", "Segment Raw Image", "Segment By Depth", "Find Object")
+    trace: list[dict[str, str]] = []
+    models = _BlindModels(s)
+    res = run_episode(root, s.robot, models, cfg.max_ticks, on_tick=lambda t: trace.append(dict(_trace(root, keys))))
+    assert res.success, (res.failed_node, res.reason)
+    assert res.mask_source == "depth"
+    vs_ticks = [t for t in trace if t.get("Find Object") not in (None, "INVALID")]
+    assert vs_ticks[0]["Segment Object"] == vs_ticks[0]["Segment Raw Image"] == "SUCCESS"  # both tried, once
+    assert all(t["Segment By Depth"] == "SUCCESS" for t in vs_ticks)
+    assert models.calls["segment"] == 1 and models.calls["raw"] == 1 and res.vs_iterations > 10
+    assert s.truth.object_lifted(rest.position[2], 0.09)
+
+
+def test_paper_modes_never_segment_by_depth(tmp_path) -> None:
+    hw = load_hardware()
+    for mode in ("adapted", "raw", "adapted_or_raw"):
+        assert "Segment By Depth" not in _names(build_tree(load_tree_config(_variant(tmp_path, "vs_only", mode)), hw))
+
+
 def test_adapted_mask_kept_when_it_sees_the_object(real_session, seen, tmp_path) -> None:
     s = real_session
     s.reset(seen.get("sugar_box"), 15)
