@@ -18,7 +18,7 @@ stage() {  # stage NAME ARGS...: one command of `python -m app`, logged to resul
 }
 what="${1:-all}"
 if [ "$what" = powered ] || [ "$what" = all ]; then  # the fast trees first, the slow baselines last
-  for t in drl_gan_vs:20 oracle:10 drl_gan:20 drl_vs:10 vs_only:20; do  # drl_vs: 10, the CPU's limit this session
+  for t in drl_gan_vs:20 oracle:10 drl_gan:20 drl_vs:20 vs_only:20; do
     stage "powered ${t%:*}" evaluate --trees "${t%:*}" --objects seen,unseen --trials "${t#*:}" $COMMON \
       --out results/powered --resume
   done
