@@ -56,9 +56,26 @@ def test_lab_end_to_end_survives_a_kill(tmp_path: Path, monkeypatch: pytest.Monk
         rows = [json.loads(x) for x in (out / stage / "results.jsonl").read_text().splitlines()]
         assert [(r["tree"], r["object"], r["domain_sha256"]) for r in rows] == [("drl_gan_vs", "tuna_can", sha)]
         assert rows[0]["weights"] == (None if stage == "before" else str(out / "weights"))
+        assert (rows[0]["split"], rows[0]["gap"]) == ("test", "lab")  # lab results report on test seeds
     summary = (out / "summary.md").read_text()
     assert summary.startswith("# Lab `lab_cool`") and "this lab's own (`weights/`) | " in summary
     assert "8 sim + 8 lab images" in summary and "1 epochs" in summary
+    assert "evaluations on `test` seeds, physical gap `lab`" in summary
+
+
+def test_lab_passes_split_and_gap_to_its_evaluations(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``--split`` and ``--gap`` reach the before/after campaigns and the reproducing command."""
+    from app.campaigns import evaluate
+    from app.cli import build_parser
+
+    seen: list[object] = []
+    monkeypatch.setattr(evaluate, "run_evaluate", lambda ns: seen.append((ns.split, ns.gap, ns.weights)))
+    a = build_parser().parse_args(["lab", "--domain", LAB, "--out", str(tmp_path), "--split", "dev", "--gap", "none"])
+    lab.RUNNERS["after"](a, tmp_path)
+    assert seen == [("dev", "none", str(tmp_path / "weights"))]
+    assert lab.command_line(a).endswith("--split dev --gap none")
+    default = build_parser().parse_args(["lab", "--domain", LAB, "--out", str(tmp_path)])
+    assert default.split == "test" and "--split" not in lab.command_line(default)
 
 
 def test_lab_on_the_robot_collects_trains_and_leaves_evaluation_to_the_robot(tmp_path: Path) -> None:

@@ -42,6 +42,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.campaigns.engine import SPLITS
+from app.command import add_gap
 from app.errors import ConfigError
 from app.outputs import atomic_write_text, check_output_dir, owned, prepare_output_dir, write_guard
 from app.robot.interfaces import Robot
@@ -52,6 +54,7 @@ TREE = "drl_gan_vs"  # the method, as the short evaluation's tree
 DEFAULT_TRIALS = 2  # trials per seen object in the short evaluations (issue 11 §5)
 DEFAULT_EVAL_EPISODES = 30  # eval-models pose episodes per object set
 DEFAULT_EVAL_IMAGES = 60  # eval-models views per object set
+DEFAULT_SPLIT = "test"  # the short evaluations report a lab's result: test seeds (README "Dev and test seeds")
 POLICY_FILES = ("policy.pt", "ppo_config.yaml", "ppo_env.yaml")  # the pose agent, copied unchanged
 GAN_FILES = {"cyclegan.pt": "cyclegan.pt", "config.yaml": "cyclegan_config.yaml", "losses.csv": "cyclegan_losses.csv"}
 
@@ -135,6 +138,7 @@ def _campaign(a: argparse.Namespace, out: Path, name: str, weights: str | None) 
 
     d = out / name
     ns = argparse.Namespace(out=str(d), trees=TREE, objects="seen", trials=a.trials, seed=a.seed, domain=a.domain,
+                            split=a.split, gap=a.gap,
                             config=a.config, record=False, weights=weights, workers=a.workers,
                             resume=(d / "results.jsonl").exists(), object=getattr(a, "object", None),
                             summarize_only=False, backend="sim")
@@ -166,6 +170,7 @@ def _rate(summary: dict[str, Any]) -> str:
 def write_summary(a: argparse.Namespace, out: Path, seconds: dict[str, float]) -> str:
     """``OUT/summary.md`` from the stages' own files (dataset index, losses, metrics, campaigns)."""
     from app.sim.domain import load_domain
+    from app.sim.gap import gap_argument
 
     if a.backend == "real":
         lines = ["# Lab on the robot", "", f"Command: `{command_line(a)}`", "",
@@ -173,7 +178,8 @@ def write_summary(a: argparse.Namespace, out: Path, seconds: dict[str, float]) -
     else:
         dom = load_domain(a.domain)
         lines = [f"# Lab `{dom.name}`", "", f"Command: `{command_line(a)}`", "",
-                 f"Domain file `{a.domain}`, SHA-256 `{dom.sha256}`; seed {a.seed}; backend {a.backend}.", ""]
+                 f"Domain file `{a.domain}`, SHA-256 `{dom.sha256}`; seed {a.seed}; backend {a.backend}; "
+                 f"evaluations on `{a.split}` seeds, physical gap `{gap_argument(a)}`.", ""]
     idx = json.loads((out / "data" / "index.json").read_text())
     lines += [f"- dataset: {len(idx['domains']['sim'])} sim + {len(idx['domains']['real'])} lab images (`data/`)"]
     losses = (out / "train" / "losses.csv").read_text().splitlines()
@@ -221,7 +227,8 @@ def command_line(a: argparse.Namespace) -> str:
     flags: list[tuple[str, Any, Any]] = [
         ("--epochs", a.epochs, None), ("--recipe", a.recipe, "cyclegan"), ("--trials", a.trials, DEFAULT_TRIALS),
         ("--weights", a.weights, None), ("--eval-episodes", a.eval_episodes, DEFAULT_EVAL_EPISODES),
-        ("--eval-images", a.eval_images, DEFAULT_EVAL_IMAGES), ("--backend", a.backend, "sim")]
+        ("--eval-images", a.eval_images, DEFAULT_EVAL_IMAGES), ("--backend", a.backend, "sim"),
+        ("--split", a.split, DEFAULT_SPLIT), ("--gap", a.gap, None)]
     if a.backend == "real":  # the robot's collection
         flags.append(("--prompt-every", a.prompt_every, DEFAULT_PROMPT_EVERY))
     for flag, value, default in flags:
@@ -291,6 +298,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default="cyclegan", help="CycleGAN recipe name or YAML (default the shipped one)")
     p.add_argument("--epochs", type=int, default=None, help="CycleGAN epochs instead of the recipe's")
     p.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="trials per seen object in the short evaluations")
+    p.add_argument("--split", choices=SPLITS, default=DEFAULT_SPLIT,
+                   help="seed stream of the short evaluations (default test: they report; dev to tune)")
+    add_gap(p)  # --gap of the short evaluations (default: lab)
     p.add_argument("--workers", type=int, default=None, help="campaign worker processes (default: the number of cores)")
     p.add_argument("--eval-episodes", type=int, default=DEFAULT_EVAL_EPISODES, help="eval-models pose episodes per set")
     p.add_argument("--eval-images", type=int, default=DEFAULT_EVAL_IMAGES, help="eval-models views per set")
