@@ -126,31 +126,33 @@ class SegmentObject(Leaf):
         self.latency_ms = 0.0
         self._locate: LocateParams | None = None
 
-    def _depth_mask(self) -> np.ndarray:
-        """Object pixels of the raw frame's depth (all 0 when no table plane can be fitted)."""
+    def _depth_mask(self) -> tuple[np.ndarray, str]:
+        """Object pixels of the raw frame's depth, and "" or why none could be found (the mask
+        is all 0 when no table plane can be fitted)."""
         from app.controllers.locate import LocateParams, above_table
 
         self._locate = self._locate or LocateParams()
         frame = self.bb.frame
         mask, why = above_table(np.asarray(frame.depth, dtype=np.float32), frame.intrinsics, self._locate)
-        return mask if mask is not None else np.zeros(np.shape(frame.depth), np.uint8)
+        return (mask, "") if mask is not None else (np.zeros(np.shape(frame.depth), np.uint8), why)
 
     def update(self) -> Status:
         """Write the class mask and which image it came from."""
         t0 = time.perf_counter()
+        why = ""
         if self.source == "adapted":
             mask = self.models.segment(self.bb.model_frame)
         elif self.source == "raw":
             mask = self.models.segment_raw(self.bb.frame)
         else:
-            mask = self._depth_mask()
+            mask, why = self._depth_mask()
         previous = self.read("mask_source")
         if previous is not None and previous != self.source:
             self.bb.features = None  # re-acquire the blob in the new mask
         self.bb.mask = mask
         self.bb.mask_source = self.source
         self.latency_ms = (time.perf_counter() - t0) * 1000
-        self.feedback_message = f"{int((mask == 1).sum())} object px ({self.source})"
+        self.feedback_message = f"{int((mask == 1).sum())} object px ({self.source})" + (f": {why}" if why else "")
         return Status.SUCCESS
 
 

@@ -6,6 +6,9 @@ scripted policy) so that they test the tree logic, not the trained weights.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import py_trees
 import pytest
@@ -179,20 +182,28 @@ def test_segmentation_key_is_checked(tmp_path) -> None:
         load_tree_config(_variant(tmp_path, "vs_only", "otsu"))
 
 
+def _blinded_episode(s: Any, seen: Any, tmp_path: Path, mode: str, models: Any,
+                     keys: tuple[str, ...]) -> tuple[Any, list[dict[str, str]], Any, bool]:
+    """``vs_only`` with segmentation ``mode`` on the sugar box (seed 14) with models that miss the
+    object: (result, the VS ticks' statuses of ``keys``, the models, whether the box was lifted).
+    The episode must grasp."""
+    rest = s.reset(seen.get("sugar_box"), 14)
+    cfg = load_tree_config(_variant(tmp_path, "vs_only", mode))
+    root = build_tree(cfg, load_hardware())
+    trace: list[dict[str, str]] = []
+    res = run_episode(root, s.robot, models, cfg.max_ticks, on_tick=lambda t: trace.append(dict(_trace(root, keys))))
+    assert res.success, (res.failed_node, res.reason)
+    vs_ticks = [t for t in trace if t.get("Find Object") not in (None, "INVALID")]
+    return res, vs_ticks, models, s.truth.object_lifted(rest.position[2], 0.09)
+
+
 def test_adapted_mask_falls_back_to_raw_and_stays(real_session, seen, tmp_path) -> None:
     """D_X finds no object: the selector takes D_Y on the raw image, keeps it for the rest of the
     episode (the D_X branch is skipped by its condition), and the episode grasps."""
-    s = real_session
-    rest = s.reset(seen.get("sugar_box"), 14)
-    cfg = load_tree_config(_variant(tmp_path, "vs_only", "adapted_or_raw"))
-    root = build_tree(cfg, load_hardware())
     keys = ("Adapted Mask In Use?", "Segment Object", "Segment Raw Image", "In Adapted Image", "Find Object")
-    trace: list[dict[str, str]] = []
-    models = _BlindAdaptedModels(s)
-    res = run_episode(root, s.robot, models, cfg.max_ticks, on_tick=lambda t: trace.append(dict(_trace(root, keys))))
-    assert res.success, (res.failed_node, res.reason)
+    res, vs_ticks, models, lifted = _blinded_episode(real_session, seen, tmp_path, "adapted_or_raw",
+                                                     _BlindAdaptedModels(real_session), keys)
     assert res.mask_source == "raw"
-    vs_ticks = [t for t in trace if t.get("Find Object") not in (None, "INVALID")]
     # first VS tick: D_X tried (its branch fails), D_Y used; afterwards D_X is never asked again
     assert vs_ticks[0]["Segment Object"] == "SUCCESS" and vs_ticks[0]["In Adapted Image"] == "FAILURE"
     assert vs_ticks[0]["Segment Raw Image"] == "SUCCESS" and vs_ticks[0]["Find Object"] == "SUCCESS"
@@ -200,7 +211,7 @@ def test_adapted_mask_falls_back_to_raw_and_stays(real_session, seen, tmp_path) 
     assert later and all(t["Adapted Mask In Use?"] == "FAILURE" for t in later)
     assert models.calls["segment"] == 1 and models.calls["raw"] >= res.vs_iterations > 10
     assert models.calls["adapt"] == 1  # G_Y->X is skipped once nothing reads its output (issue 15)
-    assert s.truth.object_lifted(rest.position[2], 0.09)
+    assert lifted
 
 
 class _BlindModels(_BlindAdaptedModels):
@@ -215,23 +226,16 @@ def test_depth_mask_is_the_last_fallback_and_stays(real_session, seen, tmp_path)
     """D_X and D_Y both find nothing: ``adapted_or_raw_or_depth`` segments by depth (pixels
     standing above the fitted table plane, no model, no ground truth), keeps that source for the
     rest of the episode without asking either model again, and grasps."""
-    s = real_session
-    rest = s.reset(seen.get("sugar_box"), 14)
-    cfg = load_tree_config(_variant(tmp_path, "vs_only", "adapted_or_raw_or_depth"))
-    root = build_tree(cfg, load_hardware())
-    names = _names(root)
+    names = _names(build_tree(load_tree_config(_variant(tmp_path, "vs_only", "adapted_or_raw_or_depth")), load_hardware()))
     assert names.index("Depth Mask Not In Use?") < names.index("Segment Raw Image") < names.index("Segment By Depth")
     keys = ("Segment Object", "Segment Raw Image", "Segment By Depth", "Find Object")
-    trace: list[dict[str, str]] = []
-    models = _BlindModels(s)
-    res = run_episode(root, s.robot, models, cfg.max_ticks, on_tick=lambda t: trace.append(dict(_trace(root, keys))))
-    assert res.success, (res.failed_node, res.reason)
+    res, vs_ticks, models, lifted = _blinded_episode(real_session, seen, tmp_path, "adapted_or_raw_or_depth",
+                                                     _BlindModels(real_session), keys)
     assert res.mask_source == "depth"
-    vs_ticks = [t for t in trace if t.get("Find Object") not in (None, "INVALID")]
     assert vs_ticks[0]["Segment Object"] == vs_ticks[0]["Segment Raw Image"] == "SUCCESS"  # both tried, once
     assert all(t["Segment By Depth"] == "SUCCESS" for t in vs_ticks)
     assert models.calls["segment"] == 1 and models.calls["raw"] == 1 and res.vs_iterations > 10
-    assert s.truth.object_lifted(rest.position[2], 0.09)
+    assert lifted
 
 
 def test_paper_modes_never_segment_by_depth(tmp_path) -> None:
