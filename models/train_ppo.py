@@ -53,6 +53,8 @@ class PPOArgs:
     eval_seed: int = 100000
     checkpoint_every: int = 20000
     torch_threads: int = 1
+    select_pos_m: float = 0.01  # m: best-checkpoint scale of the held-out median position error (issue 11 §4 target)
+    select_yaw_deg: float = 5.0  # deg: best-checkpoint scale of the held-out median yaw error (same target)
 
 
 def load_ppo_args(path: str | Path) -> PPOArgs:
@@ -67,9 +69,42 @@ def load_ppo_args(path: str | Path) -> PPOArgs:
             kw[k] = s.integer(k, lo=0)
         elif k == "net_arch":
             kw[k] = tuple(int(v) for v in s.list(k))
+        elif k.startswith("select_"):  # added with best-checkpoint selection: older recipes lack them
+            kw[k] = s.number(k, getattr(PPOArgs, k), lo=1e-9)
         else:
             kw[k] = s.number(k)
     return PPOArgs(**kw)  # type: ignore[arg-type]
+
+
+def selection_score(res: dict[str, float], args: PPOArgs) -> float:
+    """How far a held-out evaluation is from the pose targets (lower is better): the larger of
+    the median position error over ``select_pos_m`` and the median yaw error over
+    ``select_yaw_deg`` (yaw left out when no episode had a defined yaw, e.g. round objects only)."""
+    pos = res["pos_median_m"] / args.select_pos_m
+    yaw = res["yaw_median_deg"]
+    return float(pos if yaw != yaw else max(pos, yaw / args.select_yaw_deg))  # yaw != yaw: NaN
+
+
+class BestCheckpoint:
+    """The best held-out evaluation so far, kept across resumes in ``out/best.json``.
+
+    ``policy.pt`` is always the best policy by :func:`selection_score` (the one to ship);
+    ``policy_last.pt`` the latest evaluated one.
+    """
+
+    def __init__(self, out: Path, args: PPOArgs) -> None:
+        self.path, self.args = out / "best.json", args
+        self.best: dict[str, Any] | None = json.loads(self.path.read_text()) if self.path.is_file() else None
+
+    def offer(self, timesteps: int, res: dict[str, float]) -> bool:
+        """Record ``res`` (an evaluation at ``timesteps``); True when it is the new best (the
+        caller then exports it as ``policy.pt``). Ties go to the later checkpoint."""
+        score = selection_score(res, self.args)
+        if self.best is not None and score > self.best["score"]:
+            return False
+        self.best = {"timesteps": timesteps, "score": round(score, 4), **res}
+        atomic_write_text(self.path, json.dumps(self.best, indent=2) + "\n")
+        return True
 
 
 def _make_env(rank: int, seed: int):
@@ -135,7 +170,9 @@ def _save_model(model: Any, path: Path) -> None:
 
 def train_ppo(config: str | Path, out_dir: str | Path, seed: int = 0, resume: bool = False,
               total_override: int | None = None) -> Path:
-    """Train (or resume), evaluate periodically, export ``out_dir/policy.pt``. Returns its path.
+    """Train (or resume), evaluate periodically on held-out seeds, export the best evaluated
+    policy as ``out_dir/policy.pt`` (:class:`BestCheckpoint`) and the latest as
+    ``policy_last.pt``. Returns the path of ``policy.pt``.
 
     Raises:
         OutputError: ``out_dir`` cannot be written, or another run owns it (before any work).
@@ -178,6 +215,7 @@ def _train_ppo(args: PPOArgs, out: Path, seed: int, resume: bool, total_override
                            "normalize_images": False, "log_std_init": args.log_std_init,
                            "net_arch": {"pi": list(args.net_arch), "vf": list(args.net_arch)}})
     curve = out / "eval.csv"
+    best = BestCheckpoint(out, args)
     meta = {"obs_size": venv.observation_space.shape[-1], "features_dim": args.features_dim,
             "net_arch": list(args.net_arch)}
 
@@ -221,7 +259,9 @@ def _train_ppo(args: PPOArgs, out: Path, seed: int, resume: bool, total_override
             finally:
                 lines.close()
             _save_model(self.model, ckpt)
-            export_policy(self.model, out / "policy.pt", meta)
+            export_policy(self.model, out / "policy_last.pt", {**meta, "timesteps": n})
+            if best.offer(n, res):
+                export_policy(self.model, out / "policy.pt", {**meta, "timesteps": n})
             _plot(curve, out / "eval.png")
 
     cb = Periodic()
@@ -231,10 +271,9 @@ def _train_ppo(args: PPOArgs, out: Path, seed: int, resume: bool, total_override
     cb._evaluate(model.num_timesteps)
     _save_model(model, ckpt)
     venv.close()
-    policy = out / "policy.pt"
-    export_policy(model, policy, meta)
-    atomic_write_text(out / "summary.json", json.dumps({"timesteps": model.num_timesteps, "seed": seed}, indent=2))
-    return policy
+    atomic_write_text(out / "summary.json", json.dumps({"timesteps": model.num_timesteps, "seed": seed,
+                                                        "best": best.best}, indent=2))  # set by the last evaluation
+    return out / "policy.pt"
 
 
 def _plot(csv_path: Path, png: Path) -> None:
