@@ -47,6 +47,8 @@ class LossConfig:
         lambda_semantic: Weight of the pixel-wise cross-entropy terms.
         semantic_in_generator: Whether ``G_XY`` is also trained by the semantic term.
         lambda_depth: Weight of the optional depth-consistency term (0 in the paper).
+        lambda_keep_object: Weight of the optional keep-object term (0 in the paper):
+            :func:`models.losses.keep_object_loss`.
     """
 
     lambda_cycle: float = 10.0
@@ -55,6 +57,7 @@ class LossConfig:
     lambda_semantic: float = 1.0
     semantic_in_generator: bool = True
     lambda_depth: float = 0.0
+    lambda_keep_object: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,8 @@ def parse_gan_config(data: dict[str, Any], source: str | Path) -> GanConfig:
                       identity_form=lo.string("identity_form", d_loss.identity_form, IDENTITY_FORMS),
                       lambda_semantic=lo.number("lambda_semantic", d_loss.lambda_semantic, 0.0),
                       semantic_in_generator=lo.boolean("semantic_in_generator", d_loss.semantic_in_generator),
-                      lambda_depth=lo.number("lambda_depth", d_loss.lambda_depth, 0.0))
+                      lambda_depth=lo.number("lambda_depth", d_loss.lambda_depth, 0.0),
+                      lambda_keep_object=lo.number("lambda_keep_object", d_loss.lambda_keep_object, 0.0))
     train = TrainConfig(epochs=tr.integer("epochs", d_train.epochs, 1, 100000),
                         lr_decay_start=tr.number("lr_decay_start", d_train.lr_decay_start, 0.0, 1.0),
                         batch_size=tr.integer("batch_size", d_train.batch_size, 1, 4096),
@@ -357,7 +361,7 @@ class CycleGANTrainer:
 
         Returns:
             Loss values (floats): ``g_total``, ``g_gan``, ``cycle``, ``identity``, ``sem_g``,
-            ``depth``, ``d_total``, ``d_gan``, ``sem_d``, and the mean discriminator values
+            ``depth``, ``keep``, ``d_total``, ``d_gan``, ``sem_d``, and the mean discriminator values
             ``dx_real``, ``dx_fake``, ``dy_real``, ``dy_fake``.
         """
         g, lc = self.gan, self.cfg.loss
@@ -369,7 +373,13 @@ class CycleGANTrainer:
         fake_x = g.g_yx(y)
         rec_y = g.g_xy(fake_x)
         dy_fake, seg_fake_y = g.d_y(fake_y)
-        dx_fake = g.d_x.realness(fake_x)
+        if lc.lambda_keep_object > 0:  # D_X's segmentation of G_YX(y) should match D_Y's of y
+            dx_fake, seg_fake_x = g.d_x(fake_x)
+            with torch.no_grad():
+                seg_y = g.d_y(y)[1]
+            keep = losses.keep_object_loss(seg_fake_x, seg_y)
+        else:
+            dx_fake, keep = g.d_x.realness(fake_x), x.new_zeros(())
         g_gan = losses.lsgan_g_loss(dy_fake) + losses.lsgan_g_loss(dx_fake)
         cyc = losses.cycle_loss(x, rec_x, y, rec_y)
         form: losses.IdentityForm = "original" if lc.identity_form == "original" else "paper"
@@ -381,7 +391,7 @@ class CycleGANTrainer:
                + losses.depth_consistency_loss(y, fake_x, g.depth_range.missing_below)
                if lc.lambda_depth > 0 else x.new_zeros(()))
         g_total = (g_gan + lc.lambda_cycle * cyc + lc.lambda_identity * idt
-                   + lc.lambda_semantic * sem_g + lc.lambda_depth * dep)
+                   + lc.lambda_semantic * sem_g + lc.lambda_depth * dep + lc.lambda_keep_object * keep)
         self.opt_g.zero_grad(set_to_none=True)
         g_total.backward()
         self.opt_g.step()
@@ -401,7 +411,7 @@ class CycleGANTrainer:
         d_total.backward()
         self.opt_d.step()
         values = {"g_total": g_total, "g_gan": g_gan, "cycle": cyc, "identity": idt, "sem_g": sem_g,
-                  "depth": dep, "d_total": d_total, "d_gan": d_gan, "sem_d": sem_d,
+                  "depth": dep, "keep": keep, "d_total": d_total, "d_gan": d_gan, "sem_d": sem_d,
                   "dx_real": dx_real.mean(), "dx_fake": dx_fake.mean(),
                   "dy_real": dy_real.mean(), "dy_fake": dy_fake.mean()}
         return {k: float(v.detach()) for k, v in values.items()}

@@ -1,6 +1,6 @@
 """The semantic CycleGAN's loss terms (paper, Sec. III-B), as plain functions on tensors.
 
-Total generator objective: ``L_GAN + λc·L_cyc + λi·L_id + λs·L_sem (+ λd·L_depth)``. Images
+Total generator objective: ``L_GAN + λc·L_cyc + λi·L_id + λs·L_sem (+ λd·L_depth + λk·L_keep)``. Images
 are ``(B, 4, H, W)`` in [-1, 1] (RGB then encoded depth, see :mod:`models.preprocess`);
 discriminator values are ``(B,)``; masks are ``(B, H, W)`` int64 class indices.
 """
@@ -109,3 +109,20 @@ def depth_consistency_loss(inp: torch.Tensor, out: torch.Tensor, missing_below: 
     d_out = out[:, DEPTH_CHANNEL]
     valid = ((d_in >= missing_below) & (d_out >= missing_below)).detach().to(out.dtype)
     return ((d_out - d_in).abs() * valid).sum() / valid.sum().clamp(min=1.0)
+
+
+def keep_object_loss(seg_adapted: torch.Tensor, seg_raw: torch.Tensor) -> torch.Tensor:
+    """The adapted image keeps the object: cross-entropy of D_X's segmentation of ``G_YX(y)``
+    against D_Y's segmentation of ``y`` itself, taken as a fixed pseudo-label (its argmax, no
+    gradient). Trains the real→sim generator (through D_X, whose weights are frozen during the
+    generator step) to translate so that the object stays where the real-domain segmenter saw it.
+    Not in the paper (issue 11 §2's lever).
+
+    Args:
+        seg_adapted: (B, C, H, W) D_X's class scores on the adapted images.
+        seg_raw: (B, C, H, W) D_Y's class scores on the real images (detached here).
+
+    Returns:
+        Mean over pixels and batch (nats).
+    """
+    return F.cross_entropy(seg_adapted, seg_raw.detach().argmax(dim=1))

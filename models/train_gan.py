@@ -39,7 +39,7 @@ from models.preprocess import DepthRange, encode_depth
 
 STATE_FILE = "train_state.pt"
 INFERENCE_FILE = "cyclegan.pt"
-GENERATOR_KEYS = ["g_total", "g_gan", "cycle", "identity", "sem_g", "depth"]
+GENERATOR_KEYS = ["g_total", "g_gan", "cycle", "identity", "sem_g", "depth", "keep"]
 DISCRIMINATOR_KEYS = ["d_total", "d_gan", "sem_d"]
 REALNESS_KEYS = ["dx_real", "dx_fake", "dy_real", "dy_fake"]
 LOSS_KEYS = GENERATOR_KEYS + DISCRIMINATOR_KEYS + REALNESS_KEYS
@@ -86,14 +86,14 @@ def write_losses(out_dir: Path, history: list[dict[str, float]]) -> None:
     w = csv.DictWriter(text, fieldnames=CSV_FIELDS, extrasaction="ignore")
     w.writeheader()
     for row in history:
-        w.writerow({k: f"{row[k]:.6g}" for k in CSV_FIELDS})
+        w.writerow({k: f"{row[k]:.6g}" for k in CSV_FIELDS if k in row})  # runs begun before a term existed: blank
     atomic_write_text(out_dir / "losses.csv", text.getvalue())
     fig = Figure(figsize=(12, 3.6), layout="constrained")
     epochs = [r["epoch"] for r in history]
     for ax, keys, title in zip(fig.subplots(1, 3), (GENERATOR_KEYS, DISCRIMINATOR_KEYS, REALNESS_KEYS),
                                ("generators", "discriminators", "discriminator value (mean)"), strict=True):
         for k in keys:
-            ax.plot(epochs, [r[k] for r in history], marker="." if len(epochs) < 20 else None, label=k)
+            ax.plot(epochs, [r.get(k, float("nan")) for r in history], marker="." if len(epochs) < 20 else None, label=k)
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.legend(fontsize="small")

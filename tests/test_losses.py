@@ -74,3 +74,15 @@ def test_depth_consistency_over_pixels_valid_in_both() -> None:
     assert out.grad[0, 3, 0].tolist() == [1.0, 0.0, 0.0]
     assert out.grad[0, :3].abs().sum().item() == 0.0  # colour is not touched
     assert losses.depth_consistency_loss(_rgbd([-1.0]), _rgbd([0.5]), -0.98).item() == 0.0
+
+
+def test_keep_object_loss_follows_the_raw_segmentation_and_only_trains_the_adapted_side() -> None:
+    """D_Y's argmax on the raw image is the label; a D_X segmentation that agrees costs little,
+    one that loses the object costs more, and no gradient reaches D_Y's scores."""
+    raw = torch.tensor([[4.0, 0.0, 0.0], [0.0, 4.0, 0.0]]).T.reshape(1, 3, 1, 2).clone().requires_grad_(True)
+    agree = torch.tensor([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]]).T.reshape(1, 3, 1, 2).clone().requires_grad_(True)
+    lost = torch.tensor([[3.0, 0.0, 0.0], [3.0, 0.0, 0.0]]).T.reshape(1, 3, 1, 2)  # object pixel read as background
+    good, bad = losses.keep_object_loss(agree, raw), losses.keep_object_loss(lost, raw)
+    assert good.item() < 0.1 < bad.item()
+    good.backward()
+    assert raw.grad is None and agree.grad is not None and agree.grad.abs().sum() > 0

@@ -113,12 +113,16 @@ def test_shipped_configs() -> None:
     for cfg in (cpu, paper):
         assert (cfg.model.layers, cfg.model.image_size, cfg.model.channels, cfg.model.classes) == (7, 128, 4, 3)
         assert (cfg.loss.lambda_cycle, cfg.loss.lambda_identity, cfg.loss.lambda_semantic) == (10.0, 1.0, 1.0)
-        assert cfg.loss.identity_form == "paper" and cfg.loss.lambda_depth == 0.0
+        assert cfg.loss.identity_form == "paper" and cfg.loss.lambda_depth == cfg.loss.lambda_keep_object == 0.0
         assert (cfg.train.lr, cfg.train.beta1, cfg.train.pool_size, cfg.train.flip) == (2e-4, 0.5, 50, True)
         assert (cfg.depth.near, cfg.depth.far) == (0.2, 1.5)
     assert (cpu.model.ngf, cpu.model.ndf, cpu.train.epochs) == (16, 16, 20)
     assert (paper.model.ngf, paper.model.ndf, paper.train.epochs) == (64, 64, 200)
     assert parse_gan_config(cpu.to_dict(), "round trip") == cpu
+    for lever, key in (("cyclegan_depth", "lambda_depth"), ("cyclegan_keep", "lambda_keep_object")):
+        cfg = load_gan_config(lever)  # issue 11's levers: the shipped recipe with one term switched on
+        on = {k: v for k, v in cfg.to_dict()["loss"].items() if v != cpu.to_dict()["loss"][k]}
+        assert list(on) == [key] and cfg.model == cpu.model and cfg.train == cpu.train
 
 
 @pytest.mark.parametrize(("patch", "message"), [
@@ -178,7 +182,7 @@ def test_hflip_moves_the_mask_with_its_image() -> None:
 
 @pytest.mark.parametrize("loss", [{"identity_form": "original", "lambda_depth": 1.0},
                                   {"lambda_semantic": 0.0, "lambda_identity": 0.0},
-                                  {"semantic_in_generator": False}])
+                                  {"semantic_in_generator": False}, {"lambda_keep_object": 2.0}])
 def test_training_step_updates_all_four_networks(loss: dict) -> None:
     cfg = parse_gan_config({"model": {"ngf": 4, "ndf": 4}, "loss": loss, "train": {"pool_size": 2}}, "t.yaml")
     torch.manual_seed(0)
@@ -193,12 +197,14 @@ def test_training_step_updates_all_four_networks(loss: dict) -> None:
     for k in names:
         assert any(not torch.equal(a, b) for a, b in zip(before[k], getattr(gan, k).parameters(), strict=True)), k
     assert (values["depth"] > 0) == (cfg.loss.lambda_depth > 0)
+    assert (values["keep"] > 0) == (cfg.loss.lambda_keep_object > 0)
     assert (values["sem_d"] > 0) == (cfg.loss.lambda_semantic > 0)
     assert (values["sem_g"] > 0) == (cfg.loss.lambda_semantic > 0 and cfg.loss.semantic_in_generator)
     assert (values["identity"] > 0) == (cfg.loss.lambda_identity > 0)
     assert values["g_total"] == pytest.approx(
         values["g_gan"] + 10 * values["cycle"] + cfg.loss.lambda_identity * values["identity"]
-        + cfg.loss.lambda_semantic * values["sem_g"] + cfg.loss.lambda_depth * values["depth"], rel=1e-5)
+        + cfg.loss.lambda_semantic * values["sem_g"] + cfg.loss.lambda_depth * values["depth"]
+        + cfg.loss.lambda_keep_object * values["keep"], rel=1e-5)
 
 
 def _rows(out: Path) -> list[dict[str, str]]:
