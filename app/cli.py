@@ -60,7 +60,7 @@ def _cmd_faults(args: argparse.Namespace) -> int:
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
-    from app.tools.dataset_builder import run_dataset
+    from app.tools.dataset import run_dataset
 
     return run_dataset(args)
 

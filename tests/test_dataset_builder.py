@@ -21,7 +21,8 @@ from app.hardware.realsense import RealSenseCamera
 from app.hardware_config import HardwareConfig, load_hardware
 from app.robot.interfaces import Frame, Intrinsics, Robot
 from app.robot.safety import load_safety
-from app.tools.dataset_builder import POSE_KINDS, run_dataset, sample_camera_delta
+from app.tools.dataset import run_dataset
+from app.tools.dataset_builder import POSE_KINDS, sample_camera_delta
 from app.tools.real_dataset import (
     DEFAULT_PROMPT_EVERY,
     CollectionStopped,

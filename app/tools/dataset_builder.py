@@ -1,4 +1,5 @@
-"""``python -m app dataset``: the CycleGAN dataset, from the poses the robot visits.
+"""The CycleGAN dataset in the simulator, from the poses the robot visits (``python -m app
+dataset``, :mod:`app.tools.dataset`).
 
 Sim-domain images (with ground-truth masks) and real-domain images (no masks) come from
 independent seeds and scenes: paired renders are for evaluation only. Camera poses are drawn
@@ -15,17 +16,12 @@ Resumable: finished samples are kept; ``index.json`` is rewritten every 25 sampl
 
 from __future__ import annotations
 
-import argparse
-import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from app.errors import ConfigError
-from app.outputs import check_output_dir, owned, prepare_output_dir, write_guard
-from app.robot.interfaces import Robot
+from app.outputs import write_guard
 from app.transforms import delta_pose
 from models.dataset import read_index, sample_id, write_index, write_sample
 
@@ -137,34 +133,3 @@ def build_dataset(out: str | Path, n: int, seed: int, objects: str = "seen", sim
         info["domain_sha256"] = {"sim": load_domain(sim_domain).sha256, "real": load_domain(real_domain).sha256}
         write_index(d, idx, 128, 128, info)
     return out
-
-
-def run_dataset(args: argparse.Namespace, connect: Callable[[], Robot] | None = None,
-                ask: Callable[[str], str] = input) -> int:
-    """Entry point of ``python -m app dataset``.
-
-    Args:
-        args: The parsed command line (``--backend real`` also reads ``prompt_every``,
-            ``no_prompt``, ``config`` and ``robot_host``).
-        connect: Opens the real robot (tests pass the fake's); default the RealSession.
-        ask: Shows a prompt and returns the person's answer (``--backend real`` without
-            ``--no-prompt``; default ``input``).
-
-    Raises:
-        StoppedByPerson: ``q`` at a prompt of the real collection (exit code 130; images kept).
-    """
-    check_output_dir(args.out, "--out")  # before any work: one line and exit 2
-    if args.n < 1:
-        raise ConfigError(f"--n: expected >= 1, found {args.n}")
-    if args.backend == "real" and args.prompt_every < 1:
-        raise ConfigError(f"--prompt-every: expected >= 1, found {args.prompt_every}")
-    with owned(prepare_output_dir(args.out, "--out", command="dataset", lock=True)):
-        if args.backend == "real":
-            from app.tools.real_dataset import collect_real
-
-            collect_real(args, connect, ask)
-        else:
-            build_dataset(args.out, args.n, args.seed, objects=args.objects, real_domain=args.domain)
-    idx = read_index(args.out)
-    print(json.dumps({d: len(v) for d, v in idx["domains"].items()}), "samples in", args.out)
-    return 0

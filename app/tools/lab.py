@@ -77,7 +77,7 @@ ROBOT_DOMAIN = "robot"  # the training-domain name of weights trained on images 
 
 def _stage_dataset(a: argparse.Namespace, out: Path, connect: Callable[[], Robot] | None = None) -> None:
     """``OUT/data``: sim images with masks and the lab's images (simulator or robot); resumable."""
-    from app.tools.dataset_builder import run_dataset
+    from app.tools.dataset import run_dataset
     from app.tools.real_dataset import build_robot_dataset
 
     ns = argparse.Namespace(out=str(out / "data"), n=a.n, seed=a.seed, objects="seen", domain=a.domain or "real",

@@ -284,7 +284,7 @@ def build_robot_dataset(args: argparse.Namespace, connect: Callable[[], Robot] |
 
     Args:
         args: ``out``, ``n``, ``seed``, ``config``, ``robot_host``, ``prompt_every``, ``no_prompt``
-            as for :func:`app.tools.dataset_builder.run_dataset`.
+            as for :func:`app.tools.dataset.run_dataset`.
         connect: Opens the real robot (tests pass the fake's); default the RealSession.
         ask: Shows a prompt and returns the answer (default ``input``).
 
