@@ -52,7 +52,7 @@ if [ "$what" = scenes ] || [ "$what" = all ]; then  # several objects and cleari
   stage multi evaluate --trees drl_gan_vs_gated,drl_gan_vs --scene multi:3 --objects seen,unseen --trials 10 $COMMON \
     --out results/multi --resume
 fi
-if [ "$what" = faults ]; then  # not in `all` this round: the faults_recovery and faults_other campaigns stand (README "Faults")
+if [ "$what" = faults ] || [ "$what" = all ]; then  # every kind and the fault-free baseline (280 trials, ~24 min)
   stage faults faults --tree drl_gan_vs --trials 20 $COMMON --out results/faults --resume
 fi
 if [ "$what" = adapted ] || [ "$what" = all ]; then  # issue 11 §3: the paper's segmentation path, no D_Y fallback

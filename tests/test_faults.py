@@ -62,6 +62,8 @@ def test_oracle_campaign_writes_the_contract_and_resumes(tmp_path: Path, objects
     assert summary["faults"]["arm_reflex"]["meets_target"] is True
     assert summary["checks"]["all_zero"] and code == 0
     assert "| arm_reflex | tick >= 40 (moving) | yes | 2 | 2 | 2 |" in (out / "summary.md").read_text()
+    assert (out / "rates.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the campaign's figure
+    assert (out / "summary.md").read_text().endswith("![rates](rates.png)\n")
     lines = (out / fl.RESULTS).read_text().splitlines()
     assert sorted((json.loads(x)["kind"], json.loads(x)["trial"]) for x in lines) == [
         ("arm_reflex", 0), ("arm_reflex", 1), ("gripper_fail", 0), ("gripper_fail", 1)]

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from app.campaigns.report import RESULTS, _write_atomic, read_results
+import numpy as np
+
+from app.campaigns.report import RESULTS, _save, _write_atomic, read_results
 from app.campaigns.stats import wilson_interval
 from app.errors import ConfigError
 from app.robot.fault_injection import CHECKPOINT_KINDS, KINDS
@@ -155,8 +157,40 @@ def fault_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_fault_figure(summary: dict[str, Any], out: Path) -> str:
+    """``rates.png``: grasp rate per kind with its 95 % Wilson interval, the fault-free baseline as
+    a dashed line, each bar coloured by its target (met, missed, none). Returns the file name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = list(summary["faults"])
+    v = [summary["faults"][k] for k in kinds]
+    colour = {True: "tab:green", False: "tab:red", None: "tab:gray"}
+    fig, ax = plt.subplots(figsize=(8.0, 0.35 * len(kinds) + 1.5))  # inches: a row per kind
+    y = np.arange(len(kinds))
+    rate = np.array([x["rate"] for x in v])
+    err = np.array([[x["rate"] - x["ci95"][0], x["ci95"][1] - x["rate"]] for x in v]).T
+    ax.barh(y, 100 * rate, xerr=100 * err, capsize=3,
+            color=[colour[x["meets_target"] if x["target"] else None] for x in v])
+    base = summary.get("baseline")
+    if base:
+        ax.axvline(100 * base["rate"], color="k", linestyle="--", linewidth=1,
+                   label=f"no fault: {base['successes']}/{base['trials']}")
+        ax.legend(fontsize="small", loc="lower right")
+    ax.set_yticks(y, kinds)
+    ax.invert_yaxis()  # first kind on top, as in summary.md
+    ax.set_xlim(0, 105)  # % with room for the interval caps
+    ax.set_xlabel("grasped (%), 95 % Wilson interval; green: target met, red: missed, grey: no target")
+    cfg = summary["config"]
+    ax.set_title(f"Faults: {cfg['tree']}, {cfg['trials_per_kind']} trials per kind, {cfg['domain']} + "
+                 f"{cfg.get('gap') or 'no gap'}, {cfg.get('split') or 'legacy'} seeds", fontsize="medium")
+    return _save(fig, out, "rates.png")
+
+
 def summarize_faults(out: str | Path) -> dict[str, Any]:
-    """Rebuild ``summary.json`` and ``summary.md`` of ``out`` from its results.jsonl.
+    """Rebuild ``summary.json``, ``summary.md`` and ``rates.png`` of ``out`` from its results.jsonl.
 
     Raises:
         ConfigError: No results, or a damaged results file.
@@ -167,5 +201,6 @@ def summarize_faults(out: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{out / RESULTS}: no results to summarize")
     summary = build_fault_summary(records)
     _write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    _write_atomic(out / "summary.md", fault_markdown(summary))
+    figure = write_fault_figure(summary, out) if summary["faults"] else None
+    _write_atomic(out / "summary.md", fault_markdown(summary) + (f"\n![rates]({figure})\n" if figure else ""))
     return summary
