@@ -79,12 +79,22 @@ class RunLog:
 
 
 def make_run_dir(log_dir: str | Path, tree: str, obj: str, seed: int, episode: int) -> Path:
-    """A new run directory ``LOG_DIR/TREE__OBJECT__sSEED_eEP__TIME``."""
+    """A new run directory ``LOG_DIR/TREE__OBJECT__sSEED_eEP__TIME``, born with its RUNNING marker.
+
+    The directory is made under a hidden staging name, given the marker, then renamed into place
+    (a rename is atomic), so a kill -9 at any point never leaves a visible run directory without
+    either ``RUNNING`` or ``episode.json``; at worst a hidden ``.new-*`` folder stays behind.
+    """
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    d = Path(log_dir) / f"{tree}__{obj}__s{seed}_e{episode}__{stamp}"
+    name = f"{tree}__{obj}__s{seed}_e{episode}__{stamp}"
+    d = Path(log_dir) / name
+    staging = Path(log_dir) / f".new-{name}"
     with write_guard(d):
-        d.mkdir(parents=True, exist_ok=False)
-        (d / "RUNNING").write_text("episode in progress; absent once episode.json is written\n")
+        staging.mkdir(parents=True, exist_ok=False)
+        (staging / "RUNNING").write_text("episode in progress; absent once episode.json is written\n")
+        if d.exists():
+            raise FileExistsError(f"run directory already exists: {d}")
+        staging.rename(d)
     return d
 
 
