@@ -128,7 +128,9 @@ class UntilConverged(py_trees.decorators.Decorator):
     """Tick the VS iteration once per tick until full VS converges.
 
     RUNNING while iterating; SUCCESS once "vs_converged" is set; FAILURE when the iteration
-    fails (its reason is kept) or after ``max_iterations`` ticks.
+    fails (its reason is kept) or after ``max_iterations`` ticks. The budget counts ticks (time at
+    the control rate, including ticks where the iteration waits, e.g. to reacquire the object);
+    the feedback names both the ticks and the VS iterations actually run.
     """
 
     def __init__(self, child: py_trees.behaviour.Behaviour, max_iterations: int,
@@ -156,9 +158,10 @@ class UntilConverged(py_trees.decorators.Decorator):
             self.feedback_message = f"iteration failed: {self.decorated.feedback_message or 'see children'}"
             return Status.FAILURE
         if self.bb.vs_converged:
-            self.feedback_message = f"converged after {self._ticks} iterations"
+            self.feedback_message = f"converged after {self._ticks} ticks ({self.bb.vs_iterations} VS iterations)"
             return Status.SUCCESS
         if self._ticks >= self.max_iterations:
-            self.feedback_message = f"not converged after {self.max_iterations} iterations"
+            self.feedback_message = (f"not converged after {self.max_iterations} ticks "
+                                     f"({self.bb.vs_iterations} VS iterations)")
             return Status.FAILURE
         return Status.RUNNING

@@ -268,12 +268,21 @@ def _train_ppo(args: PPOArgs, out: Path, seed: int, resume: bool, total_override
     remaining = args.total_timesteps - model.num_timesteps
     if remaining > 0:
         model.learn(remaining, callback=cb, reset_num_timesteps=False, progress_bar=False)
-    cb._evaluate(model.num_timesteps)
+    if _last_evaluated(curve) != model.num_timesteps:  # the callback may have evaluated this step already
+        cb._evaluate(model.num_timesteps)
     _save_model(model, ckpt)
     venv.close()
     atomic_write_text(out / "summary.json", json.dumps({"timesteps": model.num_timesteps, "seed": seed,
                                                         "best": best.best}, indent=2))  # set by the last evaluation
     return out / "policy.pt"
+
+
+def _last_evaluated(curve: Path) -> int | None:
+    """The environment step of the last row of ``eval.csv``, or None when there is none."""
+    if not curve.exists():
+        return None
+    rows = list(csv.DictReader(curve.open()))
+    return int(rows[-1]["timesteps"]) if rows else None
 
 
 def _plot(csv_path: Path, png: Path) -> None:

@@ -53,7 +53,7 @@ def test_recipes_without_selection_keys_still_load(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_tiny_training_ships_the_best_evaluated_policy(tmp_path: Path) -> None:
-    """Four held-out evaluations of a tiny run: ``policy.pt`` is the one with the lowest score in
+    """Held-out evaluations of a tiny run, each step once: ``policy.pt`` is the one with the lowest score in
     ``eval.csv``, ``policy_last.pt`` the last; a resume with a larger budget continues the curve."""
     from models.policy_net import load_policy
 
@@ -68,6 +68,7 @@ def test_tiny_training_ships_the_best_evaluated_policy(tmp_path: Path) -> None:
     rows = list(csv.DictReader((out / "eval.csv").open()))
     steps = [int(r["timesteps"]) for r in rows]
     assert steps[0] == 128 and steps[-1] == 512 and steps == sorted(steps)
+    assert len(steps) == len(set(steps)), f"a step evaluated twice: {steps}"
     args = load_ppo_args(recipe)
     scores = [selection_score({k: float(v) for k, v in r.items() if k in _res(0, 0)}, args) for r in rows]
     best_step = max(s for s, sc in zip(steps, scores, strict=True) if sc == pytest.approx(min(scores), abs=1e-3))

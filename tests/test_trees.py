@@ -300,7 +300,7 @@ def test_border_patience_ends_the_livelock_at_the_image_border(real_session, see
         outcomes[name] = (res, messages)
     paper, _ = outcomes["paper"]
     assert not paper.success and paper.failed_node == "Until VS Converged"
-    assert "not converged after 300 iterations" in paper.reason
+    assert "not converged after 300 ticks (" in paper.reason
     patient, messages = outcomes["patient"]
     assert patient.success, (patient.failed_node, patient.reason)
     assert any("at the image border for 30 ticks: converged in position only" in m for m in messages)

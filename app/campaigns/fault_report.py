@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from app.campaigns.report import RESULTS, _save, _write_atomic, read_results
+from app.campaigns.report import RESULTS, read_results, save_figure
 from app.campaigns.stats import wilson_interval
 from app.errors import ConfigError
+from app.outputs import atomic_write_text
 from app.robot.fault_injection import CHECKPOINT_KINDS, KINDS
 
 #: Kinds a tree should ride out (the issue's target: >= 90 % grasped).
@@ -186,7 +187,7 @@ def write_fault_figure(summary: dict[str, Any], out: Path) -> str:
     cfg = summary["config"]
     ax.set_title(f"Faults: {cfg['tree']}, {cfg['trials_per_kind']} trials per kind, {cfg['domain']} + "
                  f"{cfg.get('gap') or 'no gap'}, {cfg.get('split') or 'legacy'} seeds", fontsize="medium")
-    return _save(fig, out, "rates.png")
+    return save_figure(fig, out, "rates.png")
 
 
 def summarize_faults(out: str | Path) -> dict[str, Any]:
@@ -200,7 +201,7 @@ def summarize_faults(out: str | Path) -> dict[str, Any]:
     if not records:
         raise ConfigError(f"{out / RESULTS}: no results to summarize")
     summary = build_fault_summary(records)
-    _write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     figure = write_fault_figure(summary, out) if summary["faults"] else None
-    _write_atomic(out / "summary.md", fault_markdown(summary) + (f"\n![rates]({figure})\n" if figure else ""))
+    atomic_write_text(out / "summary.md", fault_markdown(summary) + (f"\n![rates]({figure})\n" if figure else ""))
     return summary

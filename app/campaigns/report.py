@@ -226,7 +226,7 @@ def write_figures(records: Sequence[dict[str, Any]], summary: dict[str, Any], ou
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"Successes per object ({s} objects)")
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        names.append(_save(fig, out, f"per_object_{s.replace(':', '_')}.png"))
+        names.append(save_figure(fig, out, f"per_object_{s.replace(':', '_')}.png"))
     sets = list(summary["config"]["object_sets"])
     fig, ax = plt.subplots(figsize=(7.5, 4))
     for i, tree in enumerate(trees):
@@ -244,7 +244,7 @@ def write_figures(records: Sequence[dict[str, Any]], summary: dict[str, Any], ou
     ax.set_ylabel("grasp success (%), 95 % Wilson interval")
     ax.set_ylim(0, 105)  # % with room for the interval caps
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    names.append(_save(fig, out, "rates.png"))
+    names.append(save_figure(fig, out, "rates.png"))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, scale, unit in ((axes[0], "position_m", 100, "horizontal error to nearest good grasp (cm)"),
                                  (axes[1], "yaw_deg", 1, "finger-line error to grasp axis (deg)")):
@@ -258,11 +258,12 @@ def write_figures(records: Sequence[dict[str, Any]], summary: dict[str, Any], ou
             ax.axhline(100 * PAPER_RADIUS_M, color="k", linestyle="--", linewidth=1, label="paper's 4 cm")
             ax.legend(fontsize="small")
     fig.suptitle("Final gripper pose error (as Close Gripper starts, else at the end)")
-    names.append(_save(fig, out, "pose_errors.png"))
+    names.append(save_figure(fig, out, "pose_errors.png"))
     return names
 
 
-def _save(fig: Any, out: Path, name: str) -> str:
+def save_figure(fig: Any, out: Path, name: str) -> str:
+    """Lay out ``fig``, write it atomically as ``out/name`` (PNG), close it, return ``name``."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
@@ -271,11 +272,6 @@ def _save(fig: Any, out: Path, name: str) -> str:
     finally:
         plt.close(fig)
     return name
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """``text`` to ``path`` atomically (:func:`app.outputs.atomic_write_text`)."""
-    atomic_write_text(path, text)
 
 
 def read_results(path: Path) -> tuple[list[dict[str, Any]], int]:
@@ -318,6 +314,6 @@ def summarize(out: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{out / RESULTS}: no results to summarize")
     summary = build_summary(records)
     figures = write_figures(records, summary, out)
-    _write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    _write_atomic(out / "summary.md", summary_markdown(summary, figures))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "summary.md", summary_markdown(summary, figures))
     return summary
