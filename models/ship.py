@@ -1,8 +1,10 @@
-"""Copy a finished training run's shippable files into ``models/weights/``.
+"""Copy a finished training run's shippable files into ``models/weights/`` (or a candidate set).
 
 ``python -m models.ship --gan RUN_DIR --ppo RUN_DIR`` copies the inference weights (plain
 tensor state dicts, loaded with ``weights_only=True``) with their resolved config, curves and a
 cleaned training log (progress-bar redraws dropped), and checks that each file loads.
+``--to DIR`` writes a candidate set instead (for ``--weights DIR``): a new ``DIR`` starts as a
+copy of the shipped set, then the given runs' files replace their part of it.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ FILES = {
     "ppo": {"policy.pt": "policy.pt", "config.yaml": "ppo_config.yaml", "env.yaml": "ppo_env.yaml",
             "eval.csv": "ppo_eval.csv", "eval.png": "ppo_eval.png", "summary.json": "ppo_summary.json"},
 }
+OPTIONAL = {"ppo": {"best.json": "ppo_best.json"}}  # runs since the best-checkpoint keeper
 
 
 def clean_log(text: str) -> str:
     """Keep the last state of each progress-bar line (tqdm rewrites lines with carriage returns)."""
     out = []
-    for line in text.splitlines():
+    for line in text.split("\n"):  # not splitlines(): it would split at the redraws too
         last = line.split("\r")[-1]
         if last.strip():
             out.append(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", last))
@@ -43,29 +46,42 @@ def _camera(path: Path) -> object:
     return {k: v for k, v in data.items() if k != "hardware"}
 
 
-def ship(kind: str, run_dir: Path, log: Path | None) -> list[Path]:
-    """Copy ``kind``'s files from ``run_dir`` (and its log) into :data:`WEIGHTS`."""
-    WEIGHTS.mkdir(parents=True, exist_ok=True)
+def ship(kind: str, run_dir: Path, log: Path | None, dest: Path = WEIGHTS) -> list[Path]:
+    """Copy ``kind``'s files from ``run_dir`` (and its log) into ``dest`` (default :data:`WEIGHTS`).
+
+    Raises:
+        SystemExit: A required file is missing or over the size limit (one line naming it).
+    """
+    dest.mkdir(parents=True, exist_ok=True)
     written = []
-    for src, dst in FILES[kind].items():
+    for src in FILES[kind]:
+        if not (run_dir / src).exists():
+            raise SystemExit(f"{run_dir / src}: missing (expected a finished {kind} run)")
+    for src, dst in {**FILES[kind], **OPTIONAL.get(kind, {})}.items():
         p = run_dir / src
-        if not p.exists():
-            raise SystemExit(f"{p}: missing (expected a finished {kind} run)")
+        if not p.exists():  # an optional file an older run lacks: drop the copy of another run's
+            (dest / dst).unlink(missing_ok=True)
+            continue
         if p.stat().st_size > MAX_BYTES:
             raise SystemExit(f"{p}: {p.stat().st_size / 1e6:.1f} MB is over the 20 MB limit")
-        shutil.copyfile(p, WEIGHTS / dst)
-        written.append(WEIGHTS / dst)
+        shutil.copyfile(p, dest / dst)
+        written.append(dest / dst)
     camera = run_dir / TRAINING_CAMERA_FILE  # the camera the run was trained for (runs since it exists)
     if camera.exists():
-        shipped = WEIGHTS / TRAINING_CAMERA_FILE
+        shipped = dest / TRAINING_CAMERA_FILE
         other = FILES["ppo" if kind == "gan" else "gan"]
-        if shipped.exists() and _camera(shipped) != _camera(camera) and any((WEIGHTS / f).exists() for f in other.values()):
+        if shipped.exists() and _camera(shipped) != _camera(camera) and any((dest / f).exists() for f in other.values()):
             print(f"warning: {camera} differs from the shipped {shipped}: the GAN and the policy were "
                   "trained for different cameras; the real robot refuses the one that does not match")
         shutil.copyfile(camera, shipped)
         written.append(shipped)
+    train_log = dest / f"{'cyclegan' if kind == 'gan' else 'ppo'}_train.log"
     if log is not None and log.exists():
-        (WEIGHTS / f"{'cyclegan' if kind == 'gan' else 'ppo'}_train.log").write_text(clean_log(log.read_text()))
+        text = log.read_bytes().decode("utf-8", errors="replace")  # read_text() turns the redraws' \r into lines
+        train_log.write_text(clean_log(text))
+        written.append(train_log)
+    else:
+        train_log.unlink(missing_ok=True)  # the previous run's log does not describe these weights
     return written
 
 
@@ -76,16 +92,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gan-log", type=Path, help="its console log")
     p.add_argument("--ppo", type=Path, help="PPO run directory")
     p.add_argument("--ppo-log", type=Path, help="its console log")
+    p.add_argument("--to", type=Path, default=WEIGHTS,
+                   help="weights folder to write (default models/weights; a new one starts as a copy of it)")
     a = p.parse_args(argv)
+    dest = a.to.resolve()
+    if dest != WEIGHTS.resolve() and not dest.exists():
+        shutil.copytree(WEIGHTS, dest)  # a candidate set: the shipped one with the given runs' files in it
     if a.gan:
-        ship("gan", a.gan, a.gan_log)
+        ship("gan", a.gan, a.gan_log, dest)
     if a.ppo:
-        ship("ppo", a.ppo, a.ppo_log)
+        ship("ppo", a.ppo, a.ppo_log, dest)
     from app.perception import load_perception
 
-    if (WEIGHTS / "cyclegan.pt").exists() and (WEIGHTS / "policy.pt").exists():
-        load_perception(WEIGHTS)
-        print("shipped weights load:", sorted(f.name for f in WEIGHTS.iterdir()))
+    if (dest / "cyclegan.pt").exists() and (dest / "policy.pt").exists():
+        load_perception(dest)
+        print(f"weights in {dest} load:", sorted(f.name for f in dest.iterdir()))
     return 0
 
 
