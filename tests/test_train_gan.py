@@ -123,6 +123,11 @@ def test_shipped_configs() -> None:
         cfg = load_gan_config(lever)  # issue 11's levers: the shipped recipe with one term switched on
         on = {k: v for k, v in cfg.to_dict()["loss"].items() if v != cpu.to_dict()["loss"][k]}
         assert list(on) == [key] and cfg.model == cpu.model and cfg.train == cpu.train
+    both = load_gan_config("cyclegan_both")  # the two levers together, each at its own weight
+    on = {k: v for k, v in both.to_dict()["loss"].items() if v != cpu.to_dict()["loss"][k]}
+    assert on == {"lambda_depth": load_gan_config("cyclegan_depth").loss.lambda_depth,
+                  "lambda_keep_object": load_gan_config("cyclegan_keep").loss.lambda_keep_object}
+    assert both.model == cpu.model and both.train == cpu.train
 
 
 @pytest.mark.parametrize(("patch", "message"), [
