@@ -9,6 +9,10 @@ These tests must run wherever pyrealsense2 imports: a missing libusb fails them,
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -257,6 +261,56 @@ def test_closed_camera_refuses_frames(source: PushingSource) -> None:
         cam.get_frame()
 
 
+_CHILD = "RS_PLAYBACK_TEST_CHILD"  # set in the child process that runs a playback test's body
+
+
+def _ran_in_child(request: pytest.FixtureRequest, tries: int = 3) -> bool:
+    """Run the calling test in a child pytest process; True in the parent (the test is done).
+
+    librealsense 2.59 can abort while it tears a playback device down (its reader thread makes a
+    pure virtual call while ``~playback_device`` joins it: seen about once in 50 runs on a loaded
+    2-core machine, gdb backtrace rs2_delete_device -> ~dispatcher), which would kill the whole
+    test session. The child runs the same test; only a child killed by a signal is run again, up
+    to ``tries`` times, and said so; a failed assertion fails at once, as in the parent.
+    """
+    if os.environ.get(_CHILD):
+        return False  # the child: run the body
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+               request.node.nodeid]
+    root = str(request.config.rootpath)
+    for attempt in range(1, tries + 1):
+        done = subprocess.run(command, cwd=root, env={**os.environ, _CHILD: "1"},
+                              capture_output=True, text=True, timeout=300)  # s: a hang guard
+        if done.returncode >= 0:
+            break
+        name = signal.Signals(-done.returncode).name
+        print(f"librealsense killed the child with {name} (try {attempt} of {tries})", file=sys.stderr)
+    assert done.returncode == 0, f"child rc {done.returncode}:\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
+    return True
+
+
+def test_a_child_failure_fails_the_parent(request: pytest.FixtureRequest, tmp_path: Path,
+                                         capfd: pytest.CaptureFixture[str]) -> None:
+    """The isolation retries a child killed by a signal, and never swallows a failed assertion."""
+    if os.environ.get(_CHILD):
+        once = Path(os.environ["RS_ABORT_ONCE"])
+        if not once.exists():  # the first child dies as librealsense's abort would
+            once.touch()
+            os.abort()
+        assert os.environ.get("RS_EXPECT_FAIL") != "1", "the child failed on purpose"
+        return
+    os.environ["RS_ABORT_ONCE"] = str(tmp_path / "aborted")
+    try:
+        assert _ran_in_child(request)  # aborted once, then passed
+        assert "killed the child with SIGABRT (try 1 of 3)" in capfd.readouterr().err
+        os.environ["RS_EXPECT_FAIL"] = "1"
+        with pytest.raises(AssertionError, match="the child failed on purpose"):
+            _ran_in_child(request)
+    finally:
+        os.environ.pop("RS_EXPECT_FAIL", None)
+        del os.environ["RS_ABORT_ONCE"]
+
+
 def _record(path: Path, frames: int, name: str = "software SR300") -> None:
     """Record ``frames`` depth+colour pairs from a software device (depth raw = 1600 + k)."""
     cam = SoftwareCamera(name=name)
@@ -276,7 +330,9 @@ def _record(path: Path, frames: int, name: str = "software SR300") -> None:
     del sensors, recorder  # the recording is written out when the recorder is released
 
 
-def test_replays_a_recording_through_a_pipeline(tmp_path: Path) -> None:
+def test_replays_a_recording_through_a_pipeline(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if _ran_in_child(request):  # a librealsense abort must not end the session
+        return
     path = tmp_path / "session.db3"  # librealsense 2.59 records rosbag2 (.db3) only
     _record(path, 5)
     with RealSenseCamera(_hw(), playback=path, real_time=False) as cam:
@@ -497,7 +553,10 @@ def test_live_sr300_profile_on_the_installed_sdk() -> None:
             RealSenseCamera(load_hardware(profile="sr300"))
 
 
-def test_replay_names_the_camera_and_sdk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_names_the_camera_and_sdk(tmp_path: Path, request: pytest.FixtureRequest,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    if _ran_in_child(request):  # a librealsense abort must not end the session
+        return
     from app.hardware.realsense import sdk_version
 
     path = tmp_path / "session.db3"
@@ -517,7 +576,9 @@ def _profile(name: str) -> dict[str, object]:
             "depth_unit": hw.depth_unit, "sdk_below": hw.sdk_below, "sdk_min": hw.sdk_min}
 
 
-def test_replay_of_another_camera_model_is_refused(tmp_path: Path) -> None:
+def test_replay_of_another_camera_model_is_refused(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if _ran_in_child(request):  # a librealsense abort must not end the session
+        return
     path = tmp_path / "d435.db3"
     _record(path, 2, name="software D435")
     with pytest.raises(ConfigError, match=r"^camera profile 'sr300' .* expects a SR30, the recording "
