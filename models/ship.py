@@ -28,14 +28,36 @@ FILES = {
 OPTIONAL = {"ppo": {"best.json": "ppo_best.json"}}  # runs since the best-checkpoint keeper
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal control sequences (colours, cursor moves)
+_BAR = re.compile(r"^(?P<desc>[^|]*?):\s*\d+%\|")  # a tqdm bar's state: "desc:  63%|"
+
+
 def clean_log(text: str) -> str:
-    """Keep the last state of each progress-bar line (tqdm rewrites lines with carriage returns)."""
-    out = []
+    """Keep the last state of each progress bar (tqdm redraws lines with carriage returns, and
+    nested bars redraw on lines of their own, moving the cursor back up)."""
+    out: list[str | None] = []
+    last_of: dict[str, int] = {}  # bar description -> its latest state in ``out``, within a run of bar lines
     for line in text.split("\n"):  # not splitlines(): it would split at the redraws too
-        last = line.split("\r")[-1]
-        if last.strip():
-            out.append(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", last))
-    return "\n".join(out) + "\n"
+        states = [_ANSI.sub("", x) for x in line.split("\r")]
+        state = next((x for x in reversed(states) if x.strip()), "")  # a bar may end with a bare "\r"
+        if not state.strip():
+            continue
+        bar = _BAR.match(state)
+        if bar is None:
+            last_of = {}  # a plain line ends the run: bars after it are new
+        else:
+            key = bar["desc"].strip()
+            if key in last_of:
+                out[last_of[key]] = None  # an earlier state of the same bar
+            last_of[key] = len(out)
+        out.append(state)
+    return "\n".join(x for x in out if x is not None) + "\n"
+
+
+def _repo_relative(camera_text: str) -> str:
+    """A training_camera.yaml's text with an absolute ``hardware:`` path cut to its
+    ``config/...`` part: where on the training machine the repository stood says nothing."""
+    return re.sub(r"^(hardware: )/\S*?/(config/\S+)", r"\1\2", camera_text, flags=re.M)
 
 
 def _camera(path: Path) -> object:
@@ -73,7 +95,7 @@ def ship(kind: str, run_dir: Path, log: Path | None, dest: Path = WEIGHTS) -> li
         if shipped.exists() and _camera(shipped) != _camera(camera) and any((dest / f).exists() for f in other.values()):
             print(f"warning: {camera} differs from the shipped {shipped}: the GAN and the policy were "
                   "trained for different cameras; the real robot refuses the one that does not match")
-        shutil.copyfile(camera, shipped)
+        shipped.write_text(_repo_relative(camera.read_text(encoding="utf-8")), encoding="utf-8")
         written.append(shipped)
     train_log = dest / f"{'cyclegan' if kind == 'gan' else 'ppo'}_train.log"
     if log is not None and log.exists():

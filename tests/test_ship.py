@@ -50,3 +50,27 @@ def test_a_missing_file_is_named_and_nothing_is_copied(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"eval\.png: missing \(expected a finished ppo run\)"):
         ship.ship("ppo", run, log=None, dest=dest)
     assert not any(dest.iterdir())
+
+
+def test_nested_bars_keep_their_last_state_and_plain_lines_stay() -> None:
+    """A lab log: an outer stage bar and an inner epoch bar redrawing on lines of their own."""
+    up = "\x1b[A"
+    text = ("lab: train:  20%|##  | 1/5\n"
+            f"epoch 1/2:  10%|#   | 1/10{up}\nepoch 1/2:  90%|### | 9/10{up}\nepoch 1/2: 100%|####| 10/10\n"
+            f"epoch 2/2:  50%|##  | 5/10{up}\rlab: train:  40%|####| 2/5\nepoch 2/2: 100%|####| 10/10\n"
+            "saved runs/gan/cyclegan.pt\n"
+            "lab: after:  80%|### | 4/5\r\n")
+    assert ship.clean_log(text).splitlines() == [
+        "epoch 1/2: 100%|####| 10/10", "lab: train:  40%|####| 2/5", "epoch 2/2: 100%|####| 10/10",
+        "saved runs/gan/cyclegan.pt", "lab: after:  80%|### | 4/5"]
+
+
+def test_shipped_camera_record_names_the_hardware_file_within_the_repository(tmp_path: Path) -> None:
+    run = _ppo_run(tmp_path)
+    text = (ship.WEIGHTS / "training_camera.yaml").read_text()
+    text = text.replace(text[text.index("hardware:"):], "hardware: /home/me/wt/s8/config/hardware.yaml\n")
+    (run / "training_camera.yaml").write_text(text)
+    dest = tmp_path / "candidate"
+    shutil.copytree(ship.WEIGHTS, dest)
+    ship.ship("ppo", run, log=None, dest=dest)
+    assert (dest / "training_camera.yaml").read_text().splitlines()[-1] == "hardware: config/hardware.yaml"
