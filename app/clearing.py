@@ -20,20 +20,18 @@ Built from the grasp tree's subtree factories (:func:`app.trees.grasp_children`)
     {o} Return To Start
 ```
 
-Parameters: the tree YAML's ``clear`` section (:class:`ClearParams`); the bin is a pose in
+Parameters: the tree YAML's ``clear`` section (:class:`app.tree_config.ClearParams`); the bin is a pose in
 config, outside the camera's view at the start pose.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import py_trees
 
-from app.config import Section
 from app.transforms import Pose
 from behaviours.clearing import (
     CentreOverObject,
@@ -47,47 +45,10 @@ from behaviours.perception import AcquireFrame, AdaptToSim, ObjectVisible, Segme
 
 if TYPE_CHECKING:
     from app.hardware_config import HardwareConfig
-    from app.trees import TreeConfig
+    from app.tree_config import ClearParams, TreeConfig
 
 LOOK_NODE = "Look For Objects"
 RETURN_NODE = "Return To Start"
-
-
-@dataclass(frozen=True)
-class ClearParams:
-    """The ``clear`` section of a clear_table tree YAML (base frame, metres).
-
-    Attributes:
-        bin_position: (x, y) of the bin's centre on the table.
-        bin_inner: Inner side of the square bin.
-        bin_wall_height: Height of its walls.
-        drop_height: Grasp-point height above the table at which the object is released.
-        carry_height: Grasp-point height of carries (above every object on the table).
-        max_picks: Attempt budget: picks tried before the tree gives up.
-        max_leg: Longest straight leg of one arm goal (the safety envelope's max_step is 0.5 m).
-    """
-
-    bin_position: tuple[float, float]
-    bin_inner: float
-    bin_wall_height: float
-    drop_height: float
-    carry_height: float
-    max_picks: int
-    max_leg: float
-
-
-def parse_clear_params(sec: Section) -> ClearParams:
-    """Validate the ``clear`` section (one line naming the key on error)."""
-    sec.unknown_keys({"bin_position", "bin_inner", "bin_wall_height", "drop_height", "carry_height", "max_picks",
-                      "max_leg"})
-    x, y = sec.vector("bin_position", 2, lo=-1.0, hi=1.5)
-    return ClearParams(
-        bin_position=(x, y), bin_inner=sec.number("bin_inner", lo=0.05, hi=0.5),
-        bin_wall_height=sec.number("bin_wall_height", lo=0.0, hi=0.2),
-        drop_height=sec.number("drop_height", lo=0.05, hi=0.6),
-        carry_height=sec.number("carry_height", lo=0.1, hi=0.7),
-        max_picks=sec.integer("max_picks", lo=1, hi=100),
-        max_leg=sec.number("max_leg", default=0.25, lo=0.01, hi=0.5))
 
 
 def _at(pose: Pose, z: float) -> Pose:

@@ -26,7 +26,7 @@ from app.runner import EpisodeResult, run_episode
 from app.transforms import Pose, wrap_half_pi
 
 if TYPE_CHECKING:
-    from app.trees import TreeConfig
+    from app.tree_config import TreeConfig
 
 PAPER_RADIUS_M = 0.04  # m: the paper's success radius, horizontal, gripper vs good grasp
 LIFT_FRACTION = 0.9  # physics score: the object rises >= 90 % of the gripper's lift (1 cm of a 10 cm lift for slip and sag)

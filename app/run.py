@@ -19,7 +19,8 @@ from app.hardware_config import load_hardware
 from app.logs import RunLog, finish_run_dir, make_run_dir
 from app.outputs import check_output_dir, check_output_file, write_guard
 from app.runner import EpisodeResult, run_episode
-from app.trees import TreeConfig, build_tree, load_tree_config, render_tree
+from app.tree_config import TreeConfig, load_tree_config
+from app.trees import build_tree, render_tree
 
 
 def pick_objects(args: argparse.Namespace) -> list[tuple[str, Any]]:

@@ -34,7 +34,7 @@ from app.transforms import Pose, wrap_half_pi
 if TYPE_CHECKING:
     from app.sim.objects import ObjectSpec
     from app.sim.scene import SceneObject
-    from app.trees import TreeConfig
+    from app.tree_config import TreeConfig
 
 LIFT_FRACTION = 0.9  # an object counts as lifted at >= 90 % of the tree's lift height (as for single objects)
 

@@ -86,7 +86,8 @@ def test_subdivide_keeps_every_leg_short() -> None:
 
 def test_clear_table_tree_structure_and_config_errors(tmp_path) -> None:
     from app.hardware_config import load_hardware
-    from app.trees import build_tree, load_tree_config
+    from app.tree_config import load_tree_config
+    from app.trees import build_tree
 
     cfg = load_tree_config("clear_table")
     assert cfg.clear is not None and cfg.clear.max_picks == 8 and cfg.first_blob == "nearest_centre"
@@ -118,7 +119,7 @@ def test_clearing_run_places_both_objects_in_the_bin(tmp_path, monkeypatch) -> N
     import app.scene_episode as se
     from app.sim.objects import load_object_set
     from app.sim.session import SimSession
-    from app.trees import load_tree_config
+    from app.tree_config import load_tree_config
     from tests.fakes.truth_models import TruthModels
 
     text = open(load_tree_config("clear_table").path).read()
@@ -159,7 +160,7 @@ def test_moves_unwind_a_wound_wrist_in_joint_space(target: str) -> None:
     from app.robot.interfaces import Robot
     from app.robot.safety import SafeArm, load_safety
     from app.sim.session import SimSession
-    from app.trees import load_tree_config
+    from app.tree_config import load_tree_config
 
     hw = load_hardware()
     params = load_tree_config("clear_table").clear

@@ -128,7 +128,7 @@ def _loader(name: str):
     from app.sim.domain import load_domain
     from app.sim.objects import load_object_set
     from app.sim.pose_env import load_env_config
-    from app.trees import load_tree_config
+    from app.tree_config import load_tree_config
 
     return {"faults.yaml": load_faults, "hardware.yaml": load_hardware, "vs.yaml": load_vs_params, "env.yaml": load_env_config,
             "safety.yaml": load_safety, "domains/real.yaml": lambda p: load_domain(str(p)),

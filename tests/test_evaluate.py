@@ -26,7 +26,7 @@ from app.campaigns.report import read_results
 from app.campaigns.stats import newcombe_difference, wilson_interval
 from app.errors import ConfigError
 from app.transforms import Pose, rot_y
-from app.trees import load_tree_config
+from app.tree_config import load_tree_config
 
 ROOT = Path(__file__).resolve().parents[1]
 # Top-down grasps at the centre, fingers across the narrow side (box) / any yaw (can).

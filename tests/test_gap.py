@@ -229,7 +229,7 @@ def test_object_and_table_are_built_as_drawn(session, box) -> None:
 def test_none_reproduces_the_simulator_without_a_gap_exactly(tmp_path, box) -> None:
     """An episode under ``none`` is bit-for-bit the episode of a session never given a gap."""
     from app.episode import run_sim_episode
-    from app.trees import load_tree_config
+    from app.tree_config import load_tree_config
     from tests.fakes.truth_models import ColourModels
 
     cfg = load_tree_config("vs_only")

@@ -42,7 +42,8 @@ def _episode(session: Any, spec: Any, seed: int, log_dir: Path,
     from app.hardware_config import load_hardware
     from app.logs import RunLog, finish_run_dir, make_run_dir
     from app.runner import run_episode
-    from app.trees import build_tree, load_tree_config
+    from app.tree_config import load_tree_config
+    from app.trees import build_tree
     from tests.fakes.truth_models import TruthModels
 
     cfg = load_tree_config("vs_only")

@@ -162,7 +162,8 @@ def test_vs_leaves_a_corner_artifact_for_the_object(real_session, seen, check: b
 
     from app.hardware_config import load_hardware
     from app.runner import run_episode
-    from app.trees import build_tree, load_tree_config
+    from app.tree_config import load_tree_config
+    from app.trees import build_tree
     from tests.fakes.truth_models import TruthModels
 
     class Artifact(TruthModels):

@@ -13,7 +13,8 @@ from py_trees.common import Status
 from app.hardware_config import load_hardware
 from app.robot.fault_injection import inject_sim, load_faults
 from app.runner import _leaf_failure, run_episode
-from app.trees import build_tree, load_tree_config
+from app.tree_config import load_tree_config
+from app.trees import build_tree
 from behaviours.recovery import RegraspParams, RetryGrasp
 from tests.fakes.truth_models import TruthModels
 

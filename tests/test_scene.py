@@ -127,7 +127,7 @@ def test_grasp_scoring_names_two_objects_and_knocked_off(real_session, seen) -> 
     from app.runner import EpisodeResult
     from app.scene_episode import _score_grasp
     from app.transforms import Pose
-    from app.trees import load_tree_config
+    from app.tree_config import load_tree_config
 
     s = real_session
     cfg = load_tree_config("drl_gan_vs_gated")

@@ -16,7 +16,8 @@ import pytest
 from app.hardware_config import load_hardware
 from app.runner import run_episode
 from app.transforms import Pose, rot_z
-from app.trees import build_tree, load_tree_config, render_tree
+from app.tree_config import load_tree_config
+from app.trees import build_tree, render_tree
 from tests.fakes.truth_models import TruthModels
 
 pytestmark = pytest.mark.slow

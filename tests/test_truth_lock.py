@@ -8,7 +8,7 @@ import pytest
 from app.episode import run_sim_episode
 from app.sim.objects import load_object_set
 from app.sim.truth import GroundTruthLocked
-from app.trees import load_tree_config
+from app.tree_config import load_tree_config
 from tests.fakes.truth_models import ColourModels
 
 pytestmark = pytest.mark.slow

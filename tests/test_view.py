@@ -142,7 +142,8 @@ def test_a_recorded_episode_views_end_to_end(real_session, seen, tmp_path: Path)
     from app.hardware_config import load_hardware
     from app.logs import RunLog
     from app.runner import run_episode
-    from app.trees import build_tree, load_tree_config
+    from app.tree_config import load_tree_config
+    from app.trees import build_tree
     from tests.fakes.truth_models import TruthModels
 
     cfg = load_tree_config("vs_only")

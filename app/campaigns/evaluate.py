@@ -41,7 +41,7 @@ from app.hardware_config import load_hardware
 from app.outputs import check_output_dir, hinted, owned, prepare_output_dir
 
 if TYPE_CHECKING:  # app.trees imports torch: loaded only where a campaign runs, not by `--help`
-    from app.trees import TreeConfig
+    from app.tree_config import TreeConfig
 
 # ------------------------------------------------------------------------------ the plan
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def _run_job(t: Trial, c: Campaign) -> dict[str, Any]:
     from app.sim.domain import load_domain
     from app.sim.gap import load_gap
     from app.sim.objects import load_object_set
-    from app.trees import load_tree_config
+    from app.tree_config import load_tree_config
     from models.fast_infer import campaign_options
 
     cfg = cached(("tree", t.tree_ref), lambda: load_tree_config(t.tree_ref))
@@ -182,7 +182,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from app.sim.domain import load_domain
     from app.sim.gap import gap_argument, load_gap
     from app.sim.objects import load_object_set
-    from app.trees import load_tree_config
+    from app.tree_config import load_tree_config
 
     out = check_output_dir(args.out, "--out")
     if getattr(args, "summarize_only", False):

@@ -141,7 +141,7 @@ def _episode(t: FaultTrial, fc: FaultCampaign) -> dict[str, Any]:
     from app.sim.gap import load_gap
     from app.sim.objects import load_object_set
     from app.sim.session import SimSession
-    from app.trees import load_tree_config
+    from app.tree_config import load_tree_config
 
     c = fc.campaign
     cfg = cached(("tree", t.tree_ref), lambda: load_tree_config(t.tree_ref))
@@ -222,7 +222,7 @@ def run_faults(args: argparse.Namespace, models_factory: Callable[[Any], Any] | 
     from app.sim.domain import load_domain
     from app.sim.gap import gap_argument, load_gap
     from app.sim.objects import load_object_set
-    from app.trees import load_tree_config
+    from app.tree_config import load_tree_config
 
     out = check_output_dir(args.out, "--out")
     if args.summarize_only:

@@ -38,19 +38,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from app import CONFIG_DIR
 from app.errors import ConfigError
-
-if TYPE_CHECKING:
-    from app.sim.objects import ObjectSpec
+from app.sim.objects import ObjectSpec, kind_of
 
 URDF_DIR = CONFIG_DIR / "objects" / "compliant"
-CHAIN_SHAPES = ("capsule", "box")
-PAD_SHAPES = ("sphere", "ellipsoid")
 BOX_OVERLAP = 0.15  # fraction of a box piece it overlaps each neighbour (hides the joint line)
 CORE_MASS_FRACTION = 0.7  # of a padded object's mass in its core; the pads share the rest
 PAD_THICKNESS = 0.012  # m, radial size of a pad (more than any travel: the pad never leaves the core)
@@ -59,58 +54,6 @@ PAD_WIDTH_FRACTION = 0.9  # of the arc between pad centres a pad spans (gaps kee
 CHAIN_INERTIA_MARGIN = 0.5  # the spring's inertia estimate is half the lightest piece's (see _chain)
 SPECK_RADIUS = 0.001  # m, the pad's visual: a 1 mm sphere inside the core
 DIGEST_TAG = "simgrasp-compliance-digest"  # the URDF comment that records the parameters
-
-
-@dataclass(frozen=True)
-class Compliance:
-    """How an object yields (object schema key ``compliance``).
-
-    Attributes:
-        segments: ``chain``: rigid pieces along the long axis (odd, 3-7); ``pads``: spring-loaded
-            pads around the equator (4-12).
-        stiffness: Spring per joint: N·m/rad (chain) or N/m (pads).
-        damping: Damper per joint: N·m·s/rad (chain) or N·s/m (pads).
-        max_bend_deg: Chain only: largest bend of one joint (deg).
-        travel: Pads only: how far a pad can be pushed in (m).
-    """
-
-    segments: int
-    stiffness: float
-    damping: float
-    max_bend_deg: float = 30.0
-    travel: float = 0.006
-
-
-def kind_of(shape: str) -> str:
-    """``chain`` or ``pads`` for a shape that can be compliant.
-
-    Raises:
-        ConfigError: For any other shape.
-    """
-    if shape in CHAIN_SHAPES:
-        return "chain"
-    if shape in PAD_SHAPES:
-        return "pads"
-    raise ConfigError(f"compliance: shape {shape!r} cannot be compliant (expected one of "
-                      f"{list(CHAIN_SHAPES + PAD_SHAPES)})")
-
-
-def check_compliance(c: Compliance, shape: str, extents: np.ndarray, where: str) -> None:
-    """Refuse parameters the builder cannot honour, naming ``where`` (file and key).
-
-    Raises:
-        ConfigError: Even or out-of-range segment counts, or a travel too deep for the object.
-    """
-    kind = kind_of(shape)
-    if kind == "chain" and (c.segments % 2 == 0 or not 3 <= c.segments <= 7):
-        raise ConfigError(f"{where}.segments': expected an odd number 3-7 for a {shape} (the middle piece is the "
-                          f"object's frame), found {c.segments}")
-    if kind == "pads":
-        if not 4 <= c.segments <= 12:
-            raise ConfigError(f"{where}.segments': expected 4-12 pads, found {c.segments}")
-        if c.travel >= 0.5 * float(min(extents[:2])) / 2:
-            raise ConfigError(f"{where}.travel': {c.travel} m is too deep for a {min(extents[:2]) * 100:.1f} cm "
-                              "wide object (expected < a quarter of its width)")
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,65 @@ import numpy as np
 from app import CONFIG_DIR
 from app.config import Section, load_yaml, resolve
 from app.errors import ConfigError
-from app.sim.compliant import Compliance, check_compliance
 from app.transforms import Pose
 
 SHAPES = ["box", "cylinder", "sphere", "capsule", "ellipsoid", "mesh", "urdf", "soft"]
 _SIZE_LEN = {"box": 3, "cylinder": 2, "sphere": 1, "capsule": 2, "ellipsoid": 3}
 MAX_GRASP_WIDTH = 0.078  # m: the Panda hand opens 8 cm; wider than ~7.8 cm fails (FACTS.md)
+CHAIN_SHAPES = ("capsule", "box")  # compliant as a chain of rigid pieces along the long axis (app/sim/compliant.py)
+PAD_SHAPES = ("sphere", "ellipsoid")  # compliant as spring-loaded pads around the equator
+
+
+@dataclass(frozen=True)
+class Compliance:
+    """How an object yields (object schema key ``compliance``).
+
+    Attributes:
+        segments: ``chain``: rigid pieces along the long axis (odd, 3-7); ``pads``: spring-loaded
+            pads around the equator (4-12).
+        stiffness: Spring per joint: N·m/rad (chain) or N/m (pads).
+        damping: Damper per joint: N·m·s/rad (chain) or N·s/m (pads).
+        max_bend_deg: Chain only: largest bend of one joint (deg).
+        travel: Pads only: how far a pad can be pushed in (m).
+    """
+
+    segments: int
+    stiffness: float
+    damping: float
+    max_bend_deg: float = 30.0
+    travel: float = 0.006
+
+
+def kind_of(shape: str) -> str:
+    """``chain`` or ``pads`` for a shape that can be compliant.
+
+    Raises:
+        ConfigError: For any other shape.
+    """
+    if shape in CHAIN_SHAPES:
+        return "chain"
+    if shape in PAD_SHAPES:
+        return "pads"
+    raise ConfigError(f"compliance: shape {shape!r} cannot be compliant (expected one of "
+                      f"{list(CHAIN_SHAPES + PAD_SHAPES)})")
+
+
+def check_compliance(c: Compliance, shape: str, extents: np.ndarray, where: str) -> None:
+    """Refuse parameters the builder cannot honour, naming ``where`` (file and key).
+
+    Raises:
+        ConfigError: Even or out-of-range segment counts, or a travel too deep for the object.
+    """
+    kind = kind_of(shape)
+    if kind == "chain" and (c.segments % 2 == 0 or not 3 <= c.segments <= 7):
+        raise ConfigError(f"{where}.segments': expected an odd number 3-7 for a {shape} (the middle piece is the "
+                          f"object's frame), found {c.segments}")
+    if kind == "pads":
+        if not 4 <= c.segments <= 12:
+            raise ConfigError(f"{where}.segments': expected 4-12 pads, found {c.segments}")
+        if c.travel >= 0.5 * float(min(extents[:2])) / 2:
+            raise ConfigError(f"{where}.travel': {c.travel} m is too deep for a {min(extents[:2]) * 100:.1f} cm "
+                              "wide object (expected < a quarter of its width)")
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def bench_campaign(trees: str = DEFAULT_TREES, objects: str = "seen", per_tree: 
     from app.sim.domain import load_domain
     from app.sim.objects import load_object_set
     from app.sim.speed import sim_speed
-    from app.trees import load_tree_config
+    from app.tree_config import load_tree_config
 
     torch.set_num_threads(threads)
     cfgs = {c.name: c for c in (load_tree_config(t.strip()) for t in trees.split(",") if t.strip())}
