@@ -3,7 +3,9 @@
 # in the `real` domain with the default physical gap (`lab`) and the shipped weights. One heavy job
 # at a time (2 cores), resumable: rerun the same line and --resume skips the trials already written.
 # Usage (from the repository root):
-#   sh results/record_queue.sh [powered|clutter|models|bench|paper|scenes|faults|adapted|all]
+#   sh results/record_queue.sh [powered|clutter|gated|models|bench|paper|scenes|faults|adapted|all]
+# or one tree of the powered run: sh results/record_queue.sh powered TREE [TRIALS] (the baselines were
+# run to 10 trials per object first, then --resume to 20: a trial's seed does not depend on the count)
 # A trial's seed depends on (split, --seed, object, trial index) only, not on the tree or the number
 # of trials, so the paper's protocol (3 trials per object) is the first 3 trials of every tree of
 # the powered run (same seeds, same code), plus `vs_only_fixed_y`, which only that table has.
@@ -17,7 +19,9 @@ stage() {  # stage NAME ARGS...: one command of `python -m app`, logged to resul
   echo "$(date -u +%FT%TZ) end $name rc=$?" >> results/campaigns.log
 }
 what="${1:-all}"
-if [ "$what" = powered ] || [ "$what" = all ]; then  # the fast trees first, the slow baselines last
+if [ "$what" = powered ] && [ -n "${2:-}" ]; then  # one tree, to TRIALS per object (default 20)
+  stage "powered $2" evaluate --trees "$2" --objects seen,unseen --trials "${3:-20}" $COMMON --out results/powered --resume
+elif [ "$what" = powered ] || [ "$what" = all ]; then  # the fast trees first, the slow baselines last
   for t in drl_gan_vs:20 oracle:10 drl_gan:20 drl_vs:20 vs_only:20; do
     stage "powered ${t%:*}" evaluate --trees "${t%:*}" --objects seen,unseen --trials "${t#*:}" $COMMON \
       --out results/powered --resume
@@ -26,6 +30,12 @@ fi
 if [ "$what" = clutter ] || [ "$what" = all ]; then  # the paper's tree (no depth gate) on the cluttered table
   stage clutter evaluate --trees drl_gan_vs --objects seen,unseen --trials 5 --seed 0 --domain real_clutter \
     --gap lab --split test --workers 2 --out results/clutter --resume
+fi
+if [ "$what" = gated ] || [ "$what" = all ]; then  # issue 13's depth-gated tree on both clutter textures
+  stage "clutter gated" evaluate --trees drl_gan_vs_gated --objects seen,unseen --trials 5 --seed 0 --domain real_clutter \
+    --gap lab --split test --workers 2 --out results/clutter_gated --resume
+  stage "clutter rects gated" evaluate --trees drl_gan_vs_gated --objects seen,unseen --trials 5 --seed 0 \
+    --domain real_clutter_rects --gap lab --split test --workers 2 --out results/clutter_rects_gated --resume
 fi
 if [ "$what" = models ] || [ "$what" = all ]; then  # the shipped weights on paired held-out images
   stage eval-models eval-models --out results/models --seed 0 --episodes 30 --images 60
