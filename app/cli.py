@@ -69,11 +69,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from app.errors import ConfigError
 
     if args.what == "gan":
+        from models import SHIPPED_GAN_RECIPE
         from models.train_gan import train_gan
 
         if not args.data:
             raise ConfigError("train gan: --data DIR is required (build it with `python -m app dataset`)")
-        train_gan(args.recipe or "cyclegan", args.data, args.out or "runs/train_gan", resume=args.resume,
+        train_gan(args.recipe or SHIPPED_GAN_RECIPE, args.data, args.out or "runs/train_gan", resume=args.resume,
                   epochs_override=args.epochs, limit=args.limit)
         return 0
     from models.train_ppo import train_ppo
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
             add_collection_arguments(sp)
         if name == "train":
             sp.add_argument("what", choices=["gan", "ppo"], help="which model")
-            sp.add_argument("--recipe", default=None, help="recipe YAML (default config/models/cyclegan.yaml or ppo.yaml)")
+            sp.add_argument("--recipe", default=None, help="recipe name or YAML (default the shipped config/models/cyclegan_both.yaml, or ppo.yaml)")
             sp.add_argument("--data", default=None, help="dataset directory (gan)")
             sp.add_argument("--out", default=None, help="run directory (checkpoints, logs, curves)")
             sp.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from app.errors import AppError, CheckpointError, InputError
 from app.hardware_config import load_hardware, write_training_camera
 from app.outputs import atomic_save, atomic_write_text, check_output_dir, owned, prepare_output_dir
+from models import SHIPPED_GAN_RECIPE
 from models.checkpoint import load_training, save_inference, save_training
 from models.cyclegan import CycleGANTrainer, GanConfig, SemanticCycleGAN, hflip, load_gan_config
 from models.dataset import DomainImages, load_domain
@@ -207,7 +208,7 @@ def _train_gan(config_path: str | Path, data_dir: str | Path, out: Path, resume:
 def main(argv: list[str] | None = None) -> int:
     """Command line: see the module docstring. Returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m models.train_gan", description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="cyclegan", help="config name in config/models/ or a YAML path")
+    p.add_argument("--config", default=SHIPPED_GAN_RECIPE, help="config name in config/models/ or a YAML path")
     p.add_argument("--data", required=True, help="dataset directory (index.json, sim/, real/)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")

@@ -47,6 +47,7 @@ from app.command import add_gap
 from app.errors import ConfigError
 from app.outputs import atomic_write_text, check_output_dir, owned, prepare_output_dir, write_guard
 from app.robot.interfaces import Robot
+from models import SHIPPED_GAN_RECIPE
 
 STAGES = ("dataset", "train", "weights", "eval_models", "before", "after")
 MARKERS = "stages"  # OUT/stages/NAME.done: the stage finished
@@ -225,7 +226,7 @@ def command_line(a: argparse.Namespace) -> str:
 
     cmd = "python -m app lab" + (f" --domain {a.domain}" if a.domain else "") + f" --out {a.out} --n {a.n} --seed {a.seed}"
     flags: list[tuple[str, Any, Any]] = [
-        ("--epochs", a.epochs, None), ("--recipe", a.recipe, "cyclegan"), ("--trials", a.trials, DEFAULT_TRIALS),
+        ("--epochs", a.epochs, None), ("--recipe", a.recipe, SHIPPED_GAN_RECIPE), ("--trials", a.trials, DEFAULT_TRIALS),
         ("--weights", a.weights, None), ("--eval-episodes", a.eval_episodes, DEFAULT_EVAL_EPISODES),
         ("--eval-images", a.eval_images, DEFAULT_EVAL_IMAGES), ("--backend", a.backend, "sim"),
         ("--split", a.split, DEFAULT_SPLIT), ("--gap", a.gap, None)]
@@ -295,7 +296,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="lab directory (data, train, weights, eval_models, before, after, summary.md)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted lab run in OUT")
     p.add_argument("--n", type=int, default=655, help="images per domain (the paper: 655)")
-    p.add_argument("--recipe", default="cyclegan", help="CycleGAN recipe name or YAML (default the shipped one)")
+    p.add_argument("--recipe", default=SHIPPED_GAN_RECIPE, help="CycleGAN recipe name or YAML (default the shipped one)")
     p.add_argument("--epochs", type=int, default=None, help="CycleGAN epochs instead of the recipe's")
     p.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="trials per seen object in the short evaluations")
     p.add_argument("--split", choices=SPLITS, default=DEFAULT_SPLIT,
