@@ -2,12 +2,13 @@
 
 Each argument is a lab directory made by ``python -m app lab --domain config/domains/real.yaml
 --recipe RECIPE --out DIR`` (its ``train/losses.csv``, ``eval_models/model_metrics.json``,
-``stages/*.done`` and ``after/summary.json``), or ``shipped`` for the shipped weights
-(``models/weights/cyclegan_losses.csv`` and ``results/models/model_metrics.json``; the grasp
-column then counts the powered run's first ``--trials`` trials per seen object, the same seeds
-as a lab's ``after`` stage).
+``stages/*.done`` and ``after/summary.json``), or ``paper_losses`` for the generator with the
+paper's losses alone that shipped until 2026-12-02 (its losses in
+``results/ppo500k/weights/cyclegan_losses.csv``, its ``eval-models`` and powered run in
+``results/history/record_120k/``; the grasp column then counts the powered run's first ``--trials``
+trials per seen object, the same seeds as a lab's ``after`` stage).
 
-Usage (from the repository root): ``python results/lever_table.py shipped results/gan_levers/depth ...``
+Usage (from the repository root): ``python results/lever_table.py paper_losses results/gan_levers/depth ...``
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ def _grasped(results: Path, trials: int) -> str:
 
 def row(arg: str, trials: int) -> str:
     """One Markdown row of the lever table."""
-    if arg == "shipped":
-        recipe, (epochs, minutes) = "cyclegan (shipped)", _minutes(ROOT / "models/weights/cyclegan_losses.csv")
-        metrics = json.loads((ROOT / "results/models/model_metrics.json").read_text())
-        grasped = _grasped(ROOT / "results/powered/results.jsonl", trials)
+    if arg == "paper_losses":
+        old = ROOT / "results/history/record_120k"
+        recipe = "cyclegan (the paper's losses; shipped until 2026-12-02)"
+        epochs, minutes = _minutes(ROOT / "results/ppo500k/weights/cyclegan_losses.csv")
+        metrics = json.loads((old / "models/model_metrics.json").read_text())
+        grasped = _grasped(old / "powered/results.jsonl", trials)
     else:
         d = Path(arg)
         cfg = (d / "train" / "config.yaml").read_text()
@@ -54,7 +57,7 @@ def row(arg: str, trials: int) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", help="lab directories, or 'shipped'")
+    p.add_argument("runs", nargs="+", help="lab directories, or 'paper_losses'")
     p.add_argument("--trials", type=int, default=6, help="trials per seen object in the grasp column")
     a = p.parse_args()
     print("| recipe | epochs | training min | pose on adapted images (median) | in VS's basin | D_X IoU on adapted "

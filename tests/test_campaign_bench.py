@@ -1,9 +1,11 @@
 """``python -m app bench campaign``: the speed levers keep the outcomes of fixed trials.
 
-``results/bench_campaign_before.json`` holds the trials as the code before issue 15's levers ran
-them (main at the merge, seed 1, one torch thread; how: its ``command``). With every lever off ("before") they are reproduced exactly; with
-the shipped levers ("after": sim levers and the eager inference levers; compilation is covered by
-tests/test_fast_infer.py) the outcomes are the same and the poses within millimetres.
+``results/bench_campaign_before.json`` holds the trials as ``python -m app bench campaign --compare
+--seed 1`` ran them with every lever off ("before": the simulation and inference of before issue
+15's levers, seed 1, one torch thread, the shipped weights; how: its ``command``). With every lever
+off they are reproduced exactly; with the shipped levers ("after": sim levers and the eager
+inference levers; compilation is covered by tests/test_fast_infer.py) the outcomes are the same
+and the poses within millimetres.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from app.tools import campaign_bench as cb
 
 pytestmark = pytest.mark.slow
 BEFORE = json.loads((ROOT / "results" / "bench_campaign_before.json").read_text())
-PAIRS = [("drl_gan_vs", "sugar_box"), ("vs_only", "tomato_can")]  # the two shortest trials
+PAIRS = [("drl_gan_vs", "tomato_can"), ("vs_only", "tomato_can")]  # each tree's shortest pinned trial
 
 
 def _pinned(tree: str, obj: str) -> dict:
@@ -56,7 +58,7 @@ def test_levers_on_keep_the_outcomes(runs: dict) -> None:
         for k in ("success", "paper_success", "outcome", "failed_node", "pose_steps", "mask_source"):
             assert r[k] == old[k], (r["tree"], k)
         assert abs(r["ticks"] - old["ticks"]) <= 0.1 * old["ticks"]
-        assert abs(r["vs_iterations"] - old["vs_iterations"]) <= 0.15 * old["vs_iterations"]
+        assert abs(r["vs_iterations"] - old["vs_iterations"]) <= max(0.15 * old["vs_iterations"], 2)  # 2 iterations: a short VS may converge a frame or two apart
         e, o = r["pose_error"], old["pose_error"]
         assert e["at"] == o["at"] == "close"
         assert abs(e["position_m"] - o["position_m"]) < 0.005  # 5 mm
