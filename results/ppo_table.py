@@ -6,7 +6,8 @@ images and on adapted real-domain images (held-out seeds from 500000; the record
 ``--episodes 30``).
 
 Usage (from the repository root):
-``python results/ppo_table.py "120k (shipped)=results/models" "500k, shipped GAN=results/ppo500k/eval_models_weights"``
+``python results/ppo_table.py "120k, earlier GAN=results/history/record_120k/models"
+"500k, earlier GAN=results/ppo500k/eval_models_weights" "500k, both-levers GAN (shipped)=results/models"``
 """
 
 from __future__ import annotations
