@@ -5,11 +5,14 @@ Usage (from the repository root): ``python results/record_tables.py results/powe
 One markdown row per tree: grasped / trials per set with Wilson's 95 % interval, the difference
 to ``oracle`` (Newcombe's 95 % interval, when the campaign has the oracle), table strikes, joint
 limits or unreachable targets, the failing nodes counted, the mean simulated seconds per trial
-and the paper's real-robot rate. Several folders print one table (their trees in order).
+and the paper's real-robot rate. Several folders print one table (their trees in order). Below it, each tree paired trial for
+trial (same object, trial and seed) with the method ``drl_gan_vs``: the trials where exactly one
+of the two grasped, and the exact two-sided McNemar test on them.
 """
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,33 @@ def rows(folder: Path) -> list[str]:
     return out
 
 
+def mcnemar(records: list[dict[str, Any]], tree: str, against: str = "drl_gan_vs") -> str | None:
+    """``tree`` against ``against`` on the trials both ran: discordant pairs and the exact p.
+
+    Args:
+        records: One campaign's trial records (``results.jsonl`` rows).
+        tree: The tree compared.
+        against: The reference tree.
+
+    Returns:
+        A markdown line, or None when the two trees share no trial.
+    """
+    def key(r: dict[str, Any]) -> tuple[str, int, int]:
+        return r["object"], r["trial"], r["seed"]
+
+    ref = {key(r): bool(r["success"]) for r in records if r["tree"] == against}
+    pairs = [(ref[key(r)], bool(r["success"])) for r in records if r["tree"] == tree and key(r) in ref]
+    if not pairs:
+        return None
+    b = sum(1 for a, t in pairs if a and not t)  # the reference grasped, the tree did not
+    c = sum(1 for a, t in pairs if t and not a)
+    n = b + c
+    # Exact binomial test of b against n / 2, two-sided (doubling the smaller tail, capped at 1).
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2 ** n) if n else 1.0
+    return (f"- `{against}` against `{tree}`: {len(pairs)} paired trials, {n} discordant, "
+            f"`{against}` wins {b}, `{tree}` wins {c}; exact McNemar p = {p:.3g}")
+
+
 def main(folders: list[str]) -> None:
     """Print one table for the given campaign folders."""
     print("| tree | seen (95 % CI) | unseen, compliant (95 % CI) | vs `oracle`, points (Newcombe 95 %) seen / unseen "
@@ -67,6 +97,13 @@ def main(folders: list[str]) -> None:
     for f in folders:
         for row in rows(Path(f)):
             print(row)
+    for f in folders:
+        records = [json.loads(line) for line in (Path(f) / "results.jsonl").read_text().splitlines() if line.strip()]
+        trees = list(dict.fromkeys(r["tree"] for r in records))
+        lines = [m for t in trees if t != "drl_gan_vs" and (m := mcnemar(records, t)) is not None]
+        if lines:
+            print(f"\nPaired with `drl_gan_vs` ({f}):")
+            print("\n".join(lines))
 
 
 if __name__ == "__main__":
