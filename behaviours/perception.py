@@ -14,7 +14,7 @@ import numpy as np
 import py_trees
 from py_trees.common import Status
 
-from app.controllers.features import FeatureParams, extract_features
+from app.controllers.features import FeatureParams, extract_features, shape_change
 from app.controllers.motion_check import BlobMotionCheck, MotionCheckParams
 from app.errors import AppError
 from behaviours.base import Leaf
@@ -192,7 +192,13 @@ class DepthMaskNotInUse(Leaf):
 class ExtractFeatures(Leaf):
     """Clean the mask, track the object blob, compute centroid and orientation.
 
-    Fails (with the reason) when no blob is found or the tracked blob is lost.
+    Fails (with the reason) when no blob is found or the tracked blob is lost. With a shape gate
+    (``features.shape_gate``), a frame whose tracked blob changed shape beyond the gate
+    (:func:`~app.controllers.features.shape_change`) is skipped: RUNNING, the last good features
+    kept, so that no VS step runs on it (the last velocity command lapses after its period and
+    the arm holds) instead of VS servoing on a blob that flickers between two shapes, and without
+    a failure that would send an ``adapted_or_raw`` tree to D_Y for good. A change that lasts
+    ``accept_after`` frames in a row is taken as the object's.
     """
 
     def __init__(self, params: FeatureParams, name: str = "Extract Features", first_blob: str = "largest") -> None:
@@ -201,6 +207,7 @@ class ExtractFeatures(Leaf):
         self.params = params
         self.first_blob = first_blob  # rule for the first blob of a track (tree YAML ``first_blob``)
         self.latency_ms = 0.0
+        self.skipped = 0  # frames in a row skipped by the shape gate (kept across ticks: a leaf re-initialises each tick)
 
     def update(self) -> Status:
         """Track the blob from the previous features (if any)."""
@@ -211,12 +218,24 @@ class ExtractFeatures(Leaf):
                              exclude)
         self.latency_ms = (time.perf_counter() - t0) * 1000
         if not f.ok:
+            self.skipped = 0
             return self.fail(f.reason)
+        gate, taken = self.params.shape_gate, ""
+        if gate is not None and prev is not None and prev.ok and f.association in ("overlap", "nearest"):
+            change = shape_change(prev, f, gate)
+            if change and self.skipped + 1 < gate.accept_after:
+                self.skipped += 1
+                self.feedback_message = (f"tracked blob changed shape ({change}): frame skipped "
+                                         f"({self.skipped}/{gate.accept_after})")
+                return Status.RUNNING  # no VS step this tick: the last velocity command lapses, the arm holds
+            if change:
+                taken = f"shape change kept for {gate.accept_after} frames, taken ({change}); "
+        self.skipped = 0
         self.bb.features = f
         chose = (f"chose the {'blob nearest the image centre' if f.association == 'nearest_centre' else 'largest blob'}"
                  f" of {f.n_components} at ({f.centroid_px[0]:.0f}, {f.centroid_px[1]:.0f}) px; "
                  if f.association in ("largest", "nearest_centre") else "")
-        self.feedback_message = chose + (f"x_g {f.x_g:+.3f} y_g {f.y_g:+.3f} alpha "
+        self.feedback_message = taken + chose + (f"x_g {f.x_g:+.3f} y_g {f.y_g:+.3f} alpha "
                                  f"{'%+.1f deg' % (f.alpha * 57.2958) if f.use_alpha else 'ignored'}")
         return Status.SUCCESS
 

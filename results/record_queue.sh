@@ -3,7 +3,7 @@
 # in the `real` domain with the default physical gap (`lab`) and the shipped weights. One heavy job
 # at a time (2 cores), resumable: rerun the same line and --resume skips the trials already written.
 # Usage (from the repository root):
-#   sh results/record_queue.sh [powered|clutter|gated|models|bench|paper|scenes|faults|adapted|all]
+#   sh results/record_queue.sh [powered|clutter|gated|models|bench|paper|scenes|clearing|faults|adapted|all]
 # or one tree of the powered run: sh results/record_queue.sh powered TREE [TRIALS] (the baselines were
 # run to 10 trials per object first, then --resume to 20: a trial's seed does not depend on the count)
 # A trial's seed depends on (split, --seed, object, trial index) only, not on the tree or the number
@@ -56,9 +56,11 @@ if [ "$what" = paper ] || [ "$what" = all ]; then  # 3 trials per object per tre
   stage paper_protocol evaluate --trees drl_gan_vs,drl_gan,vs_only,vs_only_fixed_y,drl_vs,oracle --objects seen,unseen \
     --trials 3 $COMMON --out results/paper_protocol --resume
 fi
-if [ "$what" = scenes ] || [ "$what" = all ]; then  # several objects and clearing, with the physical gap (since 0beb9c7)
+if [ "$what" = scenes ] || [ "$what" = clearing ] || [ "$what" = all ]; then  # clearing, with the physical gap (since 0beb9c7)
   stage clearing evaluate --trees clear_table --scene multi:4 --objects seen,unseen --trials 20 $COMMON \
     --out results/clearing --resume
+fi
+if [ "$what" = scenes ] || [ "$what" = all ]; then  # several objects, with the physical gap
   stage multi evaluate --trees drl_gan_vs_gated,drl_gan_vs --scene multi:3 --objects seen,unseen --trials 10 $COMMON \
     --out results/multi --resume
 fi

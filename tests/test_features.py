@@ -9,10 +9,12 @@ import pytest
 from app.controllers.features import (
     BlobFeatures,
     FeatureParams,
+    ShapeGateParams,
     clean_mask,
     extract_features,
     moments_features,
     near_border,
+    shape_change,
 )
 from app.errors import InputError
 from app.robot.interfaces import Intrinsics
@@ -241,3 +243,18 @@ def test_chosen_blob_is_kept_when_another_gets_bigger_and_more_central() -> None
     cv2.circle(m2, (87, 64), 8, 1, -1)  # the chosen one moved 2 px
     f2 = ef(m2, K, FeatureParams(), f1, first="nearest_centre")
     assert f2.association == "overlap" and abs(f2.centroid_px[0] - 87) < 1 and f2.n_components == 2
+
+
+def test_shape_change_names_each_jump_beyond_the_gate() -> None:
+    """A blob that moved a pixel and turned a degree passes the gate; one that split at a neck
+    (half its area, centroid moved) or turned as a merge turns it is named, with the figures."""
+    gate = ShapeGateParams(max_shift_px=4.0, max_turn_deg=15.0, max_area_ratio=1.3, accept_after=10)
+    bar = extract_features(rotated_rect(blank(), (64, 64), 60, 10, np.radians(90)), K, RAW)
+    moved = extract_features(rotated_rect(blank(), (65, 64), 60, 10, np.radians(91)), K, RAW)
+    assert shape_change(bar, moved, gate) == ""
+    half = extract_features(rotated_rect(blank(), (64, 79), 30, 10, np.radians(90)), K, RAW)
+    assert shape_change(bar, half, gate) == f"centroid moved 15.0 px, area {bar.area_px} -> {half.area_px} px"
+    turned = extract_features(rotated_rect(blank(), (64, 64), 60, 10, np.radians(60)), K, RAW)
+    assert shape_change(bar, turned, gate) in ("turned 29 deg", "turned 30 deg")  # 30 deg, rasterised
+    wrapped = extract_features(rotated_rect(blank(), (64, 64), 60, 10, np.radians(-85)), K, RAW)
+    assert shape_change(bar, wrapped, gate) == ""  # 90 and -85 deg are 5 deg apart as axes

@@ -372,3 +372,20 @@ def test_tree_overrides_of_the_vs_file_are_validated_like_it(tmp_path) -> None:
         load_vs_params(None, {"gian": {"near": 1.4}}, "tree.yaml")
     with pytest.raises(ConfigError, match=r"gain.near"):
         load_vs_params(None, {"gain": {"near": 0.1}}, "tree.yaml")  # below gain.far
+
+
+def test_shape_gate_is_off_by_default_and_set_by_a_tree_with_its_keys_checked() -> None:
+    """``features.shape_gate``: null in vs.yaml (the paper), set through a tree's vs_overrides
+    without dropping the other feature keys; a wrong value names the key."""
+    from app.controllers.features import ShapeGateParams
+    from app.tree_config import load_tree_config
+
+    assert load_vs_params().features.shape_gate is None
+    assert load_tree_config("drl_gan_vs").vs.features.shape_gate is None
+    clear = load_tree_config("clear_table").vs.features
+    assert clear.shape_gate == ShapeGateParams(4.0, 15.0, 1.3, 10) and clear.min_iou == 0.2
+    gate = {"max_shift_px": 4.0, "max_turn_deg": 15.0, "max_area_ratio": 0.5, "accept_after": 10}
+    with pytest.raises(ConfigError, match=r"features.shape_gate.max_area_ratio"):
+        load_vs_params(None, {"features": {"shape_gate": gate}}, "tree.yaml")
+    with pytest.raises(ConfigError, match=r"unknown key 'features.shape_gate.max_shift'"):
+        load_vs_params(None, {"features": {"shape_gate": {"max_shift": 4.0}}}, "tree.yaml")

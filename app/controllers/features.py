@@ -35,6 +35,29 @@ _CONNECTIVITY = 8  # pixel connectivity of the connected components
 
 
 @dataclass(frozen=True)
+class ShapeGateParams:
+    """How far the tracked blob may change between two frames before the frame is skipped.
+
+    At VS speeds (5 cm/s, 30 deg/s, 30 fps) the object moves in the image by about a pixel and a
+    degree per frame. A larger change is the segmentation, not the object: a blob that splits at
+    a neck in one frame and not in the next, or a neighbour joining it. Servoing on such frames
+    makes VS settle between the two shapes, within tolerance of neither.
+
+    Attributes:
+        max_shift_px: Largest centroid move from the tracked blob (px).
+        max_turn_deg: Largest change of the orientation (deg), when both frames use it.
+        max_area_ratio: Largest ratio of the larger area to the smaller.
+        accept_after: Consecutive changed frames after which the new shape is taken as the
+            object's (the change persisted: it is the object, not a flicker).
+    """
+
+    max_shift_px: float = 4.0  # px: ~1 cm at 0.3 m, several frames' worth of VS motion
+    max_turn_deg: float = 15.0  # deg: fifteen frames' worth of the 30 deg/s limit
+    max_area_ratio: float = 1.3  # a split or a merge changes the area by far more
+    accept_after: int = 10  # frames (0.33 s at 30 fps), well inside reacquire.wait_s
+
+
+@dataclass(frozen=True)
 class FeatureParams:
     """Parameters of feature extraction; pixel sizes are at the mask's resolution.
 
@@ -51,6 +74,8 @@ class FeatureParams:
             1 is a disc or a square).
         border_margin_px: The object is "near the border" when its bounding box comes within
             this many pixels of an image edge.
+        shape_gate: Skip frames whose tracked blob changed shape more than this allows
+            (:func:`shape_change`); None: every frame is used (the paper).
     """
 
     open_kernel_px: int = 3  # px, removes isolated misclassified pixels
@@ -60,6 +85,7 @@ class FeatureParams:
     max_jump_px: float = 12.0  # px, ~10 % of a 128 px image per frame
     axis_ratio_threshold: float = 0.7  # eigenvalue ratio, i.e. axis lengths within ~16 %
     border_margin_px: int = 4  # px, ~3 % of a 128 px image
+    shape_gate: ShapeGateParams | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +200,32 @@ def moments_features(blob: Mask, intrinsics: Intrinsics) -> tuple[tuple[float, f
     major, minor = half_sum + root, half_sum - root
     ratio = float(np.clip(minor / major, 0.0, 1.0)) if major > 0 else 1.0
     return (float(u), float(v)), alpha, ratio
+
+
+def shape_change(previous: BlobFeatures, current: BlobFeatures, gate: ShapeGateParams) -> str:
+    """How the tracked blob changed between two frames beyond the gate, or "" within it.
+
+    Args:
+        previous: The tracked blob's features in the last frame used.
+        current: This frame's features of the blob associated with it.
+        gate: The largest changes allowed.
+
+    Returns:
+        A description of every change beyond the gate ("" when none).
+    """
+    changes = []
+    shift = float(np.hypot(current.centroid_px[0] - previous.centroid_px[0],
+                           current.centroid_px[1] - previous.centroid_px[1]))
+    if shift > gate.max_shift_px:
+        changes.append(f"centroid moved {shift:.1f} px")
+    if previous.use_alpha and current.use_alpha:
+        turn = abs(float(np.degrees(wrap_half_pi(current.alpha - previous.alpha))))
+        if turn > gate.max_turn_deg:
+            changes.append(f"turned {turn:.0f} deg")
+    small, large = sorted((max(previous.area_px, 1), max(current.area_px, 1)))
+    if large / small > gate.max_area_ratio:
+        changes.append(f"area {previous.area_px} -> {current.area_px} px")
+    return ", ".join(changes)
 
 
 FIRST_BLOB_RULES = ("largest", "nearest_centre")  # how the first blob of a track is chosen

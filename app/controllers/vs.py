@@ -51,7 +51,7 @@ import numpy as np
 from app import CONFIG_DIR
 from app.config import Section, load_yaml
 from app.controllers.depth import DepthParams
-from app.controllers.features import BlobFeatures, FeatureParams
+from app.controllers.features import BlobFeatures, FeatureParams, ShapeGateParams
 from app.controllers.motion_check import MotionCheckParams
 from app.errors import ConfigError, InputError
 from app.transforms import Pose, wrap_half_pi
@@ -319,7 +319,8 @@ def load_vs_params(path: str | Path | None = None, overrides: Mapping[str, Any] 
                       (lim, {"max_linear_speed", "max_angular_speed"}),
                       (tgt, {"y_target", "fixed_y_target"}),
                       (feat, {"open_kernel_px", "close_kernel_px", "min_blob_area_px",
-                              "axis_ratio_threshold", "border_margin_px", "tracking", "motion_check"}),
+                              "axis_ratio_threshold", "border_margin_px", "tracking", "motion_check",
+                              "shape_gate"}),
                       (track, {"min_iou", "max_jump_px"}),
                       (dep, {"erode_px", "min_valid_fraction", "tip_clearance"})):
         sec.unknown_keys(keys)
@@ -333,6 +334,14 @@ def load_vs_params(path: str | Path | None = None, overrides: Mapping[str, Any] 
         motion = MotionCheckParams(min_predicted_shift_px=mc.number("min_predicted_shift_px", lo=1.0, hi=1000.0),
                                    min_follow_ratio=mc.number("min_follow_ratio", lo=0.0, hi=1.0),
                                    windows_to_reject=mc.integer("windows_to_reject", lo=1, hi=100))
+    shape_gate = None  # features.shape_gate: null (or absent) uses every frame
+    if feat.has("shape_gate") and feat.data.get("shape_gate") is not None:
+        sg = feat.section("shape_gate")
+        sg.unknown_keys({"max_shift_px", "max_turn_deg", "max_area_ratio", "accept_after"})
+        shape_gate = ShapeGateParams(max_shift_px=sg.number("max_shift_px", lo=0.1, hi=1000.0),
+                                     max_turn_deg=sg.number("max_turn_deg", lo=0.1, hi=90.0),
+                                     max_area_ratio=sg.number("max_area_ratio", lo=1.0, hi=100.0),
+                                     accept_after=sg.integer("accept_after", lo=1, hi=10_000))
     fixed = None  # y*_g from the geometry
     if tgt.string("y_target", choices=["geometry", "fixed"]) == "fixed":
         fixed = tgt.number("fixed_y_target", lo=-2.0, hi=2.0)  # normalised image y
@@ -354,6 +363,7 @@ def load_vs_params(path: str | Path | None = None, overrides: Mapping[str, Any] 
             max_jump_px=track.number("max_jump_px", lo=0.0, hi=10_000.0),
             axis_ratio_threshold=feat.number("axis_ratio_threshold", lo=0.0, hi=1.0),
             border_margin_px=feat.integer("border_margin_px", lo=0, hi=1000),
+            shape_gate=shape_gate,
         ),
         motion_check=motion,
         depth=DepthParams(
