@@ -5,9 +5,10 @@ Usage (from the repository root): ``python results/record_tables.py results/powe
 One markdown row per tree: grasped / trials per set with Wilson's 95 % interval, the difference
 to ``oracle`` (Newcombe's 95 % interval, when the campaign has the oracle), table strikes, joint
 limits or unreachable targets, the failing nodes counted, the mean simulated seconds per trial
-and the paper's real-robot rate. Several folders print one table (their trees in order). Below it, each tree paired trial for
-trial (same object, trial and seed) with the method ``drl_gan_vs``: the trials where exactly one
-of the two grasped, and the exact two-sided McNemar test on them.
+and the paper's real-robot rate. Several folders print one table (their trees in order). Below
+it, each tree paired trial for trial (same object, trial and seed) with the method
+``drl_gan_vs``: the trials where exactly one of the two grasped, and the exact two-sided McNemar
+test on them.
 """
 from __future__ import annotations
 
@@ -37,10 +38,14 @@ def _diff(d: dict[str, Any] | None) -> str:
     return f"{100 * d['difference']:+.1f} ({100 * lo:+.1f} to {100 * hi:+.1f})"
 
 
-def rows(folder: Path) -> list[str]:
-    """The table rows of one campaign folder."""
+def records_of(folder: Path) -> list[dict[str, Any]]:
+    """A campaign folder's trial records (``results.jsonl``)."""
+    return [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines() if line.strip()]
+
+
+def rows(folder: Path, records: list[dict[str, Any]]) -> list[str]:
+    """The table rows of one campaign folder, given its trial records."""
     summary = json.loads((folder / "summary.json").read_text())
-    records = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines() if line.strip()]
     out = []
     for tree, sets in summary["trees"].items():
         sim = [r["sim_time"] for r in records if r["tree"] == tree and r.get("sim_time") is not None]
@@ -94,13 +99,13 @@ def main(folders: list[str]) -> None:
     print("| tree | seen (95 % CI) | unseen, compliant (95 % CI) | vs `oracle`, points (Newcombe 95 %) seen / unseen "
           "| table strikes | limits / unreachable | failures by node | simulated s / trial | paper, real robot |")
     print("|---|---|---|---|---:|---:|---|---:|---|")
+    records = {f: records_of(Path(f)) for f in folders}
     for f in folders:
-        for row in rows(Path(f)):
+        for row in rows(Path(f), records[f]):
             print(row)
     for f in folders:
-        records = [json.loads(line) for line in (Path(f) / "results.jsonl").read_text().splitlines() if line.strip()]
-        trees = list(dict.fromkeys(r["tree"] for r in records))
-        lines = [m for t in trees if t != "drl_gan_vs" and (m := mcnemar(records, t)) is not None]
+        trees = list(dict.fromkeys(r["tree"] for r in records[f]))
+        lines = [m for t in trees if t != "drl_gan_vs" and (m := mcnemar(records[f], t)) is not None]
         if lines:
             print(f"\nPaired with `drl_gan_vs` ({f}):")
             print("\n".join(lines))
